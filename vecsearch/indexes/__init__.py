@@ -1,0 +1,1 @@
+"""Index classes: one module per index type (orchestration, validation, persistence hooks)."""

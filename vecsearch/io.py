@@ -1,0 +1,187 @@
+"""Persistence: an index is a directory with ``manifest.json`` and one ``.npy`` file per array.
+
+The manifest records the format name and version, the index type, dim, metric, the build
+parameters and, per array, its dtype, shape, byte size and CRC-32 checksum. ``save`` writes
+into a temporary sibling directory, fsyncs it and renames it into place, so a crash never leaves
+a half-written index under the final name (an existing index at ``path`` is replaced only
+after the new one is complete). ``load`` verifies everything and raises :class:`IndexFileError`
+naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_NAME = "vecsearch-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class IndexFileError(ValueError):
+    """A saved index is missing, truncated, edited or of an unknown format."""
+
+
+def _checksum(arr: np.ndarray) -> str:
+    crc = 0
+    flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    step = 1 << 26
+    for start in range(0, flat.shape[0], step):
+        crc = zlib.crc32(flat[start : start + step], crc)
+    return f"crc32:{crc:08x}"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_directory(path: str | os.PathLike, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Atomically write ``arrays`` and a manifest built from ``header`` to directory ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        entries = {}
+        for name, arr in arrays.items():
+            if not name.isidentifier():
+                raise ValueError(f"array name {name!r} is not a plain identifier")
+            arr = np.ascontiguousarray(arr)
+            if arr.dtype == object:
+                raise TypeError(f"array {name!r}: object arrays are not persisted (no pickle)")
+            file = tmp / f"{name}.npy"
+            with open(file, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            entries[name] = {
+                "file": file.name,
+                "dtype": arr.dtype.str,
+                "shape": list(arr.shape),
+                "nbytes": int(arr.nbytes),
+                "checksum": _checksum(arr),
+            }
+        manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **header, "arrays": entries}
+        with open(tmp / MANIFEST, "w") as fh:
+            json.dump(manifest, fh, indent=2, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        if target.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            backup.rmdir()
+            os.replace(target, backup)
+            os.replace(tmp, target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check the manifest of a saved index directory."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise IndexFileError(f"path: {str(directory)!r} is not an index directory")
+    manifest_file = directory / MANIFEST
+    if not manifest_file.is_file():
+        raise IndexFileError(f"{manifest_file}: missing manifest")
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IndexFileError(f"{manifest_file}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise IndexFileError(f"{manifest_file}: not a {FORMAT_NAME} manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise IndexFileError(
+            f"{manifest_file}: format_version {version!r} is not supported (this vecsearch reads <= {FORMAT_VERSION})"
+        )
+    if not isinstance(manifest.get("arrays"), dict):
+        raise IndexFileError(f"{manifest_file}: 'arrays' entry missing or malformed")
+    return manifest
+
+
+def read_arrays(path: str | os.PathLike, manifest: dict[str, Any], *, mmap: bool = False, verify: bool = True) -> dict[str, np.ndarray]:
+    """Load every array of the manifest, checking dtype, shape, size and checksum."""
+    directory = Path(path)
+    arrays = {}
+    for name, entry in manifest["arrays"].items():
+        try:
+            file = directory / entry["file"]
+            dtype, shape, checksum = np.dtype(entry["dtype"]), tuple(entry["shape"]), entry["checksum"]
+        except (KeyError, TypeError) as exc:
+            raise IndexFileError(f"{directory / MANIFEST}: entry for array {name!r} is malformed ({exc})") from None
+        if not file.is_file():
+            raise IndexFileError(f"{file}: missing array file for {name!r}")
+        try:
+            arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise IndexFileError(f"{file}: unreadable or truncated ({exc})") from None
+        if arr.dtype != dtype or arr.shape != shape:
+            raise IndexFileError(
+                f"{file}: expected dtype {dtype} shape {shape} from the manifest, got dtype {arr.dtype} shape {arr.shape}"
+            )
+        if verify and _checksum(arr) != checksum:
+            raise IndexFileError(f"{file}: checksum mismatch (file edited or corrupted)")
+        arrays[name] = arr
+    return arrays
+
+
+def save_index(index: Any, path: str | os.PathLike) -> None:
+    """Save any registered index (see :class:`vecsearch.base.Index`)."""
+    params, arrays = index._state()
+    arrays = {**arrays, "slot_to_id": index._ids.slot_to_id, "deleted": index._ids.deleted}
+    header = {"type": index.type_name, "dim": index.dim, "metric": index.metric, "params": params}
+    write_directory(path, header, arrays)
+
+
+def load(path: str | os.PathLike, mmap: bool = False, *, verify: bool = True) -> Any:
+    """Restore any index saved with ``index.save(path)``; ``mmap=True`` maps arrays read-only.
+
+    ``verify`` checks every array's checksum (reads the whole file once, also with mmap).
+    """
+    from .base import INDEX_TYPES, IdMap
+
+    _import_all_index_modules()
+    manifest = read_manifest(path)
+    type_name = manifest.get("type")
+    if type_name not in INDEX_TYPES:
+        raise IndexFileError(f"{Path(path) / MANIFEST}: unknown index type {type_name!r} (known: {sorted(INDEX_TYPES)})")
+    arrays = read_arrays(path, manifest, mmap=mmap, verify=verify)
+    for required in ("slot_to_id", "deleted"):
+        if required not in arrays:
+            raise IndexFileError(f"{Path(path) / MANIFEST}: array {required!r} is missing")
+    cls = INDEX_TYPES[type_name]
+    index = cls._from_state(int(manifest["dim"]), str(manifest["metric"]), dict(manifest.get("params", {})), arrays)
+    index._ids = IdMap(np.array(arrays["slot_to_id"]), np.array(arrays["deleted"]))
+    return index
+
+
+def _import_all_index_modules() -> None:
+    """Import the index modules so that each registers its type."""
+    import importlib
+    import pkgutil
+
+    from . import indexes
+
+    for module in pkgutil.iter_modules(indexes.__path__):
+        importlib.import_module(f"{indexes.__name__}.{module.name}")

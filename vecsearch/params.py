@@ -1,0 +1,75 @@
+"""Pydantic models for the build parameters and per-call search parameters of every index.
+
+Defaults live here, in one place. Models forbid unknown fields so a misspelled knob
+(``efsearch=``) raises a clear error instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_params(model: type[_Strict], values: dict[str, Any], where: str) -> Any:
+    """Validate ``values`` against ``model``; raise ``ValueError``/``TypeError`` naming the argument."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or "?"
+        if err.get("type") == "extra_forbidden":
+            allowed = sorted(model.model_fields)
+            raise TypeError(f"{where}: unexpected parameter {field!r} (allowed: {allowed})") from None
+        raise ValueError(f"{where}: {field}: {err.get('msg')}, got {err.get('input')!r}") from None
+
+
+# ---- HNSW -------------------------------------------------------------------------------------
+class HNSWBuildParams(_Strict):
+    M: int = Field(16, ge=2, le=256)
+    ef_construction: int = Field(200, ge=1)
+    ef_search: int = Field(64, ge=1)
+    seed: int = 0
+    allow_replace_deleted: bool = False
+
+
+class HNSWSearchParams(_Strict):
+    ef: Optional[int] = Field(None, ge=1)
+
+
+# ---- IVF-PQ -----------------------------------------------------------------------------------
+class IVFPQBuildParams(_Strict):
+    nlist: int = Field(ge=1)
+    m: int = Field(ge=1)
+    nbits: int = Field(8, ge=1, le=8)
+    opq: bool = False
+    keep_vectors: bool = False
+    nprobe: int = Field(8, ge=1)
+    seed: int = 0
+    max_train_points_per_centroid: int = Field(256, ge=1)
+    kmeans_iters: int = Field(20, ge=1)
+
+
+class IVFPQSearchParams(_Strict):
+    nprobe: Optional[int] = Field(None, ge=1)
+    rerank: Optional[int] = Field(None, ge=1)
+
+
+# ---- LeanVec / LVQ ----------------------------------------------------------------------------
+class LeanVecBuildParams(_Strict):
+    reduced_dim: Optional[int] = Field(None, ge=1)
+    primary: Literal["lvq8", "lvq4", "lvq4x8", "float32"] = "lvq8"
+    secondary: Literal["float32", "float16", "lvq8"] = "float32"
+    M: int = Field(32, ge=2, le=256)
+    ef_construction: int = Field(200, ge=1)
+    ef_search: int = Field(64, ge=1)
+    seed: int = 0
+
+
+class LeanVecSearchParams(_Strict):
+    ef: Optional[int] = Field(None, ge=1)
+    rerank: Optional[int] = Field(None, ge=1)
