@@ -9,7 +9,7 @@ import numpy as np
 from ..base import Index, register_index
 from ..factory import register_factory
 from ..kernels.distances import METRIC_L2
-from ..kernels.exact import topk_scan
+from ..kernels.exact import rescore_sorted, topk_scan
 from ..kernels.heaps import empty_heaps, sort_heaps, topk_merge_block
 
 # Batches at least this large use BLAS (matrix product per database block) instead of the
@@ -87,10 +87,8 @@ class FlatIndex(Index):
                 np.negative(scores, out=scores)
             topk_merge_block(scores, start, heap_scores, heap_rows)
         sort_heaps(heap_scores, heap_rows)
-        if is_l2:
-            q_norms = np.einsum("ij,ij->i", queries, queries)[:, None]
-            heap_scores += q_norms
-            np.maximum(heap_scores, 0, out=heap_scores)
+        # The GEMM form cancels badly for close neighbors: report exact scores for the k kept.
+        rescore_sorted(self._metric_code, queries, self._vectors, heap_rows, heap_scores)
         return heap_rows, heap_scores
 
     def _remove_slots(self, slots: np.ndarray) -> None:

@@ -44,3 +44,29 @@ def topk_scan_rows(metric, queries, vectors, rows, k, out_scores, out_rows):
             if s < hs[0]:
                 maxheap_replace_top(hs, hi, k, s, r)
         maxheap_sort(hs, hi, k)
+
+
+@jit_parallel
+def rescore_sorted(metric, queries, vectors, rows, scores):
+    """Recompute ``scores`` (nq, k) f32 exactly for ``rows`` (nq, k) int64 (-1 = padding) and re-sort.
+
+    Used after a BLAS pre-selection, whose ``||x||^2 - 2<q,x> + ||q||^2`` form loses precision
+    for near neighbors; rows stay ascending by the exact score, padding last.
+    """
+    k = rows.shape[1]
+    for qi in prange(queries.shape[0]):
+        for j in range(k):
+            r = rows[qi, j]
+            if r >= 0:
+                scores[qi, j] = score(metric, queries[qi], vectors[r])
+        # insertion sort: k is small and the order is already nearly right
+        for j in range(1, k):
+            s = scores[qi, j]
+            r = rows[qi, j]
+            i = j - 1
+            while i >= 0 and scores[qi, i] > s:
+                scores[qi, i + 1] = scores[qi, i]
+                rows[qi, i + 1] = rows[qi, i]
+                i -= 1
+            scores[qi, i + 1] = s
+            rows[qi, i + 1] = r

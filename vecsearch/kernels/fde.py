@@ -1,0 +1,110 @@
+"""MUVERA fixed-dimensional encoding (FDE) kernels: bucket aggregation, empty-bucket fill, count-sketch.
+
+The dense linear algebra (token x hyperplane signs, token x inner projection psi) is done with
+BLAS by the caller (:mod:`vecsearch.fde`); these kernels do the per-set work that BLAS cannot:
+scatter each token's ``psi`` into its bucket (SUM for queries, MEAN for documents), fill empty
+document buckets from the token whose sign pattern is nearest in Hamming distance, and the
+optional count-sketch projection to ``final_dim``. All are parallel over sets (documents).
+
+Bucket numbering is plain binary: bit ``j`` of a token's bucket id is set when its projection on
+hyperplane ``j`` is positive (``id = sum_j bit_j << j``); the Hamming distance between a bucket and
+a token is ``popcount(bucket ^ code)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit, jit_parallel
+
+
+@jit(inline="always")
+def popcount(x):
+    """Number of set bits of a non-negative int."""
+    c = 0
+    while x:
+        x &= x - 1
+        c += 1
+    return c
+
+
+@jit
+def sign_codes(projections, n_reps, k_sim, out):
+    """Bucket ids from hyperplane projections.
+
+    ``projections`` (N, n_reps * k_sim) float32, column ``r * k_sim + j`` = token . hyperplane j of
+    repetition r; writes ``out`` (N, n_reps) int32 with bit j set when that projection is > 0.
+    """
+    for t in range(projections.shape[0]):
+        for r in range(n_reps):
+            code = 0
+            base = r * k_sim
+            for j in range(k_sim):
+                if projections[t, base + j] > 0:
+                    code |= 1 << j
+            out[t, r] = code
+
+
+@jit_parallel
+def fde_aggregate(codes, psi, offsets, n_buckets, is_query, fill_empty, out):
+    """Aggregate token sets into FDEs.
+
+    ``codes`` (N, R) int32 bucket id of each token in each repetition; ``psi`` (N, Rp, dp) float32
+    inner projection of each token (Rp = R, or 1 when one projection serves every repetition);
+    ``offsets`` (n + 1,) int64 CSR bounds of the n sets (every set non-empty); ``out``
+    (n, R * n_buckets * dp) float32, zero-filled by the caller. Block of (rep r, bucket b) starts
+    at ``(r * n_buckets + b) * dp``. Queries (``is_query``) SUM ``psi`` per bucket and never fill;
+    documents take the MEAN and, when ``fill_empty``, copy ``psi`` of the token with the smallest
+    Hamming distance ``popcount(b ^ code)`` into empty buckets (first token on ties).
+    Parallel over sets.
+    """
+    n_reps = codes.shape[1]
+    dp = psi.shape[2]
+    shared_psi = psi.shape[1] == 1
+    for i in prange(offsets.shape[0] - 1):
+        start = offsets[i]
+        stop = offsets[i + 1]
+        counts = np.zeros(n_buckets, np.int64)
+        row = out[i]
+        for r in range(n_reps):
+            rp = 0 if shared_psi else r
+            counts[:] = 0
+            rep_base = r * n_buckets * dp
+            for t in range(start, stop):
+                b = codes[t, r]
+                counts[b] += 1
+                o = rep_base + b * dp
+                for j in range(dp):
+                    row[o + j] += psi[t, rp, j]
+            if is_query:
+                continue
+            for b in range(n_buckets):
+                o = rep_base + b * dp
+                c = counts[b]
+                if c > 1:
+                    inv = np.float32(1.0) / np.float32(c)
+                    for j in range(dp):
+                        row[o + j] *= inv
+                elif c == 0 and fill_empty:
+                    best = start
+                    best_dist = 1 << 30
+                    for t in range(start, stop):
+                        d = popcount(b ^ codes[t, r])
+                        if d < best_dist:
+                            best_dist = d
+                            best = t
+                    for j in range(dp):
+                        row[o + j] = psi[best, rp, j]
+
+
+@jit_parallel
+def count_sketch(fde, buckets, signs, out):
+    """Count-sketch projection: ``out[i, buckets[c]] += signs[c] * fde[i, c]``.
+
+    ``fde`` (n, D) float32, ``buckets`` (D,) int64 in [0, final_dim), ``signs`` (D,) float32 (+-1),
+    ``out`` (n, final_dim) float32 zero-filled. Parallel over rows.
+    """
+    for i in prange(fde.shape[0]):
+        for c in range(fde.shape[1]):
+            out[i, buckets[c]] += signs[c] * fde[i, c]
