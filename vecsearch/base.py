@@ -255,33 +255,103 @@ class Index(ABC):
             arr = normalize_rows(arr, name)
         return arr
 
-    def add(self, vectors: Any, ids: Any = None, **kwargs: Any) -> np.ndarray:
+    def add(self, vectors: Any, ids: Any = None, attributes: Any = None, **kwargs: Any) -> np.ndarray:
         """Add ``vectors`` (n, dim) with optional int64 ``ids`` (n,); returns the ids used.
 
+        ``attributes``: per-vector typed fields for filtered search (:mod:`vecsearch.attributes`),
+        a dict of columns ``{"year": [...], "lang": [...]}`` or a list of per-row dicts.
         Validation happens before anything is stored: a rejected call leaves the index unchanged.
         """
         self._check_trained("add")
         x = self.prepare_vectors(vectors, "vectors")
         new_ids = self._ids.new_ids(ids, x.shape[0])
+        store = self._attribute_store(create=attributes is not None)
+        prepared = store.prepare(attributes, x.shape[0], "attributes") if attributes is not None else {}
         if x.shape[0] == 0:
             return new_ids
         self._add(x, new_ids, **kwargs)
+        if store is not None:
+            store.sync(self._ids.slot_to_id, self._ids.deleted)
+            slots = np.fromiter((self._ids._id_to_slot[i] for i in new_ids.tolist()), np.int64, new_ids.shape[0])
+            store.write(slots, prepared, clear_others=True)
         return new_ids
 
-    def search(self, queries: Any, k: int, **params: Any) -> SearchResult:
+    def update_attributes(self, ids: Any, attributes: Any) -> None:
+        """Set attribute values of existing ``ids`` (n,); fields not given keep their values, ``None`` clears one.
+
+        ``attributes`` has the same forms as in :meth:`add`. Unknown ids raise ``KeyError``.
+        """
+        arr = np.atleast_1d(np.asarray(ids))
+        if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+            raise TypeError(f"ids: expected a 1-D array of integer ids, got dtype {arr.dtype} shape {arr.shape}")
+        id_list = arr.astype(np.int64).tolist()
+        missing = [i for i in id_list if i not in self._ids._id_to_slot]
+        if missing:
+            raise KeyError(f"ids: not in the index: {missing[:5]}")
+        if len(set(id_list)) != len(id_list):
+            raise ValueError("ids: duplicate ids in one update_attributes call")
+        store = self._attribute_store(create=True)
+        prepared = store.prepare(attributes, len(id_list), "attributes")
+        store.sync(self._ids.slot_to_id, self._ids.deleted)
+        slots = np.array([self._ids._id_to_slot[i] for i in id_list], np.int64)
+        store.write(slots, prepared, clear_others=False)
+
+    def get_attributes(self, external_id: int) -> dict[str, Any]:
+        """The attributes stored for one id as a dict (fields without a value are left out)."""
+        slot = self._ids._id_to_slot.get(int(external_id))
+        if slot is None:
+            raise KeyError(f"id: {external_id} is not in the index")
+        store = self._attribute_store()
+        if store is None:
+            return {}
+        store.sync(self._ids.slot_to_id, self._ids.deleted)
+        return store.get(slot)
+
+    def _attribute_store(self, create: bool = False):
+        """The index's :class:`~vecsearch.attributes.AttributeStore` (``None`` until attributes are given)."""
+        store = getattr(self, "_attributes", None)
+        if store is None and create:
+            from .attributes import AttributeStore
+
+            store = AttributeStore()
+            store.sync(self._ids.slot_to_id, self._ids.deleted)
+            self._attributes = store
+        return store
+
+    def search(self, queries: Any, k: int, *, where: Any = None, strategy: str | None = None, **params: Any) -> SearchResult:
         """Search the ``k`` nearest neighbors of ``queries`` (nq, dim) or (dim,).
 
         Returns :class:`SearchResult` with ``(nq, k)`` arrays, best first, padded with -1 / +inf.
         Per-call parameters (``ef``, ``nprobe``, ``rerank``, ...) depend on the index type.
+        ``where``: a predicate (``vs.F.year >= 2020``) or its dict form; only matching vectors are
+        returned. ``strategy`` overrides the planner's choice (:mod:`vecsearch.planner`).
         """
         k = check_k(k)
         self._check_trained("search")
         q = self.prepare_vectors(queries, "queries", allow_single=True)
         parsed = self._parse_search_params(params)
-        if self.ntotal == 0 or q.shape[0] == 0:
+        allowed = None
+        if where is not None:
+            from .planner import check_strategy
+            from .predicates import compile_where
+
+            check_strategy(self, strategy)
+            store = self._attribute_store()
+            if store is not None:
+                store.sync(self._ids.slot_to_id, self._ids.deleted)
+            allowed = compile_where(where, store, self._ids.deleted)
+        elif strategy is not None:
+            raise ValueError(f"strategy: only meaningful together with where=..., got strategy={strategy!r}")
+        if self.ntotal == 0 or q.shape[0] == 0 or (allowed is not None and allowed.count == 0):
             ids = np.full((q.shape[0], k), -1, np.int64)
             return SearchResult(ids, np.full((q.shape[0], k), np.inf, np.float32))
-        slots, scores = self._search(q, k, parsed)
+        if allowed is None:
+            slots, scores = self._search(q, k, parsed)
+        else:
+            from .planner import choose_strategy
+
+            chosen = choose_strategy(self, allowed, k, q.shape[0], strategy)
+            slots, scores = self._search_filtered(q, k, parsed, allowed, chosen)
         ids = self._ids.to_external(slots)
         scores = np.where(ids >= 0, scores, np.float32(np.inf)).astype(np.float32, copy=False)
         return SearchResult(ids, scores_to_distances(scores, self.metric))
@@ -315,6 +385,28 @@ class Index(ABC):
     def _check_trained(self, action: str) -> None:
         if not self.is_trained:
             raise ValueError(f"{type(self).__name__}.{action}: the index is not trained; call train(x) first")
+
+    def _search_filtered(self, queries: np.ndarray, k: int, params: Any, allowed: Any, strategy: str) -> tuple[np.ndarray, np.ndarray]:
+        """Filtered search: like ``_search`` but only over ``allowed`` slots.
+
+        ``allowed`` is a :class:`vecsearch.predicates.AllowedSlots` (``mask`` bool (n_slots,),
+        ``count``, sorted ``slots`` int64); ``strategy`` is the planner's choice. The default runs
+        the generic strategies of :mod:`vecsearch.planner` (exact scan over the allowed slots,
+        post-filter with over-fetch) and any registered for this index type; index types may override.
+        """
+        from .planner import run_strategy
+
+        return run_strategy(self, queries, k, params, allowed, strategy)
+
+    def _exact_vectors(self) -> np.ndarray | None:
+        """Stored float32 vectors indexed by slot ``(>= n_slots, dim)`` for exact filtered scans, or None."""
+        vectors = getattr(self, "_vectors", None)
+        if (
+            isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype == np.float32
+            and vectors.shape[0] >= self._ids.n_slots and vectors.shape[1] == self.dim
+        ):
+            return vectors
+        return None
 
     def _parse_search_params(self, params: dict[str, Any]) -> Any:
         if params:

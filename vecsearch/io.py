@@ -151,6 +151,11 @@ def save_index(index: Any, path: str | os.PathLike) -> None:
     params, arrays = index._state()
     arrays = {**arrays, "slot_to_id": index._ids.slot_to_id, "deleted": index._ids.deleted}
     header = {"type": index.type_name, "dim": index.dim, "metric": index.metric, "params": params}
+    store = index._attribute_store()
+    if store is not None:  # per-slot attributes for filtered search (vecsearch.attributes)
+        store.sync(index._ids.slot_to_id, index._ids.deleted)
+        header["attributes"], attr_arrays = store.state()
+        arrays.update(attr_arrays)
     write_directory(path, header, arrays)
 
 
@@ -171,8 +176,19 @@ def load(path: str | os.PathLike, mmap: bool = False, *, verify: bool = True) ->
         if required not in arrays:
             raise IndexFileError(f"{Path(path) / MANIFEST}: array {required!r} is missing")
     cls = INDEX_TYPES[type_name]
+    from .attributes import AttributeStore, is_attribute_array
+
+    attr_arrays = {name: arr for name, arr in arrays.items() if is_attribute_array(name)}
+    arrays = {name: arr for name, arr in arrays.items() if not is_attribute_array(name)}
     index = cls._from_state(int(manifest["dim"]), str(manifest["metric"]), dict(manifest.get("params", {})), arrays)
     index._ids = IdMap(np.array(arrays["slot_to_id"]), np.array(arrays["deleted"]))
+    if "attributes" in manifest:
+        try:
+            index._attributes = AttributeStore.from_state(
+                manifest["attributes"], attr_arrays, index._ids.slot_to_id, index._ids.deleted
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexFileError(f"{Path(path) / MANIFEST}: attributes are malformed ({exc})") from None
     return index
 
 
@@ -185,3 +201,4 @@ def _import_all_index_modules() -> None:
 
     for module in pkgutil.iter_modules(indexes.__path__):
         importlib.import_module(f"{indexes.__name__}.{module.name}")
+    importlib.import_module("vecsearch.multivector")  # MultiVectorIndex lives outside indexes/

@@ -51,7 +51,8 @@ class IVFPQBuildParams(_Strict):
     nprobe: int = Field(8, ge=1)
     seed: int = 0
     max_train_points_per_centroid: int = Field(256, ge=1)
-    kmeans_iters: int = Field(20, ge=1)
+    kmeans_iters: int = Field(10, ge=1)  # coarse k-means Lloyd iterations (faiss IVF uses 10)
+    pq_iters: int = Field(25, ge=1)  # per-sub-space k-means iterations (faiss PQ uses 25)
 
 
 class IVFPQSearchParams(_Strict):

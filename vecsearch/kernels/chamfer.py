@@ -25,8 +25,7 @@ def chamfer_pair(q_vecs, q_start, q_stop, doc_vecs, d_start, d_stop):
         qa = q_vecs[a]
         for t in range(d_start, d_stop):
             s = dot(qa, doc_vecs[t])
-            if s > best:
-                best = s
+            best = max(best, s)
         total += best
     return total
 
@@ -48,7 +47,12 @@ def chamfer_candidates(q_vecs, q_offsets, doc_vecs, doc_offsets, candidates, out
             out[qi, c] = -np.inf
         else:
             out[qi, c] = chamfer_pair(
-                q_vecs, q_offsets[qi], q_offsets[qi + 1], doc_vecs, doc_offsets[slot], doc_offsets[slot + 1]
+                q_vecs,
+                q_offsets[qi],
+                q_offsets[qi + 1],
+                doc_vecs,
+                doc_offsets[slot],
+                doc_offsets[slot + 1],
             )
 
 

@@ -47,7 +47,7 @@ def sign_codes(projections, n_reps, k_sim, out):
 
 
 @jit_parallel
-def fde_aggregate(codes, psi, offsets, n_buckets, is_query, fill_empty, out):
+def fde_aggregate(codes, psi, offsets, n_buckets, is_query, fill_empty, normalize_blocks, out):
     """Aggregate token sets into FDEs.
 
     ``codes`` (N, R) int32 bucket id of each token in each repetition; ``psi`` (N, Rp, dp) float32
@@ -56,7 +56,8 @@ def fde_aggregate(codes, psi, offsets, n_buckets, is_query, fill_empty, out):
     (n, R * n_buckets * dp) float32, zero-filled by the caller. Block of (rep r, bucket b) starts
     at ``(r * n_buckets + b) * dp``. Queries (``is_query``) SUM ``psi`` per bucket and never fill;
     documents take the MEAN and, when ``fill_empty``, copy ``psi`` of the token with the smallest
-    Hamming distance ``popcount(b ^ code)`` into empty buckets (first token on ties).
+    Hamming distance ``popcount(b ^ code)`` into empty buckets (first token on ties). With
+    ``normalize_blocks`` every non-zero document block is then scaled to unit L2 norm.
     Parallel over sets.
     """
     n_reps = codes.shape[1]
@@ -96,6 +97,14 @@ def fde_aggregate(codes, psi, offsets, n_buckets, is_query, fill_empty, out):
                             best = t
                     for j in range(dp):
                         row[o + j] = psi[best, rp, j]
+                if normalize_blocks:
+                    sq = np.float32(0.0)
+                    for j in range(dp):
+                        sq += row[o + j] * row[o + j]
+                    if sq > 0:
+                        inv_norm = np.float32(1.0) / np.sqrt(sq)
+                        for j in range(dp):
+                            row[o + j] *= inv_norm
 
 
 @jit_parallel

@@ -1,0 +1,268 @@
+"""Filtered search: recall@10 and QPS per selectivity and filter shape, ours vs hnswlib and faiss.
+
+On the real data (wordnet-minilm train + attrs.npz, cosine), for selectivities 50% .. 0.01% and
+filter shapes
+  random      a range over a random permutation column (independent of the query),
+  correlated  a range of ``proj`` (position along the first principal direction) around the query,
+  anti        the same number of rows at the far end of ``proj`` from the query,
+  real        natural predicates on the WordNet attributes (pos, lexfile, gloss_len, has_example),
+it measures, one query per call (per-query filters; latency-style QPS, 1 thread for the peers):
+  ours HNSW:  planner, and each fixed strategy (prefilter, filtered_walk, postfilter);
+  ours IVF-PQ (optional, --ivf): planner, ivf_masked, prefilter;
+  hnswlib:    knn_query(filter=callback);
+  faiss:      IndexHNSWFlat + SearchParametersHNSW(sel=IDSelectorBitmap), and with --ivf
+              IndexIVFPQ + SearchParametersIVF(sel=..., nprobe).
+Recall@10 is against the exact top-10 over the allowed subset, divided by min(10, matches).
+QPS is wall-clock; cpuQPS divides by this process's CPU time (every method runs one query per
+call on one thread), which is the steadier figure on a machine shared with other jobs.
+The timing of ours includes compiling the predicate; the peers' includes building their selector.
+
+    python bench/bench_filtered.py [--n 116659] [--queries 200] [--ef 64] [--ivf]
+
+Prints a table and writes bench/results/bench_filtered.json (with the load average).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import faiss
+import hnswlib
+import numpy as np
+
+import vecsearch as vs
+from vecsearch import F
+
+SELECTIVITIES = [0.5, 0.1, 0.01, 0.001, 0.0001]
+
+
+def load(args):
+    data = Path(args.data)
+    x = np.ascontiguousarray(np.load(data / "train.npy")[: args.n].astype(np.float32))
+    q = np.ascontiguousarray(np.load(data / "test_id.npy")[: args.queries].astype(np.float32))
+    with np.load(data / "attrs.npz") as f:
+        attrs = {k: f[k][: x.shape[0]] for k in f.files}
+    attrs["has_example"] = attrs["has_example"].astype(bool)
+    direction = np.linalg.svd(x[:20000] - x[:20000].mean(0), full_matrices=False)[2][0]
+    attrs["proj"] = (x @ direction).astype(np.float64)
+    attrs["rand"] = np.random.default_rng(0).permutation(x.shape[0]).astype(np.int64)
+    return x, q, attrs, direction
+
+
+def filters_for(shape, sel, x, q, attrs, direction):
+    """Per-query list of (where, mask) for one shape and selectivity."""
+    n = x.shape[0]
+    count = max(1, int(round(sel * n)))
+    if shape == "random":
+        where, mask = F.rand < count, attrs["rand"] < count
+        return [(where, mask)] * q.shape[0]
+    proj = attrs["proj"]
+    srt = np.sort(proj)
+    out = []
+    for qv in q:
+        qp = float(qv @ direction)
+        if shape == "correlated":
+            p = int(np.searchsorted(srt, qp))
+            a = int(np.clip(p - count // 2, 0, n - count))
+        else:
+            a = 0 if qp > srt[n // 2] else n - count
+        lo, hi = float(srt[a]), float(srt[a + count - 1])
+        out.append((F.proj.between(lo, hi), (proj >= lo) & (proj <= hi)))
+    return out
+
+
+def real_filters(attrs):
+    """Natural predicates with their selectivity (the same filter for every query)."""
+    a = attrs
+    cands = [
+        ((F.pos == "n") | (F.pos == "a"), (a["pos"] == "n") | (a["pos"] == "a")),
+        (F.pos == "v", a["pos"] == "v"),
+        (F.pos == "r", a["pos"] == "r"),
+        ((F.pos == "v") & (F.lexfile == 31) & F.has_example, (a["pos"] == "v") & (a["lexfile"] == 31) & a["has_example"]),
+        ((F.pos == "r") & (F.gloss_len < 20) & (F.n_lemmas >= 3), (a["pos"] == "r") & (a["gloss_len"] < 20) & (a["n_lemmas"] >= 3)),
+    ]
+    return cands
+
+
+def exact_truth(x, q, filters, k):
+    scores = q @ x.T
+    truth = []
+    for i, (_, mask) in enumerate(filters):
+        rows = np.flatnonzero(mask)
+        s = scores[i, rows]
+        top = rows[np.argsort(-s, kind="stable")[:k]]
+        truth.append(top)
+    return truth
+
+
+def recall(found_rows, truth, k):
+    hits = tot = 0
+    for f, t in zip(found_rows, truth):
+        n = min(k, len(t))
+        hits += len(set(f[f >= 0].tolist()) & set(t.tolist()))
+        tot += n
+    return hits / tot if tot else 1.0
+
+
+def run(fn, filters, k, repeats):
+    """Run every query ``repeats`` times; returns (results, best wall-clock QPS, best CPU-time QPS)."""
+    for i in range(len(filters)):  # warm-up pass: compile, caches
+        fn(i)
+    best_dt = best_dc = np.inf
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        found = [fn(i) for i in range(len(filters))]
+        best_dt = min(best_dt, time.perf_counter() - t0)
+        best_dc = min(best_dc, time.process_time() - c0)
+    return found, len(filters) / best_dt, len(filters) / max(best_dc, 1e-9)
+
+
+def main() -> None:
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(here.parent.parent / "shared" / "data" / "wordnet-minilm"))
+    parser.add_argument("--n", type=int, default=None, help="database rows (default: all)")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--M", type=int, default=16)
+    parser.add_argument("--ef-construction", type=int, default=100)
+    parser.add_argument("--ef", type=int, default=64)
+    parser.add_argument("--peer-ef", default="64,256", help="efSearch values for hnswlib / faiss HNSW")
+    parser.add_argument("--shapes", default="random,correlated,anti,real")
+    parser.add_argument("--ivf", action="store_true", help="also IVF-PQ (ours vs faiss IndexIVFPQ)")
+    parser.add_argument("--nlist", type=int, default=512)
+    parser.add_argument("--pq-m", type=int, default=48)
+    parser.add_argument("--nprobe", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=1, help="passes per method; the best is reported")
+    parser.add_argument("--methods", default="", help="only methods whose name starts with one of these (comma list)")
+    parser.add_argument("--out", default=str(here / "results" / "bench_filtered.json"))
+    args = parser.parse_args()
+    k = args.k
+    load_before = os.getloadavg()
+    x, q, attrs, direction = load(args)
+    n = x.shape[0]
+    faiss.omp_set_num_threads(1)
+    print(f"data: {n} x {x.shape[1]}, {q.shape[0]} queries, k={k}; load average {load_before}")
+
+    t0 = time.perf_counter()
+    ours = vs.HNSWIndex(x.shape[1], "cosine", M=args.M, ef_construction=args.ef_construction, ef_search=args.ef)
+    ours.add(x, attributes={c: attrs[c] for c in ("pos", "lexfile", "n_lemmas", "gloss_len", "has_example", "proj", "rand")}, progress=False)
+    build = {"ours_hnsw": time.perf_counter() - t0}
+    prefixes = [p for p in args.methods.split(",") if p]
+
+    def wanted(name: str) -> bool:
+        return not prefixes or any(name.startswith(p) or p.startswith(name) for p in prefixes)
+
+    hl = fh = ivf = fivf = None
+    if wanted("hnswlib"):
+        t0 = time.perf_counter()
+        hl = hnswlib.Index(space="ip", dim=x.shape[1])
+        hl.init_index(max_elements=n, M=args.M, ef_construction=args.ef_construction, random_seed=0)
+        hl.add_items(x, np.arange(n), num_threads=2)
+        hl.set_num_threads(1)
+        build["hnswlib"] = time.perf_counter() - t0
+    if wanted("faiss_hnsw"):
+        t0 = time.perf_counter()
+        fh = faiss.IndexHNSWFlat(x.shape[1], args.M, faiss.METRIC_INNER_PRODUCT)
+        fh.hnsw.efConstruction = args.ef_construction
+        faiss.omp_set_num_threads(2)
+        fh.add(x)
+        faiss.omp_set_num_threads(1)
+        build["faiss_hnsw"] = time.perf_counter() - t0
+    if args.ivf and wanted("ours_ivfpq"):
+        t0 = time.perf_counter()
+        ivf = vs.IVFPQIndex(x.shape[1], "cosine", nlist=args.nlist, m=args.pq_m, nprobe=args.nprobe)
+        ivf.train(x)
+        ivf.add(x, attributes={c: attrs[c] for c in ("pos", "lexfile", "n_lemmas", "gloss_len", "has_example", "proj", "rand")})
+        build["ours_ivfpq"] = time.perf_counter() - t0
+    if args.ivf and wanted("faiss_ivfpq"):
+        t0 = time.perf_counter()
+        faiss.omp_set_num_threads(2)
+        quant = faiss.IndexFlatIP(x.shape[1])
+        fivf = faiss.IndexIVFPQ(quant, x.shape[1], args.nlist, args.pq_m, 8, faiss.METRIC_INNER_PRODUCT)
+        fivf.train(x)
+        fivf.add(x)
+        faiss.omp_set_num_threads(1)
+        build["faiss_ivfpq"] = time.perf_counter() - t0
+    print("build seconds:", {k_: round(v, 1) for k_, v in build.items()})
+
+    peer_efs = [int(e) for e in args.peer_ef.split(",") if e]
+    rows_out = []
+    header = f"{'shape':<11}{'sel':>8}{'matches':>9}  {'method':<28}{'recall@10':>10}{'QPS':>9}{'cpuQPS':>9}"
+    print(header)
+    print("-" * len(header))
+    for shape in args.shapes.split(","):
+        levels = real_filters(attrs) if shape == "real" else [(s, None) for s in SELECTIVITIES]
+        for level in levels:
+            if shape == "real":
+                filters = [level] * q.shape[0]
+                sel = float(level[1].mean())
+            else:
+                sel = level[0]
+                filters = filters_for(shape, sel, x, q, attrs, direction)
+            truth = exact_truth(x, q, filters, k)
+            matches = int(np.mean([m.sum() for _, m in filters]))
+            methods = {}
+            for strat in ("prefilter", "filtered_walk", "postfilter", None):
+                methods[f"ours_hnsw:{strat or 'planner'}"] = (
+                    lambda i, s=strat: ours.search(q[i], k, where=filters[i][0], strategy=s).ids[0]
+                )
+            for ef in peer_efs if hl is not None or fh is not None else []:
+                def hl_fn(i, ef=ef):
+                    hl.set_ef(max(ef, k))
+                    mask = filters[i][1]
+                    try:
+                        labels, _ = hl.knn_query(q[i], k=k, filter=lambda j: bool(mask[j]))
+                    except RuntimeError:  # fewer than k reachable matches
+                        labels = np.full((1, 0), -1)
+                    return np.asarray(labels[0], np.int64)
+
+                def fh_fn(i, ef=ef):
+                    bits = np.packbits(filters[i][1], bitorder="little")
+                    sel_ = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
+                    params = faiss.SearchParametersHNSW(sel=sel_, efSearch=max(ef, k))
+                    return fh.search(q[i : i + 1], k, params=params)[1][0]
+
+                if hl is not None:
+                    methods[f"hnswlib:ef{ef}"] = hl_fn
+                if fh is not None:
+                    methods[f"faiss_hnsw:ef{ef}"] = fh_fn
+            if ivf is not None:
+                for strat in ("ivf_masked", "prefilter", None):
+                    methods[f"ours_ivfpq:{strat or 'planner'}"] = (
+                        lambda i, s=strat: ivf.search(q[i], k, where=filters[i][0], strategy=s).ids[0]
+                    )
+
+                def fivf_fn(i):
+                    bits = np.packbits(filters[i][1], bitorder="little")
+                    sel_ = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
+                    params = faiss.SearchParametersIVF(sel=sel_, nprobe=args.nprobe)
+                    return fivf.search(q[i : i + 1], k, params=params)[1][0]
+
+                if fivf is not None:
+                    methods["faiss_ivfpq"] = fivf_fn
+            for name, fn in methods.items():
+                if prefixes and not any(name.startswith(p) for p in prefixes):
+                    continue
+                found, qps, cpu_qps = run(fn, filters, k, args.repeats)
+                r = recall(found, truth, k)
+                print(f"{shape:<11}{sel:>8.4%}{matches:>9}  {name:<28}{r:>10.3f}{qps:>9.0f}{cpu_qps:>9.0f}")
+                rows_out.append({"shape": shape, "selectivity": sel, "matches": matches, "method": name,
+                                 "recall_at_10": r, "qps": qps, "cpu_qps": cpu_qps})
+            print()
+    out = {
+        "n": n, "queries": int(q.shape[0]), "k": k, "M": args.M, "ef_construction": args.ef_construction,
+        "ef": args.ef, "peer_ef": peer_efs, "build_seconds": build, "load_before": load_before,
+        "load_after": os.getloadavg(), "rows": rows_out,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    print(f"load average after: {os.getloadavg()}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

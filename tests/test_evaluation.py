@@ -1,0 +1,160 @@
+"""vecsearch.evaluation: recall with ties and padding, exact distances, timing, Pareto frontier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import exact_knn
+
+from vecsearch import FlatIndex
+from vecsearch.evaluation import (
+    evaluate_point,
+    exact_distances,
+    latency_percentiles,
+    pareto_frontier,
+    qps_at_recall,
+    recall_at_k,
+    recall_per_query,
+)
+
+
+def test_recall_counts_a_tied_neighbor_returned_under_another_id():
+    truth = np.array([[4, 7, 9]])
+    truth_d = np.array([[0.1, 0.2, 0.3]], np.float32)
+    found = np.array([[4, 7, 12]])  # 12 is at the same distance as the true 3rd neighbor 9
+    found_d = np.array([[0.1, 0.2, 0.3]], np.float32)
+    assert recall_at_k(found, truth, 3) == pytest.approx(2 / 3)  # ids only
+    assert recall_at_k(found, truth, 3, found_distances=found_d, truth_distances=truth_d) == 1.0
+
+
+def test_recall_does_not_count_a_farther_neighbor_as_a_tie():
+    truth = np.array([[4, 7, 9]])
+    truth_d = np.array([[0.1, 0.2, 0.3]], np.float32)
+    found = np.array([[4, 7, 12]])
+    found_d = np.array([[0.1, 0.2, 0.31]], np.float32)
+    assert recall_at_k(
+        found, truth, 3, found_distances=found_d, truth_distances=truth_d
+    ) == pytest.approx(2 / 3)
+
+
+def test_recall_ignores_padding_and_counts_duplicates_once():
+    truth = np.array([[1, 2, 3, 4]])
+    found = np.array([[1, -1, -1, -1]])
+    assert recall_at_k(found, truth, 4) == 0.25
+    dup = np.array([[1, 1, 1, 1]])
+    d = np.zeros((1, 4), np.float32)
+    assert recall_at_k(dup, truth, 4, found_distances=d, truth_distances=d) == 0.25
+    padded_d = np.array([[0.0, np.inf, np.inf, np.inf]], np.float32)
+    truth_d = np.array([[0.0, 0.1, 0.2, 0.3]], np.float32)
+    assert recall_at_k(found, truth, 4, found_distances=padded_d, truth_distances=truth_d) == 0.25
+
+
+def test_recall_divides_by_the_true_neighbors_that_exist():
+    # Only two database vectors: the truth is padded, and finding both is full recall.
+    truth = np.array([[5, 6, -1, -1]])
+    found = np.array([[6, 5, -1, -1]])
+    assert recall_at_k(found, truth, 4) == 1.0
+
+
+def test_recall_uses_only_the_first_k_columns():
+    truth = np.array([[1, 2, 3, 4, 5]])
+    found = np.array([[1, 9, 2, 8, 3]])
+    assert recall_per_query(found, truth, 2)[0] == 0.5
+
+
+def test_recall_rejects_truth_shorter_than_k():
+    with pytest.raises(ValueError, match="at least k=5"):
+        recall_at_k(np.zeros((2, 5), int), np.zeros((2, 3), int), 5)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_exact_distances_match_flat_index(metric, wordnet_train, wordnet_queries_id):
+    train = wordnet_train[:1000] * np.linspace(0.5, 2.0, 1000, dtype=np.float32)[:, None]
+    q = wordnet_queries_id[:20]
+    index = FlatIndex(384, metric)
+    index.add(train)
+    res = index.search(q, 7)
+    got = exact_distances(train, q, res.ids, metric)
+    np.testing.assert_allclose(got, res.distances, rtol=1e-4, atol=1e-5)
+    padded = np.full((20, 2), -1)
+    assert np.isinf(exact_distances(train, q, padded, metric)).all()
+
+
+def test_pareto_frontier_drops_dominated_points():
+    recall = np.array([0.5, 0.6, 0.55, 0.9, 0.9, 0.95])
+    qps = np.array([1000, 900, 800, 300, 200, 100])
+    front = pareto_frontier(recall, qps)
+    np.testing.assert_array_equal(front, [0, 1, 3, 5])
+    assert qps_at_recall(recall, qps, 0.9) == 300
+    assert np.isnan(qps_at_recall(recall, qps, 0.99))
+
+
+def test_latency_percentiles_are_milliseconds():
+    p = latency_percentiles(np.array([0.001] * 99 + [0.1]), (50, 99))
+    assert p["p50_ms"] == pytest.approx(1.0)
+    assert 1.0 < p["p99_ms"] <= 100.0
+
+
+def test_evaluate_point_scores_exact_search_as_full_recall(wordnet_train, wordnet_queries_ood):
+    train, q = wordnet_train[:2000], wordnet_queries_ood[:50]
+    truth = exact_knn(train, q, 10, "cosine")
+    truth_d = exact_distances(train, q, truth, "cosine")
+    index = FlatIndex(384, "cosine")
+    index.add(train)
+    point = evaluate_point(
+        lambda x: index.search(x, 10).ids,
+        train,
+        q,
+        truth,
+        truth_d,
+        10,
+        "cosine",
+        runs=1,
+        latency_queries=5,
+    )
+    assert point.recall == 1.0 and point.qps > 0 and point.p99_ms >= point.p50_ms > 0
+    # A search that returns every other true neighbor scores 0.5.
+    half = evaluate_point(
+        lambda x: np.where(np.arange(10) % 2 == 0, truth[: x.shape[0]], -1),
+        train,
+        q,
+        truth,
+        truth_d,
+        10,
+        "cosine",
+        runs=1,
+        latency_queries=5,
+    )
+    assert half.recall == pytest.approx(0.5)
+
+
+def test_sweep_measures_every_setting_and_recall_grows_with_k_searched(
+    wordnet_train, wordnet_queries_id
+):
+    from vecsearch.evaluation import sweep
+
+    train, q = wordnet_train[:2000], wordnet_queries_id[:30]
+    truth = exact_knn(train, q, 10, "cosine")
+    index = FlatIndex(384, "cosine")
+    index.add(train[:1000])  # half the database: recall is the share of true neighbors in it
+
+    def search(x, keep):
+        ids = index.search(x, 10).ids
+        return np.where(np.arange(10) < keep, ids, -1)
+
+    points = sweep(
+        search,
+        [{"keep": 2}, {"keep": 10}],
+        train,
+        q,
+        truth,
+        None,
+        10,
+        "cosine",
+        runs=1,
+        latency_queries=3,
+    )
+    assert [s for s, _ in points] == [{"keep": 2}, {"keep": 10}]
+    low, high = points[0][1].recall, points[1][1].recall
+    expected = np.isin(truth, np.arange(1000)).mean()
+    assert low < high and high == pytest.approx(expected)

@@ -1,0 +1,265 @@
+"""search(..., where=...) on Flat and HNSW: predicate always holds, recall vs exact over the allowed subset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import exact_knn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vecsearch as vs
+from vecsearch import F
+from vecsearch.planner import available_strategies
+from vecsearch.predicates import compile_where, parse_where
+
+K = 10
+# Matches on the 5000-row slice for selectivities 50%, 10%, 1%, 0.1%, 0.01% (the last is 0.5 rows: 1).
+SELECTIVITY_COUNTS = {"50%": 2500, "10%": 500, "1%": 50, "0.1%": 5, "0.01%": 1}
+
+
+@pytest.fixture(scope="module")
+def attrs(wordnet_train, wordnet_attrs):
+    """Real attributes plus ``proj``: the position along the data's first principal direction."""
+    x = wordnet_train
+    centered = x - x.mean(axis=0)
+    direction = np.linalg.svd(centered[:2000], full_matrices=False)[2][0]
+    cols = dict(wordnet_attrs)
+    cols["proj"] = (x @ direction).astype(np.float64)
+    cols["has_example"] = cols["has_example"].astype(bool)
+    return cols, direction
+
+
+@pytest.fixture(scope="module")
+def indexes(wordnet_train, attrs):
+    cols, _ = attrs
+    flat = vs.FlatIndex(384, "cosine")
+    flat.add(wordnet_train, attributes=cols)
+    hnsw = vs.HNSWIndex(384, "cosine", M=16, ef_construction=100, ef_search=64, seed=0)
+    hnsw.add(wordnet_train, attributes=cols)
+    ivfpq = vs.IVFPQIndex(384, "cosine", nlist=32, m=48, keep_vectors=True, nprobe=8, seed=0)
+    ivfpq.train(wordnet_train)
+    ivfpq.add(wordnet_train, attributes=cols)
+    return {"flat": flat, "hnsw": hnsw, "ivfpq": ivfpq}
+
+
+SEARCH_PARAMS = {"flat": {}, "hnsw": {}, "ivfpq": {"rerank": 8}}
+
+
+def _truth_over_subset(db, q, mask, k):
+    """Exact top-k ids over the rows in ``mask`` (faiss oracle on the subset), padded with -1."""
+    rows = np.flatnonzero(mask)
+    out = np.full((q.shape[0], k), -1, np.int64)
+    if rows.size:
+        found = exact_knn(db[rows], q, min(k, rows.size), "cosine")
+        out[:, : found.shape[1]] = rows[found]
+    return out
+
+
+def _recall(found, truth, n_matches):
+    hits = sum(len(set(f[f >= 0].tolist()) & set(t[t >= 0].tolist())) for f, t in zip(found, truth))
+    return hits / (found.shape[0] * min(K, n_matches))
+
+
+def _proj_filter(proj_sorted, q_proj, count, correlated):
+    """A range on ``proj`` holding ``count`` rows: around the query's position, or at the far end."""
+    n = proj_sorted.shape[0]
+    if correlated:
+        p = int(np.searchsorted(proj_sorted, q_proj))
+        a = int(np.clip(p - count // 2, 0, n - count))
+    else:
+        a = 0 if q_proj > proj_sorted[n // 2] else n - count
+    return float(proj_sorted[a]), float(proj_sorted[a + count - 1])
+
+
+@pytest.mark.parametrize("shape", ["correlated", "anti_correlated"])
+@pytest.mark.parametrize("selectivity", list(SELECTIVITY_COUNTS))
+@pytest.mark.parametrize(
+    "index_name, strategy",
+    [("hnsw", None), ("hnsw", "filtered_walk"), ("ivfpq", None), ("ivfpq", "ivf_masked"), ("flat", None)],
+)
+def test_filtered_recall_vs_exact_over_allowed_subset(indexes, attrs, wordnet_train, wordnet_queries_id,
+                                                       index_name, strategy, selectivity, shape):
+    index = indexes[index_name]
+    cols, direction = attrs
+    proj = cols["proj"]
+    proj_sorted = np.sort(proj)
+    queries = wordnet_queries_id[:20]
+    count = SELECTIVITY_COUNTS[selectivity]
+    hits, total = 0.0, 0
+    for q in queries:
+        lo, hi = _proj_filter(proj_sorted, float(q @ direction), count, shape == "correlated")
+        mask = (proj >= lo) & (proj <= hi)
+        truth = _truth_over_subset(wordnet_train, q[None], mask, K)
+        res = index.search(q, K, where=F.proj.between(lo, hi), strategy=strategy, **SEARCH_PARAMS[index_name])
+        assert mask[res.ids[res.ids >= 0]].all()
+        hits += _recall(res.ids, truth, int(mask.sum())) * min(K, int(mask.sum()))
+        total += min(K, int(mask.sum()))
+        if count < K:  # tiny selectivities: the result must be exactly the matching rows
+            assert set(res.ids[0][res.ids[0] >= 0].tolist()) == set(np.flatnonzero(mask).tolist())
+    recall = hits / total
+    floor = 1.0 if index_name == "flat" else 0.95
+    assert recall >= floor, f"{index_name}/{strategy} {selectivity} {shape}: recall@10 {recall:.3f}"
+
+
+@pytest.mark.parametrize("strategy", [None, "prefilter", "filtered_walk", "postfilter"])
+def test_real_attribute_filters_reach_recall_floor_on_hnsw(indexes, attrs, wordnet_train, wordnet_queries_id, strategy):
+    """Natural filters: the lexfile of the query's nearest neighbor (correlated), verbs, long glosses + no example."""
+    cols, _ = attrs
+    hnsw = indexes["hnsw"]
+    queries = wordnet_queries_id[:40]
+    nearest = exact_knn(wordnet_train, queries, 1, "cosine")[:, 0]
+    hits = total = 0
+    for qi, q in enumerate(queries):
+        lex = int(cols["lexfile"][nearest[qi]])
+        for where, mask in [
+            (F.lexfile == lex, cols["lexfile"] == lex),
+            ({"pos": "v"}, cols["pos"] == "v"),
+            ((F.gloss_len > 120) & ~F.has_example, (cols["gloss_len"] > 120) & ~cols["has_example"]),
+        ]:
+            truth = _truth_over_subset(wordnet_train, q[None], mask, K)
+            res = hnsw.search(q, K, where=where, strategy=strategy)
+            assert mask[res.ids[res.ids >= 0]].all()
+            n = min(K, int(mask.sum()))
+            hits += _recall(res.ids, truth, int(mask.sum())) * n
+            total += n
+    assert hits / total >= 0.95
+
+
+def test_batched_filtered_search_equals_single_queries(indexes, wordnet_queries_id):
+    where = (F.pos == "n") & (F.gloss_len < 80)
+    for name in ("flat", "hnsw", "ivfpq"):
+        for strategy in available_strategies(indexes[name]):
+            kw = SEARCH_PARAMS[name]
+            batch = indexes[name].search(wordnet_queries_id[:32], K, where=where, strategy=strategy, **kw)
+            for i in (0, 17, 31):
+                single = indexes[name].search(wordnet_queries_id[i], K, where=where, strategy=strategy, **kw)
+                if strategy != "postfilter":  # postfilter retries per row, otherwise identical
+                    np.testing.assert_array_equal(batch.ids[i], single.ids[0])
+
+
+@pytest.mark.parametrize("n_queries", [1, 5, 40])  # numba row scan, masked scan, BLAS over gathered rows
+@pytest.mark.parametrize("where", [F.pos == "r", F.gloss_len < 70, F.lexfile.isin([1, 2, 3, 4, 5, 6])])
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_flat_filtered_search_is_exact(wordnet_train, wordnet_queries_ood, attrs, where, n_queries, metric):
+    cols, _ = attrs
+    index = vs.FlatIndex(384, metric)
+    index.add(wordnet_train[:3000], attributes={k: v[:3000] for k, v in cols.items()})
+    q = wordnet_queries_ood[:n_queries]
+    res = index.search(q, K, where=where)
+    mask = compile_where(where, index._attribute_store(), index._ids.deleted).mask
+    rows = np.flatnonzero(mask)
+    import faiss
+
+    sub = wordnet_train[:3000][rows]
+    fi = faiss.IndexFlatL2(384) if metric == "l2" else faiss.IndexFlatIP(384)
+    fi.add(sub)
+    d, i = fi.search(q, K)
+    expected = d if metric == "l2" else (-d if metric == "ip" else 1.0 - d)
+    np.testing.assert_allclose(res.distances, expected, rtol=1e-4, atol=1e-4)
+    same = res.ids == rows[i]
+    assert (same | (np.abs(res.distances - expected) < 1e-4)).all()
+
+
+predicates = st.recursive(
+    st.one_of(
+        st.builds(lambda v: F.pos.isin(v), st.lists(st.sampled_from("nvasr"), min_size=1, max_size=3)),
+        st.builds(lambda a, b: F.gloss_len.between(a, a + b), st.integers(0, 200), st.integers(0, 150)),
+        st.builds(lambda v: F.lexfile >= v, st.integers(0, 44)),
+        st.builds(lambda v: F.lexfile < v, st.integers(0, 44)),
+        st.builds(lambda v: F.has_example == v, st.booleans()),
+        st.builds(lambda v: parse_where({"n_lemmas": {"$lte": v}}), st.integers(1, 4)),
+    ),
+    lambda inner: st.one_of(st.builds(lambda a, b: a & b, inner, inner), st.builds(lambda a, b: a | b, inner, inner),
+                            st.builds(lambda a: ~a, inner)),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=predicates, index_name=st.sampled_from(["flat", "hnsw", "ivfpq"]),
+       strategy=st.sampled_from([None, "prefilter", "filtered_walk", "postfilter", "ivf_masked"]), qi=st.integers(0, 150))
+def test_every_returned_id_satisfies_the_predicate(indexes, wordnet_queries_id, where, index_name, strategy, qi):
+    index = indexes[index_name]
+    if strategy not in (None, *available_strategies(index)):
+        strategy = None
+    allowed = compile_where(where, index._attribute_store(), index._ids.deleted)
+    res = index.search(wordnet_queries_id[qi : qi + 8], K, where=where, strategy=strategy, **SEARCH_PARAMS[index_name])
+    valid = res.ids >= 0
+    assert allowed.mask[res.ids[valid]].all()
+    # padding only when fewer than k rows match (all strategies fill k when they can)
+    assert (valid.sum(axis=1) == min(K, allowed.count)).all()
+    assert np.isinf(res.distances[~valid]).all()
+    for row, ok in zip(res.distances, valid):
+        assert (np.diff(row[ok]) >= -1e-6).all()  # best first
+
+
+@pytest.mark.parametrize("index_name", ["flat", "hnsw", "ivfpq"])
+def test_zero_matches_return_padded_results(indexes, wordnet_queries_id, index_name):
+    res = indexes[index_name].search(wordnet_queries_id[:3], K, where=(F.pos == "n") & (F.pos == "v"))
+    assert (res.ids == -1).all() and np.isinf(res.distances).all()
+    res = indexes[index_name].search(wordnet_queries_id[:3], K, where=F.pos == "not-a-pos")
+    assert (res.ids == -1).all()
+
+
+def test_strategy_argument_is_validated(indexes, wordnet_queries_id):
+    q = wordnet_queries_id[0]
+    with pytest.raises(ValueError, match="strategy: expected one of"):
+        indexes["hnsw"].search(q, K, where=F.pos == "n", strategy="magic")
+    with pytest.raises(ValueError, match="not available for FlatIndex"):
+        indexes["flat"].search(q, K, where=F.pos == "n", strategy="filtered_walk")
+    with pytest.raises(ValueError, match="only meaningful together with where"):
+        indexes["flat"].search(q, K, strategy="prefilter")
+    assert available_strategies(indexes["hnsw"]) == ("prefilter", "filtered_walk", "postfilter")
+    assert available_strategies(indexes["ivfpq"]) == ("prefilter", "postfilter", "ivf_masked")
+    assert available_strategies(indexes["flat"]) == ("prefilter", "postfilter")
+
+
+def test_ivfpq_without_raw_vectors_filters_by_adc(wordnet_train, wordnet_queries_id, attrs):
+    """No keep_vectors: prefilter is an ADC scan of every allowed row; results still satisfy the filter."""
+    cols, _ = attrs
+    index = vs.IVFPQIndex(384, "cosine", nlist=16, m=48, nprobe=4, seed=0)
+    index.train(wordnet_train[:3000])
+    index.add(wordnet_train[:3000], attributes={k: v[:3000] for k, v in cols.items()})
+    where = (F.pos == "r") & (F.gloss_len < 60)
+    mask = (cols["pos"][:3000] == "r") & (cols["gloss_len"][:3000] < 60)
+    truth = _truth_over_subset(wordnet_train[:3000], wordnet_queries_id[:30], mask, K)
+    for strategy in ("prefilter", "ivf_masked"):
+        res = index.search(wordnet_queries_id[:30], K, where=where, strategy=strategy)
+        assert mask[res.ids[res.ids >= 0]].all() and (res.ids >= 0).all()
+        assert _recall(res.ids, truth, int(mask.sum())) >= 0.6  # PQ-only scores (m=48, no re-rank)
+
+
+def test_hnsw_filtered_search_skips_removed_and_follows_compaction(wordnet_train, wordnet_queries_id, attrs):
+    cols, _ = attrs
+    n = 2000
+    index = vs.HNSWIndex(384, "cosine", M=12, ef_construction=80, seed=1)
+    index.add(wordnet_train[:n], ids=np.arange(n) + 10_000, attributes={k: v[:n] for k, v in cols.items()})
+    removed = np.arange(0, n, 3) + 10_000
+    index.remove(removed)
+    where = F.pos.isin(["n", "v"])
+    keep = np.setdiff1d(np.arange(n), removed - 10_000)
+    mask = np.zeros(n, bool)
+    mask[keep] = np.isin(cols["pos"][keep], ["n", "v"])
+    truth = _truth_over_subset(wordnet_train[:n], wordnet_queries_id[:30], mask, K) + 10_000
+    for strategy in ("prefilter", "filtered_walk", "postfilter"):
+        res = index.search(wordnet_queries_id[:30], K, where=where, strategy=strategy)
+        assert not np.isin(res.ids, removed).any()
+        assert _recall(res.ids, truth, int(mask.sum())) >= 0.95
+    index.compact()  # renumbers slots: attributes must follow their ids
+    for i in (1, 2, 1999):
+        assert index.get_attributes(10_000 + i)["lexfile"] == int(cols["lexfile"][i])
+    res = index.search(wordnet_queries_id[:30], K, where=where)
+    assert _recall(res.ids, truth, int(mask.sum())) >= 0.95
+
+
+def test_hnsw_filtered_search_survives_save_and_load(tmp_path, indexes, wordnet_queries_id):
+    hnsw = indexes["hnsw"]
+    hnsw.save(tmp_path / "h")
+    loaded = vs.load(tmp_path / "h")
+    where = {"$and": [{"pos": {"$in": ["a", "s"]}}, {"gloss_len": {"$lt": 90}}]}
+    for strategy in ("prefilter", "filtered_walk"):
+        np.testing.assert_array_equal(
+            loaded.search(wordnet_queries_id[:16], K, where=where, strategy=strategy).ids,
+            hnsw.search(wordnet_queries_id[:16], K, where=where, strategy=strategy).ids,
+        )

@@ -1,0 +1,315 @@
+"""Run a benchmark: build each algorithm, sweep its search parameter, write JSON lines, plot, print.
+
+Index specs (``--index``): ``KIND`` or ``KIND:key=v1,v2:key=v``. Keys that are search parameters
+of the kind (``ef`` for hnsw/leanvec, ``nprobe``/``rerank`` for ivfpq) form the sweep; every
+other key is a build parameter, and several values build several indexes. ``none`` is None.
+Examples: ``hnsw:M=16,32:ef=10,20,40``, ``ivfpq:nlist=256:m=48:nprobe=1,4,16:rerank=none,10``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..datasets import Dataset, ensure_ground_truth, load_dataset
+from ..evaluation import TIE_EPS, evaluate_point
+from .algorithms import (
+    KINDS,
+    PEERS,
+    Algorithm,
+    Unavailable,
+    VecsearchAlgorithm,
+    default_params,
+    grid_points,
+    peers_for,
+    set_threads,
+)
+from .report import plot_recall_qps, points_table, ratio_lines, summary_table
+
+DEFAULT_INDEXES = ("flat", "hnsw", "ivfpq", "leanvec")
+RESULTS_FILE = "results.jsonl"
+PLOT_FILE = "recall_qps.png"
+TABLE_FILE = "table.txt"
+
+
+@dataclass
+class BenchConfig:
+    """Everything ``vecsearch bench`` needs (the CLI flags, one to one)."""
+
+    dataset: str | None = None
+    metric: str | None = None
+    query_file: str | None = None
+    indexes: list[str] = field(default_factory=lambda: list(DEFAULT_INDEXES))
+    peers: list[str] = field(default_factory=lambda: list(PEERS))
+    k: int = 10
+    threads: int | None = None
+    queries: int | None = None
+    out: str = "bench-results"
+    runs: int = 3
+    latency_queries: int = 200
+    tie_eps: float = TIE_EPS
+    plot: bool = True
+
+
+def _parse_value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_index_spec(spec: str, n: int, dim: int) -> list[VecsearchAlgorithm]:
+    """Algorithms for one ``--index`` spec (see the module docstring), defaults filled in for ``n``, ``dim``."""
+    parts = [p for p in spec.strip().split(":") if p]
+    if not parts:
+        raise ValueError(
+            f"index: expected a spec such as 'hnsw' or 'hnsw:M=16:ef=10,20', got {spec!r}"
+        )
+    kind = parts[0].lower()
+    if kind not in KINDS:
+        raise ValueError(f"index: expected one of {sorted(KINDS)} in {spec!r}, got {kind!r}")
+    build, grid = default_params(kind, n, dim)
+    build_grid: dict[str, list[Any]] = {key: [value] for key, value in build.items()}
+    search_keys = KINDS[kind][2]
+    for part in parts[1:]:
+        if "=" not in part:
+            raise ValueError(f"index: expected key=value after ':' in {spec!r}, got {part!r}")
+        key, _, values = part.partition("=")
+        key = key.strip()
+        parsed = [_parse_value(v) for v in values.split(",") if v.strip()]
+        if not parsed:
+            raise ValueError(f"index: no value given for {key!r} in {spec!r}")
+        if key in search_keys:
+            grid[key] = parsed
+        elif kind == "flat":
+            raise ValueError(f"index: flat takes no parameters, got {key!r} in {spec!r}")
+        else:
+            build_grid[key] = parsed
+    return [VecsearchAlgorithm(kind, bp, grid) for bp in grid_points(build_grid)]
+
+
+def plan_algorithms(config: BenchConfig, dataset: Dataset) -> list[Algorithm]:
+    """vecsearch algorithms from the specs, each followed by its peers (deduplicated)."""
+    unknown = [p for p in config.peers if p not in PEERS]
+    if unknown:
+        raise ValueError(f"peers: expected any of {list(PEERS)} or 'none', got {unknown}")
+    ours: list[Algorithm] = []
+    for spec in config.indexes:
+        ours.extend(parse_index_spec(spec, dataset.train.shape[0], dataset.dim))
+    planned: list[Algorithm] = []
+    seen: set[str] = set()
+    for algo in ours:
+        planned.append(algo)
+        for peer in peers_for(
+            algo.kind, algo.build_params, algo.search_grid, config.peers, config.threads
+        ):
+            if peer.label() not in seen:
+                seen.add(peer.label())
+                planned.append(peer)
+    return planned
+
+
+class Progress:
+    """A one-line progress bar on a stream (redrawn in place on a terminal, printed once otherwise)."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None, width: int = 30):
+        self.total, self.label, self.width = max(total, 1), label, width
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.t0 = time.perf_counter()
+        if not self.tty:
+            self.stream.write(f"  building {label} ...\n")
+            self.stream.flush()
+
+    def __call__(self, done: int) -> None:
+        if not self.tty:
+            return
+        frac = min(done / self.total, 1.0)
+        bar = "#" * int(frac * self.width)
+        elapsed = time.perf_counter() - self.t0
+        self.stream.write(
+            f"\r  building {self.label[:50]:<50} [{bar:<{self.width}}] {frac:4.0%} {elapsed:6.1f}s"
+        )
+        self.stream.flush()
+
+    def close(self, note: str = "") -> None:
+        elapsed = time.perf_counter() - self.t0
+        end = "\r" if self.tty else ""
+        self.stream.write(
+            f"{end}  built    {self.label[:50]:<50} [{'#' * self.width}] 100% {elapsed:6.1f}s {note}\n"
+        )
+        self.stream.flush()
+
+
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def run_benchmark(
+    config: BenchConfig, log: TextIO | None = None, out: TextIO | None = None
+) -> list[dict[str, Any]]:
+    """Run the benchmark described by ``config``; returns the result rows (also written to disk).
+
+    Writes ``OUT/results.jsonl`` (one JSON object per measured point), ``OUT/recall_qps.png`` and
+    ``OUT/table.txt``; progress goes to ``log`` (stderr), the tables to ``out`` (stdout).
+    """
+    log = log or sys.stderr
+    out = out or sys.stdout
+    if isinstance(config.k, bool) or not isinstance(config.k, int) or config.k < 1:
+        raise ValueError(f"k: expected a positive integer, got {config.k!r}")
+    threads = set_threads(config.threads)
+    t_start = time.perf_counter()
+    dataset = load_dataset(config.dataset, metric=config.metric, queries_file=config.query_file)
+    dataset = dataset.with_queries(config.queries)
+    had_gt = dataset.neighbors is not None
+    dataset = ensure_ground_truth(dataset, config.k)
+    print(
+        f"dataset {dataset.name}: {dataset.train.shape[0]:,} x {dataset.dim} train, "
+        f"{dataset.test.shape[0]:,} queries, metric {dataset.metric}, k={config.k}, threads={threads}"
+        + ("" if had_gt else " (ground truth computed with FlatIndex, cached)"),
+        file=log,
+    )
+    algorithms = plan_algorithms(config, dataset)
+    out_dir = Path(config.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results_path = out_dir / RESULTS_FILE
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    k = config.k
+    with open(results_path, "w") as jsonl:
+        for algo in algorithms:
+            try:
+                algo.check_available()
+            except Unavailable as exc:
+                msg = f"skipping {algo.label()}: {exc}"
+                print(msg, file=log)
+                skipped.append(msg)
+                continue
+            try:
+                for row in _run_algorithm(algo, dataset, config, threads, log):
+                    rows.append(row)
+                    jsonl.write(json.dumps(row) + "\n")
+                    jsonl.flush()
+            except Exception as exc:  # noqa: BLE001 - one failing algorithm must not lose the others' results
+                msg = f"FAILED {algo.label()}: {type(exc).__name__}: {exc}"
+                print(msg, file=log)
+                skipped.append(msg)
+            finally:
+                algo.index = None  # free memory before the next build
+    elapsed = time.perf_counter() - t_start
+    title = (
+        f"{dataset.name} ({dataset.train.shape[0]:,} x {dataset.dim}, {dataset.metric}), "
+        f"{dataset.test.shape[0]} queries, k={k}, {threads} thread(s)"
+    )
+    text = "\n".join(
+        [
+            title,
+            "",
+            points_table(rows),
+            "",
+            summary_table(rows),
+            "",
+            *ratio_lines(rows, 0.9),
+            *ratio_lines(rows, 0.95),
+            *skipped,
+            f"total time {elapsed:.1f}s; results: {results_path}",
+        ]
+    )
+    if config.plot and rows:
+        png = out_dir / PLOT_FILE
+        plot_recall_qps(rows, str(png), title)
+        text += f"\nplot: {png}"
+    (out_dir / TABLE_FILE).write_text(text + "\n")
+    print(text, file=out)
+    return rows
+
+
+def _run_algorithm(
+    algo: Algorithm, dataset: Dataset, config: BenchConfig, threads: int, log: TextIO
+):
+    """Warm up, build and sweep one algorithm; yields one result row per search setting."""
+    k = config.k
+    truth = dataset.neighbors[:, :k]
+    truth_d = dataset.distances[:, :k] if dataset.distances is not None else None
+    load = _loadavg()
+    t0 = time.perf_counter()
+    algo.warmup(dataset.train, dataset.metric)
+    algo.warmup_s = time.perf_counter() - t0
+    bar = Progress(dataset.train.shape[0], algo.label(), log)
+    t0 = time.perf_counter()
+    algo.build(dataset.train, dataset.metric, bar)
+    build_s = time.perf_counter() - t0
+    nbytes = algo.index_bytes()
+    bar.close(f"({nbytes / 1e6:.1f} MB)")
+    for params in grid_points(algo.search_grid):
+        algo.set_search(params)
+        point = evaluate_point(
+            lambda q: algo.search(q, k),
+            dataset.train,
+            dataset.test,
+            truth,
+            truth_d,
+            k,
+            dataset.metric,
+            runs=config.runs,
+            latency_queries=config.latency_queries,
+            tie_eps=config.tie_eps,
+        )
+        print(
+            f"    {_short(params):<22} recall {point.recall:.4f}  {point.qps:>10,.0f} QPS  "
+            f"p50 {point.p50_ms:.3f} ms  p99 {point.p99_ms:.3f} ms",
+            file=log,
+        )
+        yield {
+            "algorithm": algo.name,
+            "library": algo.library,
+            "index": algo.kind,
+            "label": algo.label(),
+            "build_params": algo.build_params,
+            "search_params": params,
+            "recall": round(point.recall, 6),
+            "qps": round(point.qps, 2),
+            "p50_ms": round(point.p50_ms, 4),
+            "p99_ms": round(point.p99_ms, 4),
+            "build_s": round(build_s, 4),
+            "warmup_s": round(algo.warmup_s, 4),
+            "index_bytes": int(nbytes),
+            "bytes_per_vector": round(nbytes / dataset.train.shape[0], 2),
+            "dataset": dataset.name,
+            "metric": dataset.metric,
+            "n_train": int(dataset.train.shape[0]),
+            "n_queries": int(dataset.test.shape[0]),
+            "dim": dataset.dim,
+            "k": k,
+            "threads": threads,
+            "loadavg_1m": load,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        }
+
+
+def _short(params: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in params.items()) or "-"
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a ``results.jsonl`` file."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+__all__ = ["BenchConfig", "Progress", "parse_index_spec", "read_results", "run_benchmark"]

@@ -1,0 +1,22 @@
+"""Scale-out: :class:`ShardedIndex`, a vecsearch index split over Ray actors (``pip install 'vecsearch[distributed]'``).
+
+Importing this package does not import Ray; Ray is imported when the first ``ShardedIndex``
+is created.
+"""
+
+from __future__ import annotations
+
+from .errors import ShardError, ShardTimeoutError, ShardUnavailableError
+from .routing import merge_topk, shard_of, splitmix64
+from .sharded import ShardedIndex, connect
+
+__all__ = [
+    "ShardError",
+    "ShardTimeoutError",
+    "ShardUnavailableError",
+    "ShardedIndex",
+    "connect",
+    "merge_topk",
+    "shard_of",
+    "splitmix64",
+]

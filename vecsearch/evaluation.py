@@ -1,0 +1,243 @@
+"""Measuring indexes: recall@k with ties and padding, QPS and latency timing, Pareto frontiers.
+
+Recall follows ann-benchmarks and faiss ``contrib/evaluation``: a returned id counts when it is
+one of the true top-k ids **or** when its exact distance is within the k-th true distance plus a
+small tolerance (so an index is not penalized for picking the other member of a tie). Padding
+(-1) never counts, an id returned twice counts once, and the denominator is the number of true
+neighbors that exist (``min(k, n_train)``). Distances are recomputed exactly from the vectors,
+never taken from the index under test (an approximate index reports approximate distances).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+# Relative tolerance for ties: threshold = kth + TIE_EPS * max(1, |kth|). Large enough for float32
+# rounding and exact duplicates; ann-benchmarks uses an absolute 1e-3 (pass tie_eps=1e-3 to match).
+TIE_EPS = 1e-4
+
+
+def exact_distances(
+    train: np.ndarray, queries: np.ndarray, ids: np.ndarray, metric: str, *, block: int = 256
+) -> np.ndarray:
+    """Exact distances (vecsearch convention) from each query to the ids of its row.
+
+    ``train`` (n, d), ``queries`` (nq, d), ``ids`` int (nq, m) with -1 padding; returns float32
+    (nq, m) with +inf at padding: squared L2 for ``l2``, ``1 - cos`` for ``cosine``, ``-<q, x>`` for ``ip``.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or ids.shape[0] != queries.shape[0]:
+        raise ValueError(f"ids: expected shape ({queries.shape[0]}, m), got {ids.shape}")
+    if ids.size and ids.max() >= train.shape[0]:
+        raise ValueError(
+            f"ids: expected ids < {train.shape[0]} (rows of train), got {int(ids.max())}"
+        )
+    out = np.full(ids.shape, np.inf, np.float32)
+    for start in range(0, ids.shape[0], block):
+        stop = min(start + block, ids.shape[0])
+        idb = ids[start:stop]
+        valid = idb >= 0
+        x = np.asarray(train[np.where(valid, idb, 0)], np.float32)  # (b, m, d)
+        q = np.asarray(queries[start:stop], np.float32)[:, None, :]
+        if metric == "l2":
+            diff = x - q
+            d = np.einsum("bmd,bmd->bm", diff, diff)
+        elif metric == "ip":
+            d = -np.einsum("bmd,bmd->bm", x, q)
+        elif metric == "cosine":
+            xn = np.linalg.norm(x, axis=2)
+            qn = np.linalg.norm(q, axis=2)
+            d = 1.0 - np.einsum("bmd,bmd->bm", x, q) / np.maximum(xn * qn, 1e-30)
+        else:
+            raise ValueError(f"metric: expected 'l2', 'ip' or 'cosine', got {metric!r}")
+        out[start:stop] = np.where(valid, d, np.inf)
+    return out
+
+
+def recall_per_query(
+    found: np.ndarray,
+    truth: np.ndarray,
+    k: int,
+    *,
+    found_distances: np.ndarray | None = None,
+    truth_distances: np.ndarray | None = None,
+    tie_eps: float = TIE_EPS,
+) -> np.ndarray:
+    """Recall@k of each query, float64 (nq,): see the module docstring for the tie and padding rules.
+
+    ``found`` (nq, >=k) ids returned by the index (-1 = padding), ``truth`` (nq, >=k) exact ids;
+    the optional ``*_distances`` (same shapes, vecsearch convention) enable the tie rule.
+    """
+    found = np.asarray(found)
+    truth = np.asarray(truth)
+    if found.ndim != 2 or truth.ndim != 2 or found.shape[0] != truth.shape[0]:
+        raise ValueError(
+            f"found/truth: expected 2-D arrays with one row per query, got {found.shape} and {truth.shape}"
+        )
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: expected a positive integer, got {k!r}")
+    if truth.shape[1] < k:
+        raise ValueError(
+            f"truth: expected at least k={k} true neighbors per query, got {truth.shape[1]}"
+        )
+    use_ties = found_distances is not None and truth_distances is not None
+    fk = found[:, :k]
+    tk = truth[:, :k]
+    n_true = (tk >= 0).sum(axis=1)
+    hits = np.zeros(found.shape[0], np.int64)
+    if use_ties:
+        fd = np.asarray(found_distances)[:, :k]
+        td = np.asarray(truth_distances)[:, :k]
+        last = np.maximum(n_true - 1, 0)
+        kth = td[np.arange(td.shape[0]), last].astype(np.float64)
+        threshold = kth + tie_eps * np.maximum(1.0, np.abs(kth))
+    for i in range(found.shape[0]):
+        row = fk[i]
+        valid = row >= 0
+        ids, first = np.unique(row[valid], return_index=True)
+        ok = np.isin(ids, tk[i])
+        if use_ties:
+            ok |= fd[i][valid][first] <= threshold[i]
+        hits[i] = min(int(ok.sum()), int(n_true[i]))
+    return np.where(n_true > 0, hits / np.maximum(n_true, 1), 1.0)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int, **kwargs) -> float:
+    """Mean recall@k over queries (see :func:`recall_per_query`)."""
+    return float(recall_per_query(found, truth, k, **kwargs).mean())
+
+
+# ---- timing ---------------------------------------------------------------------------------------
+def latency_percentiles(seconds: np.ndarray, percentiles=(50, 95, 99)) -> dict[str, float]:
+    """Latency percentiles in milliseconds, e.g. ``{"p50_ms": .., "p99_ms": ..}``."""
+    arr = np.asarray(seconds, np.float64) * 1e3
+    if arr.size == 0:
+        return {f"p{p}_ms": float("nan") for p in percentiles}
+    return {f"p{p}_ms": float(np.percentile(arr, p)) for p in percentiles}
+
+
+def time_batch(search: Callable[[np.ndarray], np.ndarray], queries: np.ndarray, runs: int = 3):
+    """Best-of-``runs`` wall time of one batch call; returns ``(qps, ids of the last run)``.
+
+    One untimed call comes first (it pays compilation and cache warm-up).
+    """
+    ids = search(queries)
+    best = np.inf
+    for _ in range(max(1, runs)):
+        t0 = time.perf_counter()
+        ids = search(queries)
+        best = min(best, time.perf_counter() - t0)
+    return queries.shape[0] / max(best, 1e-12), ids
+
+
+def time_single(search: Callable[[np.ndarray], np.ndarray], queries: np.ndarray) -> np.ndarray:
+    """Per-query wall times (seconds, float64 (nq,)) of one-query calls, after one untimed call."""
+    search(queries[:1])
+    times = np.empty(queries.shape[0], np.float64)
+    for i in range(queries.shape[0]):
+        q = queries[i : i + 1]
+        t0 = time.perf_counter()
+        search(q)
+        times[i] = time.perf_counter() - t0
+    return times
+
+
+# ---- Pareto frontier ------------------------------------------------------------------------------
+def pareto_frontier(recall: np.ndarray, qps: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both recall and QPS, by increasing recall.
+
+    A point is dropped when another has recall >= and QPS >= with one of them strictly greater.
+    """
+    recall = np.asarray(recall, np.float64)
+    qps = np.asarray(qps, np.float64)
+    if recall.shape != qps.shape or recall.ndim != 1:
+        raise ValueError(
+            f"recall/qps: expected two 1-D arrays of one shape, got {recall.shape} and {qps.shape}"
+        )
+    order = np.lexsort((-qps, -recall))  # recall descending, then QPS descending
+    keep = []
+    best_qps = -np.inf
+    for i in order:
+        if qps[i] > best_qps:
+            keep.append(i)
+            best_qps = qps[i]
+    return np.asarray(keep[::-1], np.int64)
+
+
+def qps_at_recall(recall: np.ndarray, qps: np.ndarray, target: float) -> float:
+    """The highest QPS among points with recall >= ``target`` (NaN when none reaches it)."""
+    recall = np.asarray(recall, np.float64)
+    qps = np.asarray(qps, np.float64)
+    ok = recall >= target
+    return float(qps[ok].max()) if ok.any() else float("nan")
+
+
+@dataclass
+class PointResult:
+    """One measured point of a sweep."""
+
+    recall: float
+    qps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def evaluate_point(
+    search: Callable[[np.ndarray], np.ndarray],
+    train: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    truth_distances: np.ndarray | None,
+    k: int,
+    metric: str,
+    *,
+    runs: int = 3,
+    latency_queries: int = 200,
+    tie_eps: float = TIE_EPS,
+) -> PointResult:
+    """Time ``search(queries) -> ids (nq, >=k)`` in batch (QPS) and one query at a time (latency),
+    and score its ids against ``truth`` with the tie rule."""
+    qps, ids = time_batch(search, queries, runs)
+    ids = np.asarray(ids)[:, :k]
+    found_d = exact_distances(train, queries, ids, metric) if truth_distances is not None else None
+    recall = recall_at_k(
+        ids, truth, k, found_distances=found_d, truth_distances=truth_distances, tie_eps=tie_eps
+    )
+    lat = latency_percentiles(time_single(search, queries[: max(1, latency_queries)]), (50, 99))
+    return PointResult(recall, qps, lat["p50_ms"], lat["p99_ms"])
+
+
+def sweep(
+    search: Callable[..., np.ndarray],
+    settings: list[dict],
+    train: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    truth_distances: np.ndarray | None,
+    k: int,
+    metric: str,
+    **kwargs,
+) -> list[tuple[dict, PointResult]]:
+    """Measure ``search(queries, **setting) -> ids`` at every setting (e.g. ``[{"ef": 16}, {"ef": 64}]``).
+
+    Returns ``(setting, PointResult)`` pairs in order; ``kwargs`` go to :func:`evaluate_point`.
+    Feed ``[p.recall for ...]`` and ``[p.qps for ...]`` to :func:`pareto_frontier` for the curve.
+    """
+    out = []
+    for setting in settings:
+        point = evaluate_point(
+            lambda q, s=setting: search(q, **s),
+            train,
+            queries,
+            truth,
+            truth_distances,
+            k,
+            metric,
+            **kwargs,
+        )
+        out.append((setting, point))
+    return out

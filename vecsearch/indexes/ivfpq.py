@@ -1,0 +1,456 @@
+"""IVFPQIndex: k-means inverted lists + product-quantized residuals, ADC scan, optional exact re-rank.
+
+Reference behaviour: faiss ``IndexIVFPQ`` (``by_residual``, precomputed L2 tables) and
+``IndexRefineFlat`` for the re-rank. Layout and kernels: :mod:`vecsearch.kernels.ivf`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..base import Index, register_index
+from ..factory import register_factory
+from ..kernels.distances import METRIC_L2
+from ..kernels.ivf import (
+    append_to_lists,
+    coarse_probes,
+    compact_lists,
+    ivfpq_search,
+    l2_list_tables,
+    relayout_lists,
+    select_probes,
+)
+from ..kmeans import assign, kmeans, sample_training_rows
+from ..params import IVFPQBuildParams, IVFPQSearchParams, parse_params
+from ..quantizers import (
+    ProductQuantizer,
+    blas_limit_available,
+    single_threaded_blas,
+    train_opq_rotation,
+)
+
+# The L2 (list, sub-space, codeword) table is precomputed when it fits in this many bytes
+# (nlist=1024, m=48, nbits=8 -> 50 MB); beyond it the terms are computed per probed list.
+L2_TABLE_MAX_BYTES = 1 << 28
+# From this many queries the coarse scores come from a single-threaded BLAS product (when
+# threadpoolctl is installed): 7 us vs 15 us per query for 1024 x 384 centroids in the numba
+# kernel (1 core, CPU time). Smaller batches and single queries use the numba kernel.
+BLAS_PROBE_MIN_QUERIES = 32
+# Queries per coarse matrix product (bounds the (queries x nlist) temporary).
+COARSE_BLOCK = 2048
+
+
+@register_index("ivfpq")
+class IVFPQIndex(Index):
+    """Inverted-file index with product quantization (``l2``, ``ip`` or ``cosine``).
+
+    ``nlist`` k-means lists; each vector stores the ``m``-byte PQ code of its residual to its
+    list centroid (``2**nbits`` codewords per sub-quantizer). ``search`` scans the ``nprobe``
+    nearest lists with asymmetric distances; ``rerank=r`` re-scores the best ``k * r``
+    candidates exactly with the raw vectors, which are kept only when ``keep_vectors=True``.
+    ``opq=True`` learns an orthonormal rotation (OPQ) applied before everything else.
+    """
+
+    requires_training = True
+
+    def __init__(
+        self,
+        dim: int,
+        metric: str = "l2",
+        *,
+        nlist: int,
+        m: int,
+        nbits: int = 8,
+        opq: bool = False,
+        keep_vectors: bool = False,
+        nprobe: int = 8,
+        seed: int = 0,
+        max_train_points_per_centroid: int = 256,
+        kmeans_iters: int = 10,
+        pq_iters: int = 25,
+    ):
+        super().__init__(dim, metric)
+        self.params: IVFPQBuildParams = parse_params(
+            IVFPQBuildParams,
+            {
+                "nlist": nlist,
+                "m": m,
+                "nbits": nbits,
+                "opq": opq,
+                "keep_vectors": keep_vectors,
+                "nprobe": nprobe,
+                "seed": seed,
+                "max_train_points_per_centroid": max_train_points_per_centroid,
+                "kmeans_iters": kmeans_iters,
+                "pq_iters": pq_iters,
+            },
+            "IVFPQIndex",
+        )
+        if self.dim % self.params.m != 0:
+            raise ValueError(
+                f"m: the dimension {self.dim} must be divisible by m, got m={self.params.m} (dim % m = {self.dim % self.params.m})"
+            )
+        p = self.params
+        self._pq = ProductQuantizer(
+            self.dim,
+            p.m,
+            p.nbits,
+            niter=p.pq_iters,
+            max_points_per_centroid=p.max_train_points_per_centroid,
+            seed=p.seed + 1,
+        )
+        self._centroids: np.ndarray | None = None
+        self._rotation: np.ndarray | None = None
+        self._l2_table = np.empty((0, p.m, self._pq.ksub), np.float32)
+        self._codes = np.empty((0, p.m), np.uint8)
+        self._slots = np.empty(0, np.int32)
+        self._offsets = np.zeros(p.nlist + 1, np.int64)
+        self._sizes = np.zeros(p.nlist, np.int64)
+        self._vectors = np.empty((0, self.dim), np.float32)
+
+    # ---- properties ----------------------------------------------------------------------------
+    @property
+    def is_trained(self) -> bool:
+        return self._centroids is not None
+
+    @property
+    def nlist(self) -> int:
+        return self.params.nlist
+
+    @property
+    def pq(self) -> ProductQuantizer:
+        """The residual product quantizer (trained by :meth:`train`)."""
+        return self._pq
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """Coarse centroids, float32 ``(nlist, dim)`` (in the OPQ-rotated space when ``opq``)."""
+        self._check_trained("centroids")
+        return self._centroids
+
+    def list_sizes(self) -> np.ndarray:
+        """Number of vectors in each inverted list, int64 ``(nlist,)``."""
+        return self._sizes.copy()
+
+    @property
+    def code_size(self) -> int:
+        """Bytes per vector in the inverted lists: the PQ code plus the int32 slot."""
+        return self.params.m + 4
+
+    # ---- training ------------------------------------------------------------------------------
+    def train(self, x: Any) -> IVFPQIndex:
+        """Learn the coarse centroids, the optional OPQ rotation and the residual PQ from ``x`` (n, dim)."""
+        if self.is_trained:
+            raise ValueError(
+                "IVFPQIndex.train: the index is already trained; build a new index to retrain"
+            )
+        x = self.prepare_vectors(x, "x")
+        p = self.params
+        needed = max(p.nlist, self._pq.ksub)
+        if x.shape[0] < needed:
+            raise ValueError(
+                f"x: training IVFPQIndex(nlist={p.nlist}, nbits={p.nbits}) needs at least {needed} training points "
+                f"(max(nlist, 2**nbits)), got {x.shape[0]}"
+            )
+        if p.opq:
+            self._rotation = train_opq_rotation(x, p.m, p.nbits, seed=p.seed)
+            x = self._rotate(x)
+        kmetric = "l2" if self.metric == "l2" else "ip"
+        centroids, _ = kmeans(
+            x,
+            p.nlist,
+            metric=kmetric,
+            niter=p.kmeans_iters,
+            seed=p.seed,
+            max_points_per_centroid=p.max_train_points_per_centroid,
+            spherical=kmetric == "ip",
+        )
+        rows = sample_training_rows(
+            x.shape[0],
+            self._pq.ksub,
+            p.max_train_points_per_centroid,
+            np.random.default_rng(p.seed + 2),
+        )
+        sample = x[rows]
+        labels, _ = assign(sample, centroids, kmetric)
+        self._pq.fit(sample - centroids[labels])
+        self._set_centroids(centroids)
+        return self
+
+    def _set_centroids(self, centroids: np.ndarray) -> None:
+        self._centroids = centroids
+        self._centroids_t = np.ascontiguousarray(np.asarray(centroids).T)
+        self._c_sq_norms = np.einsum("ij,ij->i", centroids, centroids).astype(np.float32)
+        self._build_l2_table()
+
+    def _build_l2_table(self) -> None:
+        p = self.params
+        nbytes = p.nlist * p.m * self._pq.ksub * 4
+        if self.metric == "l2" and nbytes <= L2_TABLE_MAX_BYTES:
+            table = np.empty((p.nlist, p.m, self._pq.ksub), np.float32)
+            l2_list_tables(self._centroids, self._pq._codebooks_t, self._pq._cb_sq_norms, table)
+            self._l2_table = table
+        else:
+            self._l2_table = np.empty((0, p.m, self._pq.ksub), np.float32)
+
+    def _rotate(self, x: np.ndarray) -> np.ndarray:
+        if self._rotation is None:
+            return x
+        with single_threaded_blas():
+            return np.ascontiguousarray(x @ self._rotation)
+
+    # ---- add / remove ----------------------------------------------------------------------------
+    def _add(self, vectors: np.ndarray, ids: np.ndarray, **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError(f"IVFPQIndex.add: unexpected parameters {sorted(kwargs)}")
+        x = self._rotate(vectors)
+        kmetric = "l2" if self.metric == "l2" else "ip"
+        labels, _ = assign(x, self._centroids, kmetric)
+        codes = self._pq.encode(x - self._centroids[labels])
+        start = self._ids.n_slots
+        self._reserve(labels)
+        if self.params.keep_vectors:
+            self._store_vectors(start, x)
+        new_slots = np.arange(start, start + x.shape[0], dtype=np.int32)
+        append_to_lists(
+            self._codes, self._slots, self._offsets, self._sizes, codes, new_slots, labels
+        )
+        self._ids.append(ids)
+
+    def _reserve(self, new_lists: np.ndarray) -> None:
+        """Make room for one new row in each of ``new_lists`` (relayout with 25% spare if needed)."""
+        need = self._sizes + np.bincount(new_lists, minlength=self.params.nlist)
+        capacity = np.diff(self._offsets)
+        if (need <= capacity).all() and self._codes.flags.writeable and self._slots.flags.writeable:
+            return
+        new_capacity = np.maximum(capacity, need + need // 4)
+        total = int(new_capacity.sum())
+        codes = np.empty((total, self.params.m), np.uint8)
+        slots = np.empty(total, np.int32)
+        offsets = np.empty(self.params.nlist + 1, np.int64)
+        relayout_lists(
+            self._codes,
+            self._slots,
+            self._offsets,
+            self._sizes,
+            new_capacity,
+            codes,
+            slots,
+            offsets,
+        )
+        self._codes, self._slots, self._offsets = codes, slots, offsets
+        self._sizes = self._sizes.copy()
+
+    def _store_vectors(self, start: int, x: np.ndarray) -> None:
+        needed = start + x.shape[0]
+        if needed > self._vectors.shape[0] or not self._vectors.flags.writeable:
+            capacity = max(needed, int(self._vectors.shape[0] * 1.5), 1024)
+            grown = np.empty((capacity, self.dim), np.float32)
+            grown[:start] = self._vectors[:start]
+            self._vectors = grown
+        self._vectors[start:needed] = x
+
+    def _remove_slots(self, slots: np.ndarray) -> None:
+        n_slots = self._ids.n_slots
+        keep = np.setdiff1d(np.arange(n_slots, dtype=np.int64), slots)
+        slot_map = np.full(n_slots, -1, np.int64)
+        slot_map[keep] = np.arange(keep.shape[0], dtype=np.int64)
+        if not (self._codes.flags.writeable and self._slots.flags.writeable):
+            self._codes, self._slots = self._codes.copy(), self._slots.copy()
+        self._sizes = self._sizes.copy()
+        compact_lists(self._codes, self._slots, self._offsets, self._sizes, slot_map)
+        if self.params.keep_vectors:
+            self._vectors = np.ascontiguousarray(self._vectors[keep])
+        self._ids.compact(keep)
+
+    # ---- search ----------------------------------------------------------------------------------
+    def _parse_search_params(self, params: dict[str, Any]) -> IVFPQSearchParams:
+        parsed = parse_params(IVFPQSearchParams, params, "IVFPQIndex.search")
+        if parsed.rerank is not None and not self.params.keep_vectors:
+            raise ValueError(
+                "rerank: re-ranking needs the raw vectors; build the index with keep_vectors=True "
+                f"(factory 'IVF{self.params.nlist},PQ{self.params.m},Refine'), got rerank={parsed.rerank} on an index without them"
+            )
+        return parsed
+
+    def _probe(self, queries: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``nprobe`` nearest lists of prepared (rotated) ``queries``: ``(lists int64, scores f32)`` (nq, nprobe).
+
+        Large batches: one-thread BLAS product + numba selection (multi-threaded OpenBLAS fights
+        numba's threads for the cores: 10x slower on a busy 2-core box). Otherwise a numba kernel.
+        """
+        nq = queries.shape[0]
+        lists = np.full((nq, nprobe), -1, np.int64)
+        scores = np.full((nq, nprobe), np.inf, np.float32)
+        if nq < BLAS_PROBE_MIN_QUERIES or not blas_limit_available():
+            coarse_probes(
+                queries, self._centroids_t, self._c_sq_norms, self._metric_code, lists, scores
+            )
+            return lists, scores
+        for start in range(0, nq, COARSE_BLOCK):
+            qb = queries[start : start + COARSE_BLOCK]
+            with single_threaded_blas():
+                coarse = qb @ self._centroids_t
+            if self._metric_code == METRIC_L2:
+                coarse *= np.float32(-2.0)
+                coarse += self._c_sq_norms
+                coarse += np.einsum("ij,ij->i", qb, qb)[:, None]
+                np.maximum(coarse, np.float32(0.0), out=coarse)
+            else:
+                np.negative(coarse, out=coarse)
+            select_probes(
+                coarse, lists[start : start + COARSE_BLOCK], scores[start : start + COARSE_BLOCK]
+            )
+        return lists, scores
+
+    def _search(
+        self, queries: np.ndarray, k: int, params: IVFPQSearchParams
+    ) -> tuple[np.ndarray, np.ndarray]:
+        nprobe = min(params.nprobe or self.params.nprobe, self.params.nlist)
+        q = self._rotate(queries)
+        lists, coarse = self._probe(q, nprobe)
+        rerank = params.rerank
+        n_cand = k * rerank if rerank else k
+        vectors = (
+            self._vectors[: self._ids.n_slots] if rerank else np.empty((0, self.dim), np.float32)
+        )
+        out_scores = np.full((q.shape[0], k), np.inf, np.float32)
+        out_slots = np.full((q.shape[0], k), -1, np.int64)
+        ivfpq_search(
+            q,
+            lists,
+            coarse,
+            self._centroids,
+            self._pq._codebooks_t,
+            self._pq._cb_sq_norms,
+            self._l2_table,
+            self._codes,
+            self._slots,
+            self._offsets,
+            self._sizes,
+            self._metric_code,
+            n_cand,
+            vectors,
+            out_scores,
+            out_slots,
+        )
+        if self._metric_code == METRIC_L2:
+            np.maximum(out_scores, np.float32(0.0), out=out_scores)
+        return out_slots, out_scores
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self._check_trained("save")
+        nlist = self.params.nlist
+        total = int(self._sizes.sum())
+        codes = np.empty((total, self.params.m), np.uint8)
+        slots = np.empty(total, np.int32)
+        offsets = np.empty(nlist + 1, np.int64)
+        relayout_lists(
+            self._codes, self._slots, self._offsets, self._sizes, self._sizes, codes, slots, offsets
+        )
+        arrays = {
+            "centroids": self._centroids,
+            "codebooks": self._pq.codebooks,
+            "list_codes": codes,
+            "list_slots": slots,
+            "list_offsets": offsets,
+        }
+        if self.params.keep_vectors:
+            arrays["vectors"] = self._vectors[: self._ids.n_slots]
+        if self._rotation is not None:
+            arrays["rotation"] = self._rotation
+        return self.params.model_dump(), arrays
+
+    @classmethod
+    def _from_state(
+        cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> IVFPQIndex:
+        index = cls(dim, metric, **params)
+        p = index.params
+        expected = {
+            "centroids": ((p.nlist, dim), np.float32),
+            "codebooks": ((p.m, index._pq.ksub, dim // p.m), np.float32),
+            "list_offsets": ((p.nlist + 1,), np.int64),
+        }
+        for name, (shape, dtype) in expected.items():
+            arr = arrays.get(name)
+            if arr is None or arr.shape != shape or arr.dtype != dtype:
+                got = "missing" if arr is None else f"{arr.dtype} {arr.shape}"
+                raise ValueError(f"{name}: expected {np.dtype(dtype)} {shape}, got {got}")
+        codes, slots, offsets = arrays["list_codes"], arrays["list_slots"], arrays["list_offsets"]
+        total = int(offsets[-1])
+        if (
+            codes.shape != (total, p.m)
+            or codes.dtype != np.uint8
+            or slots.shape != (total,)
+            or slots.dtype != np.int32
+        ):
+            raise ValueError(
+                f"list_codes/list_slots: expected uint8 ({total}, {p.m}) and int32 ({total},), got {codes.dtype} {codes.shape} and {slots.dtype} {slots.shape}"
+            )
+        index._pq.set_codebooks(np.array(arrays["codebooks"]))
+        index._codes, index._slots, index._offsets = codes, slots, np.array(offsets)
+        index._sizes = np.diff(index._offsets)
+        if p.keep_vectors:
+            if "vectors" not in arrays:
+                raise ValueError(
+                    "vectors: expected the raw vectors of an index built with keep_vectors=True, got none"
+                )
+            index._vectors = arrays["vectors"]
+        if p.opq:
+            if "rotation" not in arrays:
+                raise ValueError(
+                    "rotation: expected the OPQ rotation of an index built with opq=True, got none"
+                )
+            index._rotation = np.ascontiguousarray(arrays["rotation"], np.float32)
+        index._set_centroids(arrays["centroids"])
+        return index
+
+    # ---- warm-up ---------------------------------------------------------------------------------
+    @classmethod
+    def _warmup(cls, data: np.ndarray) -> None:
+        """Compile every IVF-PQ kernel on a tiny index (nlist=4, m=2, nbits=4) for every metric."""
+        data = np.ascontiguousarray(data, np.float32)
+        for metric in ("l2", "ip", "cosine"):
+            index = cls(data.shape[1], metric, nlist=4, m=2, nbits=4, keep_vectors=True, nprobe=2)
+            index.train(data)
+            index.add(data)
+            for batch in (data[:1], data[:32]):
+                index.search(batch, 5)
+                index.search(batch, 5, rerank=2)
+            index.remove([0])
+
+
+def _describe(index: IVFPQIndex) -> str:
+    p = index.params
+    text = f"IVF{p.nlist},PQ{p.m}" + (f"x{p.nbits}" if p.nbits != 8 else "")
+    if p.opq:
+        text = f"OPQ{p.m}," + text
+    return text + (",Refine" if p.keep_vectors else "")
+
+
+@register_factory(
+    r"(?:OPQ(\d+),)?IVF(\d+),PQ(\d+)(?:x(\d+))?(,Refine)?",
+    "IVF1024,PQ48x8,Refine",
+    _describe,
+    IVFPQIndex,
+)
+def _build_ivfpq(dim: int, metric: str, match: Any, params: dict[str, Any]) -> IVFPQIndex:
+    opq_m, nlist, m, nbits, refine = match.groups()
+    if opq_m is not None and int(opq_m) != int(m):
+        raise ValueError(
+            f"description: OPQ{opq_m} must match PQ{m} (the rotation is learned for the same m)"
+        )
+    return IVFPQIndex(
+        dim,
+        metric,
+        nlist=int(nlist),
+        m=int(m),
+        nbits=int(nbits) if nbits else 8,
+        opq=opq_m is not None,
+        keep_vectors=refine is not None,
+        **params,
+    )

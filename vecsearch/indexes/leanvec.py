@@ -1,0 +1,447 @@
+"""LeanVecIndex: a graph walked on reduced, LVQ-coded primary vectors, re-ranked with full vectors.
+
+Pipeline (Tepper et al. 2024; Aguerrebere et al. 2023; see ALGORITHMS.md):
+
+* ``train(x, queries=None)``: LeanVec-ID (PCA) or, when a query sample is given, LeanVec-OOD
+  (Frank-Wolfe) to ``reduced_dim``; then the LVQ mean of the primary vectors and, for an LVQ8
+  secondary, of the full vectors. ``reduced_dim=None`` skips the projection (LVQ on full vectors).
+* ``add``: projects and encodes the primary vectors, stores the secondary (float32 / float16 /
+  LVQ8, full dimension) and inserts the points into a single-layer graph (see
+  :mod:`vecsearch.kernels.lvq_graph`: batched parallel insertion with robust pruning, built on
+  the decoded primary vectors; medoid entry point).
+* ``search(q, k, ef=None, rerank=None)``: beam search of width ``ef`` where every distance is
+  computed on the primary codes, then the whole buffer (or its ``rerank`` best) is re-scored with
+  the secondary vectors and the best ``k`` returned.
+
+Why a single-layer graph and not the shared HNSW kernels: it was written before those existed
+and builds in parallel without locks; with a medoid entry and alpha-pruned long links it needs no
+hierarchy at this scale (DiskANN/Vamana practice). ``M`` is the maximum out-degree.
+
+Removed vectors stay in the graph as routing nodes and are never returned (no slot reuse).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..base import Index, register_index
+from ..factory import register_factory
+from ..kernels._jit import num_threads
+from ..kernels.distances import METRIC_L2
+from ..kernels.lvq_graph import (
+    KIND_FLOAT32,
+    MODE_IP,
+    MODE_L2,
+    MODE_L2_VIA_IP,
+    SEC_FLOAT16,
+    SEC_FLOAT32,
+    SEC_LVQ8,
+    apply_reverse_links,
+    build_batch_search,
+    prune_rows,
+    rerank,
+    search_codes,
+)
+from ..leanvec import LeanVecProjection, train_leanvec_id, train_leanvec_ood
+from ..lvq import LVQ8, f16_values, make_codec
+from ..params import LeanVecBuildParams, LeanVecSearchParams, parse_params
+
+# Robust-prune alpha on (non-squared) L2 distances of the build; long links keep a single layer navigable.
+BUILD_ALPHA = 1.2
+# Each insertion batch holds this fraction of the points already in the graph (prefix doubling).
+BATCH_FRACTION = 0.02
+# Rows may grow to BUILD_SLACK * M links during a build before being re-pruned to M (SVS's
+# graph slack factor): the O(M^2) prune then runs once per ~0.3 M new reverse links, not per link.
+BUILD_SLACK = 1.3
+_SEC_KINDS = {"float32": SEC_FLOAT32, "float16": SEC_FLOAT16, "lvq8": SEC_LVQ8}
+
+
+def _writable(arr: np.ndarray) -> np.ndarray:
+    """A copy-on-write mapping of a read-only memory map (same approach as indexes/hnsw.py).
+
+    numba compiles a separate specialization for read-only arrays (the walk kernel takes minutes
+    to compile on a busy 2-core machine); a ``mode="c"`` mapping is writable, shares the file's
+    pages until written, and never writes to the file.
+    """
+    if arr.flags.writeable or not isinstance(arr, np.memmap) or arr.size == 0 or arr.filename is None:
+        return np.ascontiguousarray(arr) if arr.flags.writeable else np.array(arr)
+    return np.asarray(np.memmap(arr.filename, dtype=arr.dtype, mode="c", shape=arr.shape, offset=arr.offset, order="C"))
+
+
+@register_index("leanvec")
+class LeanVecIndex(Index):
+    """Graph index over LeanVec-reduced, LVQ-coded vectors with full-dimension re-ranking.
+
+    ``reduced_dim``: target dimension (``1 <= reduced_dim < dim``) or None for no reduction;
+    ``primary``: ``"lvq8" | "lvq4" | "lvq4x8" | "float32"`` (what the graph walk reads);
+    ``secondary``: ``"float32" | "float16" | "lvq8"`` (what the re-rank reads);
+    ``M``: maximum graph out-degree; ``ef_construction``: build beam width; ``ef_search``: default
+    search beam width.
+    """
+
+    requires_training = True
+
+    def __init__(
+        self,
+        dim: int,
+        metric: str = "l2",
+        *,
+        reduced_dim: int | None,
+        primary: str = "lvq8",
+        secondary: str = "float32",
+        M: int = 32,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        seed: int = 0,
+    ):
+        super().__init__(dim, metric)
+        self.params = parse_params(
+            LeanVecBuildParams,
+            dict(
+                reduced_dim=reduced_dim,
+                primary=primary,
+                secondary=secondary,
+                M=M,
+                ef_construction=ef_construction,
+                ef_search=ef_search,
+                seed=seed,
+            ),
+            "LeanVecIndex",
+        )
+        if reduced_dim is not None and reduced_dim >= self.dim:
+            raise ValueError(
+                f"reduced_dim: expected an integer in [1, {self.dim - 1}] (below dim={self.dim}) or None, got {reduced_dim}"
+            )
+        self.projection: LeanVecProjection | None = None
+        self._primary_codec = None if primary == "float32" else make_codec(primary)
+        self._secondary_codec = LVQ8() if secondary == "lvq8" else None
+        self._trained = False
+        self._n = 0
+        self._entry = -1
+        self.last_walk_reads: np.ndarray | None = None  # primary vectors scored per query, last search
+        self._alloc(0)
+
+    # ---- properties ----------------------------------------------------------------------------
+    @property
+    def is_trained(self) -> bool:
+        return self._trained
+
+    @property
+    def reduced_dim(self) -> int:
+        """Dimension of the primary vectors the graph walks on."""
+        return self.dim if self.params.reduced_dim is None else self.params.reduced_dim
+
+    @property
+    def primary_bytes_per_vector(self) -> int:
+        """Bytes of one primary vector (what each distance of the walk reads)."""
+        if self._primary_codec is None:
+            return 4 * self.reduced_dim
+        return self._primary_codec.code_bytes(self.reduced_dim) + 4
+
+    @property
+    def _kind(self) -> int:
+        return KIND_FLOAT32 if self._primary_codec is None else self._primary_codec.kind
+
+    @property
+    def _walk_mode(self) -> int:
+        if self.metric != "l2":
+            return MODE_IP
+        if self.projection is not None and self.projection.kind == "ood":
+            return MODE_L2_VIA_IP
+        return MODE_L2
+
+    # ---- storage -------------------------------------------------------------------------------
+    def _alloc(self, capacity: int) -> None:
+        d, D, R = self.reduced_dim, self.dim, self.params.M
+        rb = self.primary_bytes_per_vector if self._primary_codec is not None else 0
+        self._prim_rows = np.zeros((capacity if rb else 0, rb), np.uint8)
+        self._prim_f32 = np.zeros((0 if rb else capacity, d), np.float32)
+        self._sqnorms = np.zeros(capacity, np.float32)
+        sec = self.params.secondary
+        self._sec_f32 = np.zeros((capacity if sec == "float32" else 0, D), np.float32)
+        self._sec_f16 = np.zeros((capacity if sec == "float16" else 0, D), np.uint16)
+        self._sec_rows = np.zeros((capacity if sec == "lvq8" else 0, D + 4), np.uint8)
+        self._neighbors = np.full((capacity, R), -1, np.int32)
+        self._degrees = np.zeros(capacity, np.int32)
+
+    def _grow(self, needed: int) -> None:
+        cap = self._neighbors.shape[0]
+        if needed <= cap:
+            return
+        new_cap = max(needed, int(cap * 1.5), 1024)
+        old = {
+            name: getattr(self, name)
+            for name in ("_prim_rows", "_prim_f32", "_sqnorms", "_sec_f32", "_sec_f16", "_sec_rows", "_neighbors", "_degrees")
+        }
+        self._alloc(new_cap)
+        for name, arr in old.items():
+            new = getattr(self, name)
+            if new.shape[0]:
+                new[: self._n] = arr[: self._n]
+
+    # ---- training ------------------------------------------------------------------------------
+    def train(self, x: Any, queries: Any = None) -> LeanVecIndex:
+        """Learn the projection (OOD when ``queries`` is given) and the LVQ means from ``x`` (n, dim)."""
+        x = self.prepare_vectors(x, "x")
+        if x.shape[0] == 0:
+            raise ValueError("x: expected at least one training vector, got 0 rows")
+        seed = self.params.seed
+        if self.params.reduced_dim is None:
+            if queries is not None:
+                raise ValueError("queries: an OOD query sample needs reduced_dim (LeanVec-OOD); got reduced_dim=None")
+            self.projection = None
+            primary = x
+        else:
+            if queries is None:
+                self.projection = train_leanvec_id(x, self.params.reduced_dim, seed=seed)
+            else:
+                q = self.prepare_vectors(queries, "queries")
+                if q.shape[0] == 0:
+                    raise ValueError("queries: expected a non-empty OOD query sample, got 0 rows")
+                self.projection = train_leanvec_ood(x, q, self.params.reduced_dim, seed=seed)
+            primary = self.projection.transform_database(x)
+        if self._primary_codec is not None:
+            self._primary_codec.fit(primary)
+        if self._secondary_codec is not None:
+            self._secondary_codec.fit(x)
+        self._trained = True
+        return self
+
+    def set_projection(self, projection: LeanVecProjection, x: Any) -> LeanVecIndex:
+        """Reuse an already trained projection (fits only the LVQ means on ``x``)."""
+        if self.params.reduced_dim is None or projection.dim != self.dim or projection.reduced_dim != self.reduced_dim:
+            raise ValueError(
+                f"projection: expected a {self.dim} -> {self.params.reduced_dim} projection, "
+                f"got {projection.dim} -> {projection.reduced_dim}"
+            )
+        x = self.prepare_vectors(x, "x")
+        self.projection = projection
+        if self._primary_codec is not None:
+            self._primary_codec.fit(projection.transform_database(x))
+        if self._secondary_codec is not None:
+            self._secondary_codec.fit(x)
+        self._trained = True
+        return self
+
+    def _to_primary(self, x: np.ndarray) -> np.ndarray:
+        return x if self.projection is None else self.projection.transform_database(x)
+
+    def _primary_queries(self, q: np.ndarray) -> np.ndarray:
+        if self.projection is None:
+            return q
+        return self.projection.transform_queries(q, self.metric)
+
+    def _decoded_primary(self) -> np.ndarray:
+        """Float32 primary vectors of all slots as the walk sees them, (capacity, d)."""
+        if self._primary_codec is None:
+            return self._prim_f32
+        out = np.zeros((self._neighbors.shape[0], self.reduced_dim), np.float32)
+        out[: self._n] = self._primary_codec.decode(self._prim_rows[: self._n])
+        return out
+
+    # ---- add -----------------------------------------------------------------------------------
+    def _add(self, vectors: np.ndarray, ids: np.ndarray, **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError(f"LeanVecIndex.add: unexpected parameters {sorted(kwargs)}")
+        n_new = vectors.shape[0]
+        start, stop = self._n, self._n + n_new
+        self._grow(stop)
+        prim = self._to_primary(vectors)
+        if self._primary_codec is None:
+            self._prim_f32[start:stop] = prim
+        else:
+            self._prim_rows[start:stop] = self._primary_codec.encode(prim)
+        self._sqnorms[start:stop] = np.einsum("ij,ij->i", vectors, vectors)
+        sec = self.params.secondary
+        if sec == "float32":
+            self._sec_f32[start:stop] = vectors
+        elif sec == "float16":
+            self._sec_f16[start:stop] = vectors.astype(np.float16).view(np.uint16)
+        else:
+            self._sec_rows[start:stop] = self._secondary_codec.encode(vectors)
+        self._n = stop
+        self._ids.append(ids)
+        self._insert(np.arange(start, stop, dtype=np.int64))
+
+    def _insert(self, new_slots: np.ndarray) -> None:
+        vectors = self._decoded_primary()
+        rng = np.random.default_rng(self.params.seed + int(new_slots[0]))
+        order = new_slots[rng.permutation(new_slots.shape[0])]
+        if self._entry < 0:
+            live = vectors[new_slots]
+            centroid = live.mean(axis=0)
+            medoid = int(new_slots[np.argmin(((live - centroid) ** 2).sum(axis=1))])
+            self._entry = medoid
+            order = np.concatenate([[medoid], order[order != medoid]])
+            self._degrees[medoid] = 0
+            inserted, pos = 1, 1
+        else:
+            inserted, pos = int(new_slots[0]), 0
+        threads = num_threads()
+        R, ef = self.params.M, self.params.ef_construction
+        alpha_sq = np.float32(BUILD_ALPHA**2)
+        # Build on a wider adjacency (slack) and prune back to R at the end of the call.
+        n = self._n
+        graph = np.full((self._neighbors.shape[0], int(np.ceil(R * BUILD_SLACK))), -1, np.int32)
+        graph[:n, :R] = self._neighbors[:n]
+        degrees = self._degrees
+        while pos < order.shape[0]:
+            size = max(threads, int(inserted * BATCH_FRACTION))
+            batch = np.ascontiguousarray(order[pos : pos + size])
+            links = np.full((batch.shape[0], R), -1, np.int32)
+            deg = np.zeros(batch.shape[0], np.int32)
+            build_batch_search(METRIC_L2, vectors, graph, degrees, self._entry, batch, ef, R, alpha_sq, threads, links, deg)
+            graph[batch, :R] = links
+            degrees[batch] = deg
+            valid = np.arange(R)[None, :] < deg[:, None]
+            targets = links[valid].astype(np.int64)
+            sources = np.repeat(batch, deg)
+            by_target = np.argsort(targets, kind="stable")
+            targets, sources = targets[by_target], np.ascontiguousarray(sources[by_target])
+            uniq, first = np.unique(targets, return_index=True)
+            offsets = np.append(first, targets.shape[0]).astype(np.int64)
+            apply_reverse_links(METRIC_L2, vectors, graph, degrees, uniq, offsets, sources, R, alpha_sq)
+            pos += batch.shape[0]
+            inserted += batch.shape[0]
+        over = np.flatnonzero(degrees[:n] > R).astype(np.int64)
+        prune_rows(METRIC_L2, vectors, graph, degrees, over, R, alpha_sq)
+        self._neighbors[:n] = graph[:n, :R]
+
+    # ---- search --------------------------------------------------------------------------------
+    def _parse_search_params(self, params: dict[str, Any]) -> LeanVecSearchParams:
+        return parse_params(LeanVecSearchParams, params, "LeanVecIndex.search")
+
+    def _walk(self, queries: np.ndarray, ef: int, pool: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Beam search on the primary vectors: ``(ids, walk scores, counts)`` of the candidates.
+
+        The candidates are the final beam (nq, ef), or with ``pool > ef`` the ``pool`` best-scoring
+        vectors among all scored during the walk (nq, pool); ascending by walk score.
+        """
+        qp = np.ascontiguousarray(self._primary_queries(queries), dtype=np.float32)
+        nq = qp.shape[0]
+        ids = np.full((nq, ef), -1, np.int64)
+        scores = np.full((nq, ef), np.inf, np.float32)
+        count = np.zeros(nq, np.int64)
+        use_pool = pool > ef
+        pool_ids = np.full((nq if use_pool else 1, pool if use_pool else 0), -1, np.int64)
+        pool_scores = np.full(pool_ids.shape, np.inf, np.float32)
+        pool_count = np.zeros(nq, np.int64)
+        self.last_walk_reads = np.zeros(nq, np.int64)
+        mu = self._primary_codec.mu if self._primary_codec is not None else np.zeros(self.reduced_dim, np.float32)
+        threads = min(num_threads(), nq)
+        search_codes(
+            self._kind, self._walk_mode, qp, mu, self._prim_rows, self._prim_f32, self._sqnorms, f16_values(),
+            self._neighbors, self._degrees, self._entry, self._n, ef, threads, ids, scores, count,
+            self.last_walk_reads, pool_ids, pool_scores, pool_count,
+        )  # fmt: skip
+        if use_pool:
+            return pool_ids, pool_scores, pool_count
+        return ids, scores, count
+
+    def _search(self, queries: np.ndarray, k: int, params: LeanVecSearchParams) -> tuple[np.ndarray, np.ndarray]:
+        # ef: width of the walk's beam. rerank: how many candidates the secondary vectors re-score;
+        # by default the whole beam; a larger value keeps the best `rerank` vectors scored anywhere
+        # in the walk (a wider re-rank without a wider walk).
+        ef = max(params.ef or self.params.ef_search, k)
+        n_rerank = ef if params.rerank is None else max(params.rerank, k)
+        cand, _, count = self._walk(queries, ef, pool=n_rerank)
+        out_ids = np.full((queries.shape[0], k), -1, np.int64)
+        out_scores = np.full((queries.shape[0], k), np.inf, np.float32)
+        sec_mu = self._secondary_codec.mu if self._secondary_codec is not None else np.zeros(self.dim, np.float32)
+        rerank(
+            self._metric_code, queries, cand, count, n_rerank, _SEC_KINDS[self.params.secondary],
+            self._sec_f32, self._sec_f16, self._sec_rows, sec_mu, f16_values(), self._ids.deleted, k,
+            out_ids, out_scores,
+        )  # fmt: skip
+        return out_ids, out_scores
+
+    # ---- remove / persistence ------------------------------------------------------------------
+    def _remove_slots(self, slots: np.ndarray) -> None:
+        # Removed nodes keep routing the walk; the re-rank skips them (IdMap.deleted).
+        self._ids.mark_deleted(slots)
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        n = self._n
+        params = self.params.model_dump()
+        params["trained"] = self._trained
+        params["leanvec_kind"] = None if self.projection is None else self.projection.kind
+        arrays: dict[str, np.ndarray] = {
+            "primary_rows": self._prim_rows[: n if self._prim_rows.shape[0] else 0],
+            "primary_f32": self._prim_f32[: n if self._prim_f32.shape[0] else 0],
+            "sqnorms": self._sqnorms[:n],
+            "secondary_f32": self._sec_f32[: n if self._sec_f32.shape[0] else 0],
+            "secondary_f16": self._sec_f16[: n if self._sec_f16.shape[0] else 0],
+            "secondary_rows": self._sec_rows[: n if self._sec_rows.shape[0] else 0],
+            "neighbors": self._neighbors[:n],
+            "degrees": self._degrees[:n],
+            "entry": np.array([self._entry], np.int64),
+        }
+        if self.projection is not None:
+            arrays.update(self.projection.to_arrays("leanvec_"))
+        if self._primary_codec is not None and self._primary_codec.mu is not None:
+            arrays["primary_mu"] = self._primary_codec.mu
+        if self._secondary_codec is not None and self._secondary_codec.mu is not None:
+            arrays["secondary_mu"] = self._secondary_codec.mu
+        return params, arrays
+
+    @classmethod
+    def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> LeanVecIndex:
+        params = dict(params)
+        trained = bool(params.pop("trained", False))
+        kind = params.pop("leanvec_kind", None)
+        index = cls(dim, metric, **params)
+        if kind is not None:
+            index.projection = LeanVecProjection.from_arrays(kind, arrays, "leanvec_")
+        if index._primary_codec is not None and "primary_mu" in arrays:
+            index._primary_codec.mu = np.asarray(arrays["primary_mu"], np.float32)
+        if index._secondary_codec is not None and "secondary_mu" in arrays:
+            index._secondary_codec.mu = np.asarray(arrays["secondary_mu"], np.float32)
+        index._trained = trained
+        n = int(arrays["degrees"].shape[0])
+        R = index.params.M
+        if arrays["neighbors"].shape != (n, R) or arrays["neighbors"].dtype != np.int32:
+            raise ValueError(f"neighbors: expected int32 ({n}, {R}), got {arrays['neighbors'].dtype} {arrays['neighbors'].shape}")
+        index._n = n
+        index._entry = int(arrays["entry"][0])
+        index._prim_rows = _writable(arrays["primary_rows"])
+        index._prim_f32 = _writable(arrays["primary_f32"])
+        index._sqnorms = _writable(arrays["sqnorms"])
+        index._sec_f32 = _writable(arrays["secondary_f32"])
+        index._sec_f16 = _writable(arrays["secondary_f16"])
+        index._sec_rows = _writable(arrays["secondary_rows"])
+        index._neighbors = _writable(arrays["neighbors"])
+        index._degrees = _writable(arrays["degrees"])
+        return index
+
+    @classmethod
+    def _warmup(cls, data: np.ndarray) -> None:
+        """Compile (or load from cache) the build, walk and re-rank kernels on tiny data."""
+        for metric in ("l2", "ip", "cosine"):
+            index = cls(data.shape[1], metric, reduced_dim=min(4, data.shape[1] - 1), M=8, ef_construction=16)
+            index.train(data)
+            index.add(data)
+            index.search(data[:1], 5)
+            index.search(data[:32], 5)
+
+
+def _describe(index: LeanVecIndex) -> str:
+    parts = []
+    if index.params.reduced_dim is not None:
+        parts.append(f"LeanVec{index.params.reduced_dim}")
+    if index.params.primary != "float32":
+        parts.append("LVQ" + index.params.primary[3:])
+    parts.append(f"HNSW{index.params.M}")
+    return ",".join(parts)
+
+
+@register_factory(r"LeanVec(\d+),(?:LVQ(8|4x8|4),)?HNSW(\d+)", "LeanVec128,LVQ8,HNSW32", _describe, LeanVecIndex)
+def _build_leanvec(dim: int, metric: str, match: Any, params: dict[str, Any]) -> LeanVecIndex:
+    primary = "float32" if match.group(2) is None else "lvq" + match.group(2)
+    return LeanVecIndex(dim, metric, reduced_dim=int(match.group(1)), primary=primary, M=int(match.group(3)), **params)
+
+
+@register_factory(r"LVQ(8|4x8|4),HNSW(\d+)", "LVQ8,HNSW32", _describe, LeanVecIndex)
+def _build_lvq(dim: int, metric: str, match: Any, params: dict[str, Any]) -> LeanVecIndex:
+    return LeanVecIndex(dim, metric, reduced_dim=None, primary="lvq" + match.group(1), M=int(match.group(2)), **params)

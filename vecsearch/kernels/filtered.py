@@ -1,0 +1,314 @@
+"""Filtered-search kernels: mask-restricted exact scans, result compaction, the ACORN-1 graph walk.
+
+The mask is a bool array over slots (``allowed[s]`` True when slot ``s`` passes the predicate
+and is live). Also the ACORN-1 style filtered walk over the HNSW graph arrays of
+:mod:`vecsearch.kernels.hnsw` (read only; a separate specialization, so the unfiltered walk
+carries no per-node filter branch), and the IVF-PQ list scan that checks the mask and raises
+nprobe until enough allowed rows were seen (lists of :mod:`vecsearch.kernels.ivf`, read only).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from ._jit import jit, jit_parallel
+from .distances import METRIC_L2, score
+from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
+from .pq import inner_table_row
+from .visited import next_epoch
+
+
+@jit(inline="always")
+def _scan_rows_query(metric, q, vectors, rows, k, hs, hi):
+    for j in range(rows.shape[0]):
+        r = rows[j]
+        s = score(metric, q, vectors[r])
+        if s < hs[0]:
+            maxheap_replace_top(hs, hi, k, s, r)
+    maxheap_sort(hs, hi, k)
+
+
+@jit(inline="always")
+def _scan_masked_query(metric, q, vectors, allowed, k, hs, hi):
+    for r in range(allowed.shape[0]):
+        if allowed[r]:
+            s = score(metric, q, vectors[r])
+            if s < hs[0]:
+                maxheap_replace_top(hs, hi, k, s, r)
+    maxheap_sort(hs, hi, k)
+
+
+@jit
+def topk_scan_rows_serial(metric, queries, vectors, rows, k, out_scores, out_rows):
+    """Exact top-k of ``queries`` (nq, d) f32 over ``vectors[rows]``, ``rows`` (m,) int64, on the calling thread.
+
+    Same contract as :func:`vecsearch.kernels.exact.topk_scan_rows` (outputs (nq, k) f32 / int64
+    pre-filled +inf / -1); the low-latency path for one or a few queries (no parallel region).
+    """
+    for qi in range(queries.shape[0]):
+        _scan_rows_query(metric, queries[qi], vectors, rows, k, out_scores[qi], out_rows[qi])
+
+
+@jit_parallel
+def topk_scan_masked(metric, queries, vectors, allowed, k, out_scores, out_rows):
+    """Exact top-k of ``queries`` (nq, d) f32 over the rows ``r`` of ``vectors`` (n, d) f32 with ``allowed[r]``.
+
+    ``allowed`` bool (n,). Writes ascending scores to ``out_scores`` (nq, k) f32 and rows to
+    ``out_rows`` (nq, k) int64, both pre-filled with +inf / -1 (padding when fewer rows pass).
+    Parallel over queries.
+    """
+    for qi in prange(queries.shape[0]):
+        _scan_masked_query(metric, queries[qi], vectors, allowed, k, out_scores[qi], out_rows[qi])
+
+
+@jit
+def topk_scan_masked_serial(metric, queries, vectors, allowed, k, out_scores, out_rows):
+    """:func:`topk_scan_masked` on the calling thread (one or a few queries)."""
+    for qi in range(queries.shape[0]):
+        _scan_masked_query(metric, queries[qi], vectors, allowed, k, out_scores[qi], out_rows[qi])
+
+
+@jit
+def compact_allowed(rows, scores, allowed, k, out_rows, out_scores):
+    """Keep, per query, the first ``k`` results of ``rows``/``scores`` (nq, m) whose row passes ``allowed``.
+
+    ``rows`` int64 (-1 = padding), ``scores`` f32, ``allowed`` bool (n_slots,); outputs (nq, k)
+    pre-filled with -1 / +inf. Serial: it is O(nq * m) mask reads, cheaper than a parallel start.
+    """
+    for qi in range(rows.shape[0]):
+        j = 0
+        for c in range(rows.shape[1]):
+            r = rows[qi, c]
+            if r >= 0 and allowed[r]:
+                out_rows[qi, j] = r
+                out_scores[qi, j] = scores[qi, c]
+                j += 1
+                if j == k:
+                    break
+
+
+# ---- ACORN-1 style filtered walk over an HNSW graph ----------------------------------------------
+# Graph layout as in vecsearch.kernels.hnsw (read, never written here): ``links0`` int32 (n, 2M) +
+# ``counts0`` int32 (n,) for level 0; upper levels in ``upper_links`` int32 (rows, M) +
+# ``upper_counts`` int32 (rows,), node ``u``'s level-l list at row ``upper_start[u] + l - 1``.
+@jit(inline="always")
+def _upper_descend(metric, q, vectors, upper_links, upper_counts, upper_start, cur, d_cur, top_level):
+    """Unfiltered greedy walk (ef=1) over levels ``top_level`` .. 1; returns ``(node, score)``."""
+    for level in range(top_level, 0, -1):
+        changed = True
+        while changed:
+            changed = False
+            row_index = upper_start[cur] + level - 1
+            row = upper_links[row_index]
+            for t in range(upper_counts[row_index]):
+                nb = row[t]
+                d = score(metric, q, vectors[nb])
+                if d < d_cur:
+                    d_cur = d
+                    cur = nb
+                    changed = True
+    return cur, d_cur
+
+
+@jit(inline="always")
+def _consider(d, node, ef, n_cand, n_top, cand_s, cand_i, top_s, top_i):
+    """Offer a scored passing node to the frontier and the result heap; returns ``(n_cand, n_top)``."""
+    if n_top < ef or d < top_s[0]:
+        n_cand = minheap_push(cand_s, cand_i, n_cand, d, node)
+        if n_top < ef:
+            n_top = maxheap_push(top_s, top_i, n_top, d, node)
+        else:
+            maxheap_replace_top(top_s, top_i, ef, d, node)
+    return n_cand, n_top
+
+
+@jit(inline="always")
+def filtered_walk_query(metric, q, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
+                        entry, max_level, allowed, seeds, visited, epoch, cand_s, cand_i, top_s, top_i,
+                        out_slots, out_scores):
+    """One query's ACORN-1 walk; best ``k`` passing nodes into ``out_slots``/``out_scores`` (k,).
+
+    Level 0 is searched best-first where only nodes with ``allowed[node]`` are scored and kept;
+    a failing neighbor is not scored but its own neighbors are checked (two-hop expansion), so the
+    walk crosses regions where the predicate fails. Per expansion at most the list width (2M)
+    passing nodes are scored (direct neighbors first), like ACORN-1's truncated neighbor lists. The frontier starts from the upper-level
+    descent's node and from ``seeds`` (int64, passing slots spread over the allowed set).
+    """
+    d_cur = score(metric, q, vectors[entry])
+    cur, d_cur = _upper_descend(metric, q, vectors, upper_links, upper_counts, upper_start, entry, d_cur, max_level)
+    visited[cur] = epoch
+    cand_s[0] = d_cur
+    cand_i[0] = cur
+    n_cand = 1
+    n_top = 0
+    if allowed[cur]:
+        top_s[0] = d_cur
+        top_i[0] = cur
+        n_top = 1
+    for j in range(seeds.shape[0]):
+        s = seeds[j]
+        if visited[s] != epoch:
+            visited[s] = epoch
+            n_cand, n_top = _consider(score(metric, q, vectors[s]), s, ef, n_cand, n_top, cand_s, cand_i, top_s, top_i)
+    budget = links0.shape[1] // 2  # passing nodes per expansion (M); ACORN-1 also truncates expanded lists
+    while n_cand > 0:
+        if n_top == ef and cand_s[0] > top_s[0]:
+            break
+        c = cand_i[0]
+        n_cand = minheap_pop(cand_s, cand_i, n_cand)
+        row = links0[c]
+        cnt = counts0[c]
+        n_scored = 0
+        for t in range(cnt):
+            nb = row[t]
+            if allowed[nb] and visited[nb] != epoch:
+                visited[nb] = epoch
+                n_scored += 1
+                n_cand, n_top = _consider(score(metric, q, vectors[nb]), nb, ef, n_cand, n_top,
+                                          cand_s, cand_i, top_s, top_i)
+        for t in range(cnt):
+            if n_scored >= budget:
+                break
+            nb = row[t]
+            if allowed[nb] or visited[nb] == epoch:
+                continue
+            visited[nb] = epoch
+            row2 = links0[nb]
+            for t2 in range(counts0[nb]):
+                nb2 = row2[t2]
+                # failing 2-hop nodes stay unvisited: they may still be expanded as direct neighbors
+                if visited[nb2] == epoch or not allowed[nb2]:
+                    continue
+                visited[nb2] = epoch
+                n_scored += 1
+                n_cand, n_top = _consider(score(metric, q, vectors[nb2]), nb2, ef, n_cand, n_top,
+                                          cand_s, cand_i, top_s, top_i)
+    maxheap_sort(top_s, top_i, n_top)
+    for j in range(min(k, n_top)):
+        out_slots[j] = top_i[j]
+        out_scores[j] = top_s[j]
+
+
+@jit_parallel
+def filtered_walk_batch(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
+                        entry, max_level, allowed, seeds, visited, epochs, cand_s, cand_i, top_s, top_i,
+                        out_slots, out_scores):
+    """ACORN-1 filtered k-NN of ``queries`` (nq, d) f32 over an HNSW graph, parallel over queries.
+
+    ``allowed`` bool (n,) (live and passing), ``seeds`` int64 (s,) passing entry slots. Scratch
+    rows by thread id: ``visited`` int32 (T, n) + ``epochs`` int32 (T,), ``cand_s``/``cand_i``
+    f32/int32 (T, n), ``top_s``/``top_i`` f32/int32 (T, >= ef). Outputs (nq, k) int64 / f32,
+    pre-filled -1 / +inf.
+    """
+    for qi in prange(queries.shape[0]):
+        tid = numba.get_thread_id()
+        epoch = next_epoch(visited, epochs, tid)
+        filtered_walk_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
+                            upper_start, entry, max_level, allowed, seeds, visited[tid], epoch, cand_s[tid],
+                            cand_i[tid], top_s[tid], top_i[tid], out_slots[qi], out_scores[qi])
+
+
+@jit
+def filtered_walk_serial(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
+                         entry, max_level, allowed, seeds, visited, epochs, cand_s, cand_i, top_s, top_i,
+                         out_slots, out_scores):
+    """Same as :func:`filtered_walk_batch` on the calling thread (scratch row 0): the low-latency path."""
+    for qi in range(queries.shape[0]):
+        epoch = next_epoch(visited, epochs, 0)
+        filtered_walk_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
+                            upper_start, entry, max_level, allowed, seeds, visited[0], epoch, cand_s[0],
+                            cand_i[0], top_s[0], top_i[0], out_slots[qi], out_scores[qi])
+
+
+# ---- IVF-PQ: mask-checked list scan with adaptive nprobe ----------------------------------------
+# List layout as in vecsearch.kernels.ivf (read only): list ``l`` holds rows
+# ``offsets[l] .. offsets[l] + sizes[l]`` of ``codes`` (N, m) uint8 and ``slots`` (N,) int32.
+@jit(inline="always")
+def _ivf_masked_query(q, lists, coarse, min_probe, target, centroids, codebooks_t, cb_sq_norms, l2_table, codes,
+                      slots, offsets, sizes, metric, allowed, n_cand, vectors, os_, oi):
+    m, dsub, ksub = codebooks_t.shape
+    has_table = l2_table.shape[0] > 0
+    qlut = np.empty((m, ksub), np.float32)
+    lut = np.empty((m, ksub), np.float32)
+    hs = np.full(n_cand, np.inf, np.float32)
+    hi = np.full(n_cand, -1, np.int64)
+    inner_table_row(q, codebooks_t, qlut)
+    if metric != METRIC_L2:
+        for j in range(m):
+            for c in range(ksub):
+                lut[j, c] = -qlut[j, c]
+    seen = 0
+    for p in range(lists.shape[0]):
+        if p >= min_probe and seen >= target:
+            break
+        lst = lists[p]
+        if lst < 0:
+            break
+        if metric == METRIC_L2:
+            if has_table:
+                for j in range(m):
+                    for c in range(ksub):
+                        lut[j, c] = l2_table[lst, j, c] - np.float32(2.0) * qlut[j, c]
+            else:
+                inner_table_row(centroids[lst], codebooks_t, lut)
+                for j in range(m):
+                    for c in range(ksub):
+                        lut[j, c] = cb_sq_norms[j, c] + np.float32(2.0) * (lut[j, c] - qlut[j, c])
+        bias = coarse[p]
+        start = offsets[lst]
+        for i in range(start, start + sizes[lst]):
+            slot = slots[i]
+            if not allowed[slot]:
+                continue
+            seen += 1
+            acc = bias
+            for j in range(m):
+                acc += lut[j, codes[i, j]]
+            if acc < hs[0]:
+                maxheap_replace_top(hs, hi, n_cand, acc, slot)
+    if vectors.shape[0] > 0:
+        for c in range(n_cand):
+            slot = hi[c]
+            if slot >= 0:
+                s = score(metric, q, vectors[slot])
+                if s < os_[0]:
+                    maxheap_replace_top(os_, oi, os_.shape[0], s, slot)
+        maxheap_sort(os_, oi, os_.shape[0])
+    else:
+        maxheap_sort(hs, hi, n_cand)
+        for c in range(os_.shape[0]):
+            os_[c] = hs[c]
+            oi[c] = hi[c]
+
+
+@jit_parallel
+def ivfpq_search_masked(queries, probe_lists, probe_scores, min_probe, target, centroids, codebooks_t, cb_sq_norms,
+                        l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
+                        out_scores, out_slots):
+    """IVF-PQ search over the ``allowed`` slots only: the ADC runs on rows whose slot passes.
+
+    ``probe_lists`` (nq, P) int64 best first (-1 = none) with coarse scores (nq, P) f32; a query
+    scans at least ``min_probe`` lists and keeps probing further lists until ``target`` allowed
+    rows have been scanned (or the P lists are exhausted): nprobe rises as the filter gets
+    tighter. Other arguments as in :func:`vecsearch.kernels.ivf.ivfpq_search` (``l2_table``
+    (nlist, m, ksub) or (0, m, ksub); ``vectors`` (n_slots, d) f32 re-ranks the ``n_cand`` best
+    ADC candidates exactly when non-empty). ``allowed`` bool (n_slots,). Outputs (nq, k) f32 /
+    int64 pre-filled +inf / -1, best first. Parallel over queries.
+    """
+    for qi in prange(queries.shape[0]):
+        _ivf_masked_query(queries[qi], probe_lists[qi], probe_scores[qi], min_probe, target, centroids, codebooks_t,
+                          cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
+                          out_scores[qi], out_slots[qi])
+
+
+@jit
+def ivfpq_search_masked_serial(queries, probe_lists, probe_scores, min_probe, target, centroids, codebooks_t,
+                               cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
+                               out_scores, out_slots):
+    """:func:`ivfpq_search_masked` on the calling thread (one or a few queries)."""
+    for qi in range(queries.shape[0]):
+        _ivf_masked_query(queries[qi], probe_lists[qi], probe_scores[qi], min_probe, target, centroids, codebooks_t,
+                          cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
+                          out_scores[qi], out_slots[qi])

@@ -1,0 +1,245 @@
+"""Inverted-list kernels of IVF-PQ: probe selection, list layout (append, compact), the ADC search.
+
+Inverted lists are CSR with spare capacity: list ``l`` owns rows ``offsets[l] .. offsets[l+1]``
+of the flat arrays ``codes`` (N, m) uint8 and ``slots`` (N,) int32, of which the first
+``sizes[l]`` are used. Appends write into the spare rows; when a list is full the whole layout is
+rebuilt with grown capacities (amortized O(1) per vector).
+
+Scores are smaller-is-better: ``METRIC_L2`` squared L2, ``METRIC_IP`` negative inner product.
+For L2 the index encodes residuals ``r = x - c`` and a code's score is (faiss' decomposition)
+``||q - c||^2 + sum_j (||w_j||^2 + 2 <c_j, w_j>) - 2 sum_j <q_j, w_j>`` with ``w_j`` the chosen
+codeword of sub-space ``j``: the middle term depends only on (list, j, codeword) and is
+precomputed once per index (``l2_table`` (nlist, m, ksub)); the last one once per query. For IP
+the score is ``-<q, c> - sum_j <q_j, w_j>``: one table per query plus the list-centroid term.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit, jit_parallel
+from .distances import METRIC_L2, score
+from .heaps import maxheap_replace_top, maxheap_sort
+from .pq import inner_table_row
+
+
+@jit_parallel
+def select_probes(coarse_scores, out_lists, out_scores):
+    """The ``nprobe`` best lists per query from ``coarse_scores`` (nq, nlist) f32 (smaller is better).
+
+    Writes ``out_lists`` (nq, nprobe) int64 and ``out_scores`` (nq, nprobe) f32, best first;
+    both must be pre-filled with -1 / +inf.
+    """
+    nprobe = out_lists.shape[1]
+    for qi in prange(coarse_scores.shape[0]):
+        hs = out_scores[qi]
+        hi = out_lists[qi]
+        row = coarse_scores[qi]
+        for c in range(row.shape[0]):
+            s = row[c]
+            if s < hs[0]:
+                maxheap_replace_top(hs, hi, nprobe, s, c)
+        maxheap_sort(hs, hi, nprobe)
+
+
+@jit_parallel
+def coarse_probes(queries, centroids_t, c_sq_norms, metric, out_lists, out_scores):
+    """The ``nprobe`` nearest centroids of each query, computed directly (no BLAS).
+
+    ``queries`` (nq, d) f32; ``centroids_t`` (d, nlist) f32 (transposed: the inner loop runs over
+    centroids); ``c_sq_norms`` (nlist,) f32. Writes ``out_lists`` (nq, nprobe) int64 and
+    ``out_scores`` (nq, nprobe) f32 (``||q - c||^2`` or ``-<q, c>``), best first; both pre-filled
+    with -1 / +inf.
+    """
+    d, nlist = centroids_t.shape
+    nprobe = out_lists.shape[1]
+    for qi in prange(queries.shape[0]):
+        buf = np.zeros(nlist, np.float32)
+        q = queries[qi]
+        for t in range(d):
+            qv = q[t]
+            for c in range(nlist):
+                buf[c] += qv * centroids_t[t, c]
+        hs = out_scores[qi]
+        hi = out_lists[qi]
+        if metric == METRIC_L2:
+            q_sq = np.float32(0.0)
+            for t in range(d):
+                q_sq += q[t] * q[t]
+            for c in range(nlist):
+                s = max(q_sq + c_sq_norms[c] - np.float32(2.0) * buf[c], np.float32(0.0))
+                if s < hs[0]:
+                    maxheap_replace_top(hs, hi, nprobe, s, c)
+        else:
+            for c in range(nlist):
+                s = -buf[c]
+                if s < hs[0]:
+                    maxheap_replace_top(hs, hi, nprobe, s, c)
+        maxheap_sort(hs, hi, nprobe)
+
+
+@jit_parallel
+def l2_list_tables(centroids, codebooks_t, cb_sq_norms, out):
+    """Precomputed L2 terms ``out`` (nlist, m, ksub) f32: ``||w||^2 + 2 <c_l sub j, w>`` per codeword ``w``.
+
+    ``centroids`` (nlist, m*dsub) f32, ``codebooks_t`` (m, dsub, ksub), ``cb_sq_norms`` (m, ksub).
+    """
+    m, _, ksub = codebooks_t.shape
+    for lst in prange(centroids.shape[0]):
+        inner_table_row(centroids[lst], codebooks_t, out[lst])
+        for j in range(m):
+            for c in range(ksub):
+                out[lst, j, c] = cb_sq_norms[j, c] + np.float32(2.0) * out[lst, j, c]
+
+
+@jit
+def relayout_lists(codes, slots, offsets, sizes, capacities, out_codes, out_slots, out_offsets):
+    """Copy the used rows of every list into a new layout with ``capacities`` (nlist,) int64 rows per list.
+
+    ``out_offsets`` (nlist+1,) int64 receives the new starts; ``out_codes`` (sum(capacities), m)
+    uint8 and ``out_slots`` (sum(capacities),) int32 the rows. ``sizes`` is unchanged.
+    """
+    nlist = sizes.shape[0]
+    out_offsets[0] = 0
+    for lst in range(nlist):
+        out_offsets[lst + 1] = out_offsets[lst] + capacities[lst]
+    for lst in range(nlist):
+        src = offsets[lst]
+        dst = out_offsets[lst]
+        for i in range(sizes[lst]):
+            out_codes[dst + i] = codes[src + i]
+            out_slots[dst + i] = slots[src + i]
+
+
+@jit
+def append_to_lists(codes, slots, offsets, sizes, new_codes, new_slots, new_lists):
+    """Write ``new_codes`` (n, m) u8 / ``new_slots`` (n,) into the spare rows of lists ``new_lists`` (n,) int64.
+
+    The caller guarantees capacity (see :func:`relayout_lists`); ``sizes`` (nlist,) is updated.
+    """
+    for i in range(new_codes.shape[0]):
+        lst = new_lists[i]
+        pos = offsets[lst] + sizes[lst]
+        codes[pos] = new_codes[i]
+        slots[pos] = new_slots[i]
+        sizes[lst] += 1
+
+
+@jit
+def compact_lists(codes, slots, offsets, sizes, slot_map):
+    """Drop rows whose slot maps to -1 and renumber the others, in place.
+
+    ``slot_map`` (n_slots,) int64: new slot number, or -1 for removed slots. Order within each
+    list is preserved; ``sizes`` is updated.
+    """
+    for lst in range(sizes.shape[0]):
+        start = offsets[lst]
+        kept = 0
+        for i in range(sizes[lst]):
+            new_slot = slot_map[slots[start + i]]
+            if new_slot >= 0:
+                codes[start + kept] = codes[start + i]
+                slots[start + kept] = new_slot
+                kept += 1
+        sizes[lst] = kept
+
+
+@jit(inline="always")
+def _scan_list(lut, codes, slots, start, stop, bias, hs, hi, n_cand):
+    """ADC over rows ``start:stop`` of one list into the max-heap ``hs``/``hi`` of size ``n_cand``.
+
+    Measured alternatives that were not faster here (CPU time, 30k x 384, m=48, nprobe=32):
+    a separate scoring pass into a buffer before the heap pass (same), and blocks of 16 codes
+    sharing each LUT row (1.5x slower inside this kernel, though 13% faster in isolation).
+    """
+    m = codes.shape[1]
+    for i in range(stop - start):
+        acc = bias
+        for j in range(m):
+            acc += lut[j, codes[start + i, j]]
+        if acc < hs[0]:
+            maxheap_replace_top(hs, hi, n_cand, acc, slots[start + i])
+
+
+@jit_parallel
+def ivfpq_search(
+    queries,
+    probe_lists,
+    probe_scores,
+    centroids,
+    codebooks_t,
+    cb_sq_norms,
+    l2_table,
+    codes,
+    slots,
+    offsets,
+    sizes,
+    metric,
+    n_cand,
+    vectors,
+    out_scores,
+    out_slots,
+):
+    """IVF-PQ search: ADC over the probed lists, optionally exact re-rank of the best candidates.
+
+    ``queries`` (nq, d) f32; ``probe_lists`` (nq, nprobe) int64 (-1 = none) with their coarse
+    scores ``probe_scores`` (nq, nprobe) f32 (``||q - c||^2`` for L2, ``-<q, c>`` for IP);
+    ``centroids`` (nlist, d) f32; ``codebooks_t`` (m, dsub, ksub) f32; ``cb_sq_norms`` (m, ksub);
+    ``l2_table`` (nlist, m, ksub) f32 precomputed L2 terms, or shape (0, m, ksub) to compute them
+    per probed list; lists as in the module docstring. ``n_cand`` ADC candidates are kept per
+    query; when ``vectors`` (n_slots, d) f32 is non-empty they are re-scored exactly and the best
+    ``k`` kept. Writes ``out_scores`` (nq, k) f32 and ``out_slots`` (nq, k) int64, pre-filled with
+    +inf / -1, best first.
+    """
+    m, _, ksub = codebooks_t.shape
+    nprobe = probe_lists.shape[1]
+    k = out_scores.shape[1]
+    rerank = vectors.shape[0] > 0
+    has_table = l2_table.shape[0] > 0
+    for qi in prange(queries.shape[0]):
+        q = queries[qi]
+        qlut = np.empty((m, ksub), np.float32)
+        lut = np.empty((m, ksub), np.float32)
+        hs = np.full(n_cand, np.inf, np.float32)
+        hi = np.full(n_cand, -1, np.int64)
+        inner_table_row(q, codebooks_t, qlut)
+        if metric != METRIC_L2:
+            for j in range(m):
+                for c in range(ksub):
+                    lut[j, c] = -qlut[j, c]
+        for p in range(nprobe):
+            lst = probe_lists[qi, p]
+            if lst < 0:
+                continue
+            if metric == METRIC_L2:
+                if has_table:
+                    for j in range(m):
+                        for c in range(ksub):
+                            lut[j, c] = l2_table[lst, j, c] - np.float32(2.0) * qlut[j, c]
+                else:
+                    inner_table_row(centroids[lst], codebooks_t, lut)
+                    for j in range(m):
+                        for c in range(ksub):
+                            lut[j, c] = cb_sq_norms[j, c] + np.float32(2.0) * (
+                                lut[j, c] - qlut[j, c]
+                            )
+            start = offsets[lst]
+            _scan_list(
+                lut, codes, slots, start, start + sizes[lst], probe_scores[qi, p], hs, hi, n_cand
+            )
+        if rerank:
+            os_ = out_scores[qi]
+            oi = out_slots[qi]
+            for c in range(n_cand):
+                slot = hi[c]
+                if slot >= 0:
+                    s = score(metric, q, vectors[slot])
+                    if s < os_[0]:
+                        maxheap_replace_top(os_, oi, k, s, slot)
+            maxheap_sort(os_, oi, k)
+        else:
+            maxheap_sort(hs, hi, n_cand)
+            for c in range(k):
+                out_scores[qi, c] = hs[c]
+                out_slots[qi, c] = hi[c]

@@ -1,0 +1,270 @@
+"""k-means kernels: nearest-centroid assignment, centroid update, empty-cluster repair, k-means++.
+
+Two assignment paths, both smaller-is-better scores (``METRIC_L2``: squared L2, ``METRIC_IP``:
+negative inner product):
+
+* :func:`assign_from_dots` finishes the BLAS trick ``||x||^2 - 2 x.c + ||c||^2`` from a block of
+  dot products computed by a matrix product outside numba (fast for large ``d``);
+* :func:`assign_direct` computes the scores itself with centroids stored transposed ``(d, k)`` so
+  the inner loop runs over centroids (SIMD-friendly; fast for the small ``d`` of PQ sub-spaces).
+
+:func:`train_subspaces` runs complete Lloyd loops of many independent small-``d`` problems (the
+PQ sub-quantizers) in parallel, one sub-space per thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._jit import jit, jit_parallel
+from .distances import METRIC_L2
+
+# Rows per parallel work item of assign_direct (amortizes the per-block scratch allocation).
+ASSIGN_BLOCK = 256
+# Relative perturbation when an empty cluster takes over half of the largest one (as faiss).
+SPLIT_EPS = np.float32(1.0 / 1024.0)
+
+
+@jit(inline="always")
+def _best_of_row(x_row, centroids_t, c_sq_norms, metric, buf):
+    """Best centroid of ``x_row`` (d,) against ``centroids_t`` (d, k); ``buf`` (k,) f32 scratch.
+
+    Returns ``(index, score)``; the L2 score omits ``||x||^2`` (added by the caller).
+    """
+    d = centroids_t.shape[0]
+    k = centroids_t.shape[1]
+    for c in range(k):
+        buf[c] = np.float32(0.0)
+    for t in range(d):
+        xv = x_row[t]
+        for c in range(k):
+            buf[c] += xv * centroids_t[t, c]
+    best = 0
+    best_s = np.float32(np.inf)
+    if metric == METRIC_L2:
+        for c in range(k):
+            s = c_sq_norms[c] - np.float32(2.0) * buf[c]
+            if s < best_s:
+                best_s = s
+                best = c
+    else:
+        for c in range(k):
+            s = -buf[c]
+            if s < best_s:
+                best_s = s
+                best = c
+    return best, best_s
+
+
+@jit
+def assign_direct_serial(x, centroids_t, c_sq_norms, metric, labels, scores):
+    """Serial nearest-centroid assignment of ``x`` (n, d) f32; ``centroids_t`` (d, k) f32.
+
+    Writes ``labels`` (n,) int64 and ``scores`` (n,) f32 (squared L2 or negative IP).
+    """
+    buf = np.empty(centroids_t.shape[1], np.float32)
+    for i in range(x.shape[0]):
+        best, best_s = _best_of_row(x[i], centroids_t, c_sq_norms, metric, buf)
+        if metric == METRIC_L2:
+            acc = np.float32(0.0)
+            for t in range(x.shape[1]):
+                acc += x[i, t] * x[i, t]
+            best_s = max(best_s + acc, np.float32(0.0))
+        labels[i] = best
+        scores[i] = best_s
+
+
+@jit_parallel
+def assign_direct(x, centroids_t, c_sq_norms, metric, labels, scores):
+    """Parallel :func:`assign_direct_serial` over blocks of ``ASSIGN_BLOCK`` rows."""
+    n = x.shape[0]
+    n_blocks = (n + ASSIGN_BLOCK - 1) // ASSIGN_BLOCK
+    for b in prange(n_blocks):
+        start = b * ASSIGN_BLOCK
+        stop = min(n, start + ASSIGN_BLOCK)
+        assign_direct_serial(
+            x[start:stop], centroids_t, c_sq_norms, metric, labels[start:stop], scores[start:stop]
+        )
+
+
+@jit_parallel
+def assign_from_dots(dots, x_sq_norms, c_sq_norms, metric, labels, scores):
+    """Nearest centroid from precomputed dot products ``dots`` (n, k) f32 = ``x @ centroids.T``.
+
+    ``x_sq_norms`` (n,) and ``c_sq_norms`` (k,) f32 are used for L2. Writes ``labels`` (n,) int64
+    and ``scores`` (n,) f32 (squared L2 clipped at 0, or negative IP).
+    """
+    k = dots.shape[1]
+    for i in prange(dots.shape[0]):
+        best = 0
+        best_s = np.float32(np.inf)
+        if metric == METRIC_L2:
+            for c in range(k):
+                s = c_sq_norms[c] - np.float32(2.0) * dots[i, c]
+                if s < best_s:
+                    best_s = s
+                    best = c
+            best_s = max(best_s + x_sq_norms[i], np.float32(0.0))
+        else:
+            for c in range(k):
+                s = -dots[i, c]
+                if s < best_s:
+                    best_s = s
+                    best = c
+        labels[i] = best
+        scores[i] = best_s
+
+
+@jit
+def update_centroids(x, labels, centroids, counts):
+    """Means of the points of each cluster: ``x`` (n, d) f32, ``labels`` (n,) int64.
+
+    Writes ``centroids`` (k, d) f32 (clusters without points keep their old value) and
+    ``counts`` (k,) int64. Sums accumulate in float64.
+    """
+    k, d = centroids.shape
+    sums = np.zeros((k, d), np.float64)
+    counts[:] = 0
+    for i in range(x.shape[0]):
+        c = labels[i]
+        counts[c] += 1
+        for t in range(d):
+            sums[c, t] += x[i, t]
+    for c in range(k):
+        if counts[c] > 0:
+            inv = 1.0 / counts[c]
+            for t in range(d):
+                centroids[c, t] = np.float32(sums[c, t] * inv)
+
+
+@jit
+def split_empty_clusters(centroids, counts):
+    """Repair empty clusters: each takes half of the currently largest cluster.
+
+    The empty centroid becomes a copy of the largest one, and both are pushed apart by a
+    relative ``SPLIT_EPS`` in alternating directions per dimension; the count is split in two.
+    ``centroids`` (k, d) f32 and ``counts`` (k,) int64 are updated in place. Returns the number
+    of clusters repaired.
+    """
+    k, d = centroids.shape
+    n_split = 0
+    for ci in range(k):
+        if counts[ci] != 0:
+            continue
+        cj = 0
+        for c in range(1, k):
+            if counts[c] > counts[cj]:
+                cj = c
+        if counts[cj] < 2:
+            break
+        for t in range(d):
+            v = centroids[cj, t]
+            if t % 2 == 0:
+                centroids[ci, t] = v * (np.float32(1.0) + SPLIT_EPS)
+                centroids[cj, t] = v * (np.float32(1.0) - SPLIT_EPS)
+            else:
+                centroids[ci, t] = v * (np.float32(1.0) - SPLIT_EPS)
+                centroids[cj, t] = v * (np.float32(1.0) + SPLIT_EPS)
+        counts[ci] = counts[cj] // 2
+        counts[cj] -= counts[ci]
+        n_split += 1
+    return n_split
+
+
+@jit
+def centroid_sq_norms(centroids, out):
+    """Squared norms of ``centroids`` (k, d) f32 into ``out`` (k,) f32."""
+    for c in range(centroids.shape[0]):
+        acc = np.float32(0.0)
+        for t in range(centroids.shape[1]):
+            acc += centroids[c, t] * centroids[c, t]
+        out[c] = acc
+
+
+@jit
+def lloyd_direct(x, centroids, niter, metric):
+    """Lloyd iterations on ``x`` (n, d) f32 from initial ``centroids`` (k, d) f32, in place.
+
+    Uses :func:`assign_direct_serial` (small ``d``), repairs empty clusters after every update.
+    Returns the final sum of assignment scores (float64).
+    """
+    n = x.shape[0]
+    k, d = centroids.shape
+    labels = np.empty(n, np.int64)
+    scores = np.empty(n, np.float32)
+    counts = np.zeros(k, np.int64)
+    c_t = np.empty((d, k), np.float32)
+    c_sq = np.empty(k, np.float32)
+    total = 0.0
+    for _ in range(niter):
+        for c in range(k):
+            for t in range(d):
+                c_t[t, c] = centroids[c, t]
+        centroid_sq_norms(centroids, c_sq)
+        assign_direct_serial(x, c_t, c_sq, metric, labels, scores)
+        total = 0.0
+        for i in range(n):
+            total += scores[i]
+        update_centroids(x, labels, centroids, counts)
+        split_empty_clusters(centroids, counts)
+    return total
+
+
+@jit_parallel
+def train_subspaces(x, rows, centroids, niter):
+    """Train one squared-L2 k-means per sub-space, in parallel over sub-spaces.
+
+    ``x`` (n, m*dsub) f32; ``rows`` (n_train,) int64 the training rows; ``centroids``
+    (m, k, dsub) f32 holds the initial centroids and receives the trained ones.
+    """
+    m, _, dsub = centroids.shape
+    n_train = rows.shape[0]
+    for j in prange(m):
+        sub = np.empty((n_train, dsub), np.float32)
+        for i in range(n_train):
+            r = rows[i]
+            for t in range(dsub):
+                sub[i, t] = x[r, j * dsub + t]
+        lloyd_direct(sub, centroids[j], niter, METRIC_L2)
+
+
+@jit
+def kmeanspp_init(x, k, uniforms, out):
+    """k-means++ seeding (D^2 sampling, squared L2) of ``k`` centroids from ``x`` (n, d) f32.
+
+    ``uniforms`` (k,) float64 in [0, 1) drive the draws (the caller seeds them); writes ``out``
+    (k, d) f32. Cost O(n k d).
+    """
+    n, d = x.shape
+    first = min(int(uniforms[0] * n), n - 1)
+    out[0] = x[first]
+    closest = np.empty(n, np.float64)
+    for i in range(n):
+        acc = 0.0
+        for t in range(d):
+            diff = x[i, t] - out[0, t]
+            acc += diff * diff
+        closest[i] = acc
+    for c in range(1, k):
+        total = 0.0
+        for i in range(n):
+            total += closest[i]
+        pick = n - 1
+        if total > 0.0:
+            target = uniforms[c] * total
+            run = 0.0
+            for i in range(n):
+                run += closest[i]
+                if run > target:
+                    pick = i
+                    break
+        else:
+            pick = min(int(uniforms[c] * n), n - 1)
+        out[c] = x[pick]
+        for i in range(n):
+            acc = 0.0
+            for t in range(d):
+                diff = x[i, t] - out[c, t]
+                acc += diff * diff
+            closest[i] = min(closest[i], acc)

@@ -1,0 +1,419 @@
+"""MultiVectorIndex: multi-vector (late-interaction) retrieval, candidates by FDE or tokens, exact Chamfer re-rank.
+
+Documents and queries are token sets. ``add`` stores every document's tokens (CSR) and indexes one
+single vector per document in an inner single-vector index (metric ``ip``):
+
+* ``candidate_source="fde"`` (MUVERA): the document's FDE (:mod:`vecsearch.fde`); a query fetches
+  ``candidates`` documents by ``<FDE(Q), FDE(P)>``.
+* ``candidate_source="tokens"`` (the single-vector heuristic): every document token is indexed; each
+  query token fetches its ``token_k`` nearest tokens and the owning documents are unioned, ranked by
+  an optimistic Chamfer estimate (a query token whose list missed a document counts the
+  ``token_k``-th similarity of that list), and the first ``candidates`` are kept.
+* ``candidate_source="mean"``: one mean-pooled vector per document (query: sum of its tokens),
+  the cheap baseline.
+
+Candidates are re-ranked by exact Chamfer (``sum over query tokens of max <q, p>``). Distances are
+negative Chamfer similarities (the ``ip`` convention: smaller is better).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from .base import INDEX_TYPES, IdMap, Index, SearchResult, check_dim, check_k, register_index
+from .fde import (
+    FDEConfig,
+    as_fde_config,
+    as_token_sets,
+    encode_documents,
+    encode_queries,
+    encode_token_sets,
+    fde_random_state,
+)
+from .indexes.flat import FlatIndex
+from .kernels.chamfer import ball_carve, chamfer_candidates
+from .params import _Strict, parse_params
+
+__all__ = ["FDEConfig", "MultiVectorIndex", "chamfer_scores", "encode_documents", "encode_queries"]
+
+INNER_KINDS = ("flat", "hnsw", "ivfpq")
+CANDIDATE_SOURCES = ("fde", "tokens", "mean")
+
+
+class MultiVectorSearchParams(_Strict):
+    """Per-call knobs of :meth:`MultiVectorIndex.search`."""
+
+    candidates: int = Field(100, ge=1)
+    token_k: int = Field(16, ge=1)
+    ball_carving: float | None = Field(None, ge=-1.0, le=1.0)
+    inner_search: dict[str, Any] = Field(default_factory=dict)
+
+
+def chamfer_scores(
+    q_vecs: np.ndarray,
+    q_offsets: np.ndarray,
+    doc_vecs: np.ndarray,
+    doc_offsets: np.ndarray,
+    candidates: np.ndarray,
+) -> np.ndarray:
+    """Exact Chamfer similarities ``(nq, C)`` float32 of CSR queries against candidate slots ``(nq, C)`` (-1 -> -inf)."""
+    out = np.empty(candidates.shape, np.float32)
+    chamfer_candidates(
+        q_vecs, q_offsets, doc_vecs, doc_offsets, np.ascontiguousarray(candidates, np.int64), out
+    )
+    return out
+
+
+def _make_inner(kind: str, dim: int, params: dict[str, Any]) -> Index:
+    if kind == "flat":
+        if params:
+            raise TypeError(
+                f"MultiVectorIndex: inner='flat' takes no parameters, got {sorted(params)}"
+            )
+        return FlatIndex(dim, "ip")
+    if kind == "hnsw":
+        from .indexes.hnsw import HNSWIndex
+
+        return HNSWIndex(dim, "ip", **params)
+    from .indexes.ivfpq import IVFPQIndex
+
+    return IVFPQIndex(dim, "ip", **params)
+
+
+def _inner_state(index: Index, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    params, arrays = index._state()
+    out = {f"{prefix}{name}": arr for name, arr in arrays.items()}
+    out[f"{prefix}slot_to_id"] = index._ids.slot_to_id
+    out[f"{prefix}deleted"] = index._ids.deleted
+    return {"type": index.type_name, "dim": index.dim, "params": params}, out
+
+
+def _inner_from_state(header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> Index:
+    sub = {name[len(prefix) :]: arr for name, arr in arrays.items() if name.startswith(prefix)}
+    cls = INDEX_TYPES[header["type"]]
+    index = cls._from_state(int(header["dim"]), "ip", dict(header["params"]), sub)
+    index._ids = IdMap(np.array(sub["slot_to_id"]), np.array(sub["deleted"]))
+    return index
+
+
+@register_index("multivector")
+class MultiVectorIndex(Index):
+    """Multi-vector index: token sets in, candidates from an inner single-vector index, exact Chamfer re-rank.
+
+    ``dim`` token dimension; ``fde`` an :class:`FDEConfig` (or dict) for ``candidate_source="fde"``;
+    ``inner`` the single-vector index kind (``"flat"`` exact, ``"hnsw"``, ``"ivfpq"`` which trains
+    on the first ``add`` batch); ``candidate_source`` one of ``"fde"``, ``"tokens"``, ``"mean"``;
+    ``inner_params`` go to the inner index constructor (e.g. ``M=16, ef_construction=100``).
+
+    ``search(queries, k, candidates=100, token_k=16, ball_carving=None, inner_search={})``:
+    ``candidates`` documents are re-ranked per query; ``token_k`` nearest tokens per query token
+    (``"tokens"`` source); ``ball_carving=t`` merges query tokens with ``<q, q'> >= t`` (summed)
+    before the re-rank, trading exactness for speed (distances are then the carved Chamfer);
+    ``inner_search`` is passed to the inner index's ``search`` (e.g. ``{"ef": 200}``).
+    ``search_exact`` is brute-force Chamfer over all live documents.
+
+    ``remove`` drops documents from the inner index; their tokens stay in storage (not compacted).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        fde: Any = None,
+        inner: str = "flat",
+        candidate_source: str = "fde",
+        **inner_params: Any,
+    ):
+        super().__init__(check_dim(dim), "ip")
+        if inner not in INNER_KINDS:
+            raise ValueError(f"inner: expected one of {INNER_KINDS}, got {inner!r}")
+        if candidate_source not in CANDIDATE_SOURCES:
+            raise ValueError(
+                f"candidate_source: expected one of {CANDIDATE_SOURCES}, got {candidate_source!r}"
+            )
+        self.fde = as_fde_config(fde)
+        self.inner_kind = inner
+        self.candidate_source = candidate_source
+        self.inner_params = dict(inner_params)
+        self._fde_state = (
+            fde_random_state(self.fde, self.dim) if candidate_source == "fde" else None
+        )
+        inner_dim = self.fde.output_dim if candidate_source == "fde" else self.dim
+        self._inner = _make_inner(inner, inner_dim, self.inner_params)
+        self._tok_vecs = np.empty((0, self.dim), np.float32)
+        self._tok_offsets = np.zeros(1, np.int64)
+        self._n_tok = 0
+
+    # ---- storage ------------------------------------------------------------------------------
+    @property
+    def inner_index(self) -> Index:
+        """The single-vector index holding document FDEs / mean vectors / tokens (ids = slots or token rows)."""
+        return self._inner
+
+    @property
+    def n_tokens(self) -> int:
+        """Stored token rows (including those of removed documents)."""
+        return self._n_tok
+
+    def document_tokens(self, doc_id: int) -> np.ndarray:
+        """Token vectors ``(n_i, dim)`` float32 of the document with external id ``doc_id``."""
+        if not self._ids.contains(doc_id):
+            raise KeyError(f"doc_id: {doc_id} is not in the index")
+        slot = self._ids._id_to_slot[int(doc_id)]
+        return self._tok_vecs[self._tok_offsets[slot] : self._tok_offsets[slot + 1]].copy()
+
+    def _doc_vectors(self, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The inner index's vectors for documents (FDE or mean-pooled)."""
+        if self.candidate_source == "fde":
+            return encode_token_sets(vectors, offsets, self.fde, self._fde_state, is_query=False)
+        sums = np.add.reduceat(vectors, offsets[:-1], axis=0)
+        return np.ascontiguousarray(
+            sums / np.diff(offsets)[:, None].astype(np.float32), dtype=np.float32
+        )
+
+    def _query_vectors(self, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        if self.candidate_source == "fde":
+            return encode_token_sets(vectors, offsets, self.fde, self._fde_state, is_query=True)
+        return np.ascontiguousarray(
+            np.add.reduceat(vectors, offsets[:-1], axis=0), dtype=np.float32
+        )
+
+    # ---- add ----------------------------------------------------------------------------------
+    def add(self, docs: Any, ids: Any = None, *, offsets: Any = None) -> np.ndarray:  # type: ignore[override]
+        """Add documents: a list of ``(n_i, dim)`` token arrays or CSR ``(vectors, offsets)``.
+
+        Returns the int64 ids used. Every document must have at least one finite token of
+        dimension ``dim``; a rejected call leaves the index unchanged.
+        """
+        vectors, offs = as_token_sets(docs, self.dim, "docs", offsets)
+        n = offs.shape[0] - 1
+        new_ids = self._ids.new_ids(ids, n)
+        if n == 0:
+            return new_ids
+        self._add(vectors, new_ids, offsets=offs)
+        return new_ids
+
+    def _add(
+        self, vectors: np.ndarray, ids: np.ndarray, offsets: np.ndarray | None = None, **kwargs: Any
+    ) -> None:
+        if kwargs or offsets is None:
+            raise TypeError("MultiVectorIndex._add: expected CSR offsets and no other parameters")
+        n = offsets.shape[0] - 1
+        first_slot = self._ids.n_slots
+        slots = np.arange(first_slot, first_slot + n, dtype=np.int64)
+        if self.candidate_source == "tokens":
+            inner_vectors = vectors
+            inner_ids = np.arange(self._n_tok, self._n_tok + vectors.shape[0], dtype=np.int64)
+        else:
+            inner_vectors = self._doc_vectors(vectors, offsets)
+            inner_ids = slots
+        if self._inner.requires_training and not self._inner.is_trained:
+            try:
+                self._inner.train(inner_vectors)
+            except ValueError as exc:
+                raise ValueError(
+                    f"docs: the first add trains the inner {self.inner_kind!r} index on its "
+                    f"{inner_vectors.shape[0]} vectors and failed: {exc}"
+                ) from None
+        self._inner.add(inner_vectors, ids=inner_ids)
+        self._append_tokens(vectors, offsets)
+        self._ids.append(ids)
+
+    def _append_tokens(self, vectors: np.ndarray, offsets: np.ndarray) -> None:
+        needed = self._n_tok + vectors.shape[0]
+        if needed > self._tok_vecs.shape[0] or not self._tok_vecs.flags.writeable:
+            grown = np.empty(
+                (max(needed, int(self._tok_vecs.shape[0] * 1.5), 1024), self.dim), np.float32
+            )
+            grown[: self._n_tok] = self._tok_vecs[: self._n_tok]
+            self._tok_vecs = grown
+        self._tok_vecs[self._n_tok : needed] = vectors
+        self._tok_offsets = np.concatenate([self._tok_offsets, self._n_tok + offsets[1:]])
+        self._n_tok = needed
+
+    # ---- search -------------------------------------------------------------------------------
+    def search(self, queries: Any, k: int, *, offsets: Any = None, **params: Any) -> SearchResult:  # type: ignore[override]
+        """Top-``k`` documents by exact Chamfer among the candidates of each query.
+
+        ``queries``: a list of ``(n_i, dim)`` token arrays or CSR ``(vectors, offsets)``.
+        Returns ids int64 ``(nq, k)`` (-1 padding) and distances float32 ``(nq, k)`` = -Chamfer
+        (+inf padding), best first.
+        """
+        k = check_k(k)
+        q_vecs, q_offs = as_token_sets(queries, self.dim, "queries", offsets)
+        parsed = self._parse_search_params(params)
+        nq = q_offs.shape[0] - 1
+        if self.ntotal == 0 or nq == 0:
+            return SearchResult(
+                np.full((nq, k), -1, np.int64), np.full((nq, k), np.inf, np.float32)
+            )
+        slots, scores = self._search((q_vecs, q_offs), k, parsed)
+        ids = self._ids.to_external(slots)
+        scores = np.where(ids >= 0, scores, np.float32(np.inf)).astype(np.float32, copy=False)
+        return SearchResult(ids, scores)
+
+    def search_exact(self, queries: Any, k: int, *, offsets: Any = None) -> SearchResult:
+        """Brute-force Chamfer top-``k`` over every live document (the ground truth)."""
+        k = check_k(k)
+        q_vecs, q_offs = as_token_sets(queries, self.dim, "queries", offsets)
+        nq = q_offs.shape[0] - 1
+        live = np.flatnonzero(~self._ids.deleted).astype(np.int64)
+        if live.size == 0 or nq == 0:
+            return SearchResult(
+                np.full((nq, k), -1, np.int64), np.full((nq, k), np.inf, np.float32)
+            )
+        cand = np.ascontiguousarray(np.broadcast_to(live, (nq, live.size)))
+        slots, scores = self._rerank(q_vecs, q_offs, cand, k)
+        ids = self._ids.to_external(slots)
+        return SearchResult(ids, np.where(ids >= 0, scores, np.float32(np.inf)).astype(np.float32))
+
+    def _parse_search_params(self, params: dict[str, Any]) -> MultiVectorSearchParams:
+        return parse_params(MultiVectorSearchParams, params, "MultiVectorIndex.search")
+
+    def _search(
+        self, queries: Any, k: int, params: MultiVectorSearchParams
+    ) -> tuple[np.ndarray, np.ndarray]:
+        q_vecs, q_offs = queries
+        cand = self.candidates(q_vecs, q_offs, params)
+        if params.ball_carving is not None:
+            q_vecs, q_offs = ball_carve(q_vecs, q_offs, np.float32(params.ball_carving))
+        return self._rerank(q_vecs, q_offs, cand, k)
+
+    def candidates(
+        self, q_vecs: np.ndarray, q_offs: np.ndarray, params: MultiVectorSearchParams
+    ) -> np.ndarray:
+        """Candidate document slots ``(nq, C)`` int64 (-1 padded) for validated CSR queries."""
+        n_cand = min(params.candidates, self.ntotal)
+        if self.candidate_source != "tokens":
+            qv = self._query_vectors(q_vecs, q_offs)
+            return self._inner.search(qv, n_cand, **params.inner_search).ids
+        return self._token_candidates(q_vecs, q_offs, params.token_k, n_cand, params.inner_search)
+
+    def _token_candidates(
+        self,
+        q_vecs: np.ndarray,
+        q_offs: np.ndarray,
+        token_k: int,
+        n_cand: int,
+        inner_search: dict[str, Any],
+    ) -> np.ndarray:
+        res = self._inner.search(q_vecs, min(token_k, self._inner.ntotal), **inner_search)
+        rows, sims = res.ids, -res.distances  # ip convention: distance = -similarity
+        owner_of_row = np.searchsorted(self._tok_offsets, np.maximum(rows, 0), side="right") - 1
+        owners = np.where(rows >= 0, owner_of_row, -1)
+        nq = q_offs.shape[0] - 1
+        out = np.full((nq, n_cand), -1, np.int64)
+        for qi in range(nq):
+            o = owners[q_offs[qi] : q_offs[qi + 1]]
+            s = sims[q_offs[qi] : q_offs[qi + 1]]
+            valid = o >= 0
+            docs, inverse = np.unique(o[valid], return_inverse=True)
+            if docs.size == 0:
+                continue
+            if docs.size > 1:
+                # rank by an optimistic Chamfer estimate: per query token, the best retrieved
+                # similarity of the document, or the list's last (token_k-th) one when it missed it
+                n_tok = o.shape[0]
+                floor = np.where(valid, s, np.inf).min(axis=1)
+                floor = np.where(np.isfinite(floor), floor, 0.0)
+                est = np.repeat(floor[:, None], docs.size, axis=1)
+                best = np.full((n_tok, docs.size), -np.inf, np.float32)
+                tok_idx = np.repeat(np.arange(n_tok), o.shape[1]).reshape(o.shape)[valid]
+                np.maximum.at(best, (tok_idx, inverse), s[valid])
+                est = np.where(np.isfinite(best), best, est).sum(axis=0)
+                docs = docs[np.argsort(-est, kind="stable")[:n_cand]]
+            out[qi, : docs.size] = docs
+        return out
+
+    def _rerank(
+        self, q_vecs: np.ndarray, q_offs: np.ndarray, cand: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        cand = np.ascontiguousarray(cand, np.int64)
+        sims = chamfer_scores(q_vecs, q_offs, self._tok_vecs, self._tok_offsets, cand)
+        kk = min(k, cand.shape[1])
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :kk]
+        nq = cand.shape[0]
+        slots = np.full((nq, k), -1, np.int64)
+        scores = np.full((nq, k), np.inf, np.float32)
+        top = np.take_along_axis(cand, order, axis=1)
+        top_sims = np.take_along_axis(sims, order, axis=1)
+        valid = (top >= 0) & np.isfinite(top_sims)
+        slots[:, :kk] = np.where(valid, top, -1)
+        scores[:, :kk] = np.where(valid, -top_sims, np.inf)
+        return slots, scores
+
+    # ---- remove -------------------------------------------------------------------------------
+    def _remove_slots(self, slots: np.ndarray) -> None:
+        if self.candidate_source == "tokens":
+            rows = np.concatenate(
+                [np.arange(self._tok_offsets[s], self._tok_offsets[s + 1]) for s in slots]
+            )
+            self._inner.remove(rows.astype(np.int64))
+        else:
+            self._inner.remove(slots)
+        self._ids.mark_deleted(slots)
+
+    # ---- persistence --------------------------------------------------------------------------
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        inner_header, inner_arrays = _inner_state(self._inner, "inner_")
+        params = {
+            "fde": self.fde.model_dump(),
+            "inner": self.inner_kind,
+            "candidate_source": self.candidate_source,
+            "inner_params": self.inner_params,
+            "inner_index": inner_header,
+        }
+        arrays = {
+            "token_vectors": self._tok_vecs[: self._n_tok],
+            "token_offsets": self._tok_offsets,
+            **inner_arrays,
+        }
+        return params, arrays
+
+    @classmethod
+    def _from_state(
+        cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> MultiVectorIndex:
+        index = cls(
+            dim,
+            fde=params["fde"],
+            inner=params["inner"],
+            candidate_source=params["candidate_source"],
+            **params.get("inner_params", {}),
+        )
+        vecs, offs = arrays["token_vectors"], arrays["token_offsets"]
+        if vecs.ndim != 2 or vecs.shape[1] != dim or vecs.dtype != np.float32:
+            raise ValueError(
+                f"token_vectors: expected float32 (n, {dim}), got {vecs.dtype} {vecs.shape}"
+            )
+        if offs.ndim != 1 or offs.dtype != np.int64 or offs[0] != 0 or offs[-1] != vecs.shape[0]:
+            raise ValueError(
+                f"token_offsets: expected int64 CSR offsets ending at {vecs.shape[0]}, got {offs.dtype} {offs.shape}"
+            )
+        index._tok_vecs, index._tok_offsets, index._n_tok = vecs, np.array(offs), vecs.shape[0]
+        index._inner = _inner_from_state(params["inner_index"], arrays, "inner_")
+        return index
+
+    def __repr__(self) -> str:
+        return (
+            f"MultiVectorIndex(dim={self.dim}, ntotal={self.ntotal}, candidate_source={self.candidate_source!r}, "
+            f"inner={self.inner_kind!r}, fde={self.fde!r})"
+        )
+
+    @classmethod
+    def _warmup(cls, data: np.ndarray) -> None:
+        """Compile (or load from cache) the FDE, token and Chamfer paths on tiny data."""
+        data = np.ascontiguousarray(data[:120], np.float32)
+        docs = [data[i : i + 3] for i in range(0, 90, 3)]
+        queries = [data[i : i + 2] for i in range(90, 100, 2)]
+        for source in CANDIDATE_SOURCES:
+            index = cls(
+                data.shape[1], fde=FDEConfig(reps=2, k_sim=2, d_proj=4), candidate_source=source
+            )
+            index.add(docs)
+            index.search(queries, 3, candidates=5, token_k=2)
+            index.search(queries, 3, candidates=5, ball_carving=0.7)
+        encode_queries(queries, FDEConfig(reps=2, k_sim=2, d_proj=4, final_dim=16))

@@ -1,0 +1,358 @@
+"""Filtered-search planner: picks a strategy per query batch from the exact match count, and runs it.
+
+Strategies
+----------
+``prefilter``      exact scan of the matching slots only (needs the index's float32 vectors).
+                   Exact; cost grows with the match count, not with the index size.
+``postfilter``     the index's own unfiltered search with over-fetch ``k / selectivity``, failures
+                   dropped; rows still short of ``min(k, matches)`` go to ``filtered_walk`` on graph
+                   indexes, else retry with 4x the fetch and, past ``POSTFILTER_MAX_FETCH``, fall
+                   back to ``prefilter``.
+``filtered_walk``  ACORN-1 style walk over the HNSW graph (:func:`vecsearch.kernels.filtered.filtered_walk_batch`).
+``ivf_masked``     IVF-PQ list scan that checks the mask, nprobe raised until enough allowed rows
+                   were scanned (:func:`vecsearch.kernels.filtered.ivfpq_search_masked`).
+
+Index types add strategies with :func:`register_strategy` (the base ``Index._search_filtered``
+dispatches to them); an index may also override ``_search_filtered`` itself.
+
+Thresholds (see :func:`choose_strategy`) were set from ``bench/bench_filtered.py``; the measured
+crossovers are recorded next to each constant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import weakref
+from typing import Any, Callable
+
+import numba
+import numpy as np
+
+from .kernels.distances import METRIC_L2
+from .kernels.exact import topk_scan_rows
+from .kernels.filtered import (
+    compact_allowed,
+    filtered_walk_batch,
+    filtered_walk_serial,
+    ivfpq_search_masked,
+    ivfpq_search_masked_serial,
+    topk_scan_masked,
+    topk_scan_masked_serial,
+    topk_scan_rows_serial,
+)
+from .kernels.heaps import empty_heaps, sort_heaps, topk_merge_block
+
+STRATEGIES = ("prefilter", "filtered_walk", "postfilter", "ivf_masked")
+
+# -- thresholds (approximate indexes; an exact index such as Flat always uses prefilter) ---------
+# Measured with bench/bench_filtered.py (30,000 wordnet-minilm rows, HNSW M=16 efC=100 ef=64,
+# one query per call, CPU-time QPS; results in bench/results/bench_filtered_n30000.json):
+#   matches   prefilter   filtered_walk   postfilter      (random-shape filter)
+#    15,000      599          1747           2808          50%
+#     3,000     3261          1476           1480          10%
+#       300    15698          2935 (r 0.86)   347           1%
+# The exact scan costs ~0.1 us per matching row (linear in matches) while the walk costs
+# ~0.6 ms: crossover near 5,000 matches; an absolute count, since the walk grows only ~log n.
+PREFILTER_MAX_MATCHES = 5_000
+# From 10% up post-filtering matches the walk (10%: 1480 vs 1476 QPS, recall 0.978 vs 0.980;
+# correlated 1840 vs 1588) and beats it at 50% (2808 vs 1747 at equal recall 0.98 / 0.988).
+POSTFILTER_MIN_SELECTIVITY = 0.1
+# Below 10% the walk's beam widens: ef * min(4, 0.1 / selectivity) (recall fell to 0.86 at 1%
+# random with the plain ef=64 beam).
+WALK_EF_BOOST_MAX = 4.0
+# Post-filter over-fetch: fetch = ceil(k / selectivity * OVERFETCH) (+ slack), retry x4, then exact.
+POSTFILTER_OVERFETCH = 1.5
+POSTFILTER_MAX_FETCH = 4_096
+# Rows still short after the first over-fetch on a graph index go to the walk with ef scaled by this.
+POSTFILTER_WALK_EF_SCALE = 2.0
+
+# Exact-scan implementation choices (chosen, not separately benchmarked): the row-list scan is
+# used up to 1/8 of the slots passing, the mask scan above (contiguous reads); batches of at least
+# 16 queries go through BLAS over gathered blocks (Flat's measured BLAS_MIN_QUERIES).
+_ROWS_SCAN_MAX_FRACTION = 0.125
+_BLAS_MIN_QUERIES = 16
+# Fewer queries than this run on the calling thread (a parallel region costs more than it saves,
+# and under load a woken worker thread may wait for a core).
+_PARALLEL_MIN_QUERIES = 2
+_BLAS_BLOCK_ELEMENTS = 1 << 24
+
+Handler = Callable[[Any, np.ndarray, int, Any, Any], tuple[np.ndarray, np.ndarray]]
+_HANDLERS: dict[str, dict[str, Handler]] = {}
+
+
+def register_strategy(type_name: str, strategy: str, handler: Handler) -> None:
+    """Make ``strategy`` available for indexes of ``type_name``: ``handler(index, queries, k, params, allowed)``."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy: expected one of {STRATEGIES}, got {strategy!r}")
+    _HANDLERS.setdefault(type_name, {})[strategy] = handler
+
+
+_BUILTINS_LOADED = False
+
+
+def _load_handlers() -> None:
+    """Register the built-in graph / IVF strategies (by type name: their modules are not imported)."""
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        register_strategy("hnsw", "filtered_walk", hnsw_filtered_walk)
+        register_strategy("ivfpq", "ivf_masked", ivfpq_masked)
+        register_strategy("ivfpq", "prefilter", ivfpq_prefilter)
+
+
+def available_strategies(index: Any) -> tuple[str, ...]:
+    """Strategies this index can run, in :data:`STRATEGIES` order."""
+    _load_handlers()
+    names = set(_HANDLERS.get(index.type_name, {}))
+    names.add("postfilter")
+    if index._exact_vectors() is not None:
+        names.add("prefilter")
+    extra = getattr(index, "_filter_strategies", None)
+    if callable(extra):
+        names.update(extra())
+    return tuple(s for s in STRATEGIES if s in names)
+
+
+def check_strategy(index: Any, strategy: str | None) -> None:
+    """Raise ``ValueError`` unless ``strategy`` is None or available for ``index``."""
+    if strategy is None:
+        return
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise ValueError(f"strategy: expected one of {STRATEGIES} or None, got {strategy!r}")
+    available = available_strategies(index)
+    if strategy not in available:
+        raise ValueError(f"strategy: {strategy!r} is not available for {type(index).__name__} (available: {available})")
+
+
+def choose_strategy(index: Any, allowed: Any, k: int, nq: int, requested: str | None = None) -> str:
+    """The strategy for one batch: ``requested`` if given, else by match count and selectivity.
+
+    Exact indexes (no approximate strategy) always scan the allowed rows exactly. Otherwise: at
+    most :data:`PREFILTER_MAX_MATCHES` matches -> ``prefilter``; IVF -> ``ivf_masked`` (checking the mask in the list scan costs about
+    nothing, so it dominates post-filtering at every selectivity); graph -> ``postfilter`` from
+    :data:`POSTFILTER_MIN_SELECTIVITY` up, else ``filtered_walk``.
+    """
+    if requested is not None:
+        return requested
+    available = available_strategies(index)
+    approximate = [s for s in ("filtered_walk", "ivf_masked") if s in available]
+    if "prefilter" in available:
+        if not approximate:
+            return "prefilter"  # exact index: the masked exact scan is the search itself
+        if allowed.count <= PREFILTER_MAX_MATCHES:
+            return "prefilter"
+    if "ivf_masked" in available:
+        return "ivf_masked"
+    if allowed.selectivity >= POSTFILTER_MIN_SELECTIVITY or not approximate:
+        return "postfilter"
+    return approximate[0]
+
+
+def run_strategy(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any, strategy: str) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``strategy``; returns ``(slots int64 (nq, k), scores float32 (nq, k))`` best first, padded."""
+    handler = _HANDLERS.get(index.type_name, {}).get(strategy)
+    if handler is not None:
+        return handler(index, queries, k, params, allowed)
+    if strategy == "prefilter":
+        return exact_filtered(index, queries, k, allowed)
+    if strategy == "postfilter":
+        return postfilter(index, queries, k, params, allowed)
+    raise ValueError(f"strategy: {strategy!r} is not available for {type(index).__name__}")
+
+
+# ---- generic strategies ------------------------------------------------------------------------
+def exact_filtered(index: Any, queries: np.ndarray, k: int, allowed: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k over the allowed slots of ``index._exact_vectors()`` (prefilter)."""
+    vectors = index._exact_vectors()
+    if vectors is None:
+        raise ValueError(f"strategy: 'prefilter' needs stored vectors, which {type(index).__name__} does not keep")
+    return exact_scan(index._metric_code, queries, vectors, allowed, k)
+
+
+def exact_scan(metric: int, queries: np.ndarray, vectors: np.ndarray, allowed: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact filtered top-k of ``queries`` (nq, d) over ``vectors`` rows in ``allowed``."""
+    nq = queries.shape[0]
+    n_slots = allowed.mask.shape[0]
+    if nq >= _BLAS_MIN_QUERIES:
+        return _exact_scan_blas(metric, queries, vectors, allowed.slots, k)
+    scores, rows = empty_heaps(nq, k)
+    serial = nq < _PARALLEL_MIN_QUERIES
+    if allowed.count <= _ROWS_SCAN_MAX_FRACTION * n_slots:
+        (topk_scan_rows_serial if serial else topk_scan_rows)(metric, queries, vectors, allowed.slots, k, scores, rows)
+    else:
+        (topk_scan_masked_serial if serial else topk_scan_masked)(metric, queries, vectors, allowed.mask, k, scores, rows)
+    return rows, scores
+
+
+def _exact_scan_blas(metric: int, queries: np.ndarray, vectors: np.ndarray, slots: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    nq = queries.shape[0]
+    heap_scores, heap_pos = empty_heaps(nq, k)
+    block = max(1024, _BLAS_BLOCK_ELEMENTS // max(nq, 1))
+    is_l2 = metric == METRIC_L2
+    for start in range(0, slots.shape[0], block):
+        sub = vectors[slots[start : start + block]]
+        scores = queries @ sub.T
+        if is_l2:
+            scores *= np.float32(-2.0)
+            scores += np.einsum("ij,ij->i", sub, sub)
+        else:
+            np.negative(scores, out=scores)
+        topk_merge_block(scores, start, heap_scores, heap_pos)
+    sort_heaps(heap_scores, heap_pos)
+    rows = np.where(heap_pos >= 0, slots[np.maximum(heap_pos, 0)], -1)
+    if is_l2:
+        heap_scores += np.einsum("ij,ij->i", queries, queries)[:, None]
+        np.maximum(heap_scores, 0, out=heap_scores)
+    return rows, heap_scores
+
+
+def postfilter(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Unfiltered ``index._search`` with over-fetch, failures dropped; short rows retry, then ``prefilter``.
+
+    Rows still short of ``min(k, matches)`` when the fetch would pass ``POSTFILTER_MAX_FETCH`` (or
+    the whole index) are answered by the index's ``prefilter`` strategy when it has one.
+    """
+    nq = queries.shape[0]
+    out_scores, out_rows = empty_heaps(nq, k)
+    need = min(k, allowed.count)
+    n_live = index.ntotal
+    fetch = min(n_live, max(2 * k, math.ceil(k / max(allowed.selectivity, 1e-9) * POSTFILTER_OVERFETCH) + 8))
+    strategies = available_strategies(index)
+    has_prefilter = "prefilter" in strategies
+    pending = np.arange(nq)
+    mask = allowed.mask
+    first = True
+    while pending.size:
+        if not first and "filtered_walk" in strategies:
+            # Short after one over-fetch: the filter is anti-correlated with these queries, where
+            # the walk beats re-fetching (bench: anti 50% walk 1742 vs post-filter 799 QPS).
+            rows, scores = hnsw_filtered_walk(index, queries[pending], k, params, allowed, ef_scale=POSTFILTER_WALK_EF_SCALE)
+            out_rows[pending], out_scores[pending] = rows, scores
+            break
+        first = False
+        if has_prefilter and (fetch > POSTFILTER_MAX_FETCH or fetch >= n_live):
+            rows, scores = run_strategy(index, queries[pending], k, params, allowed, "prefilter")
+            out_rows[pending], out_scores[pending] = rows, scores
+            break
+        rows, scores = index._search(queries[pending], fetch, params)
+        part_scores, part_rows = empty_heaps(pending.shape[0], k)
+        compact_allowed(np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(scores, np.float32), mask, k,
+                        part_rows, part_scores)
+        done = ((part_rows >= 0).sum(axis=1) >= need) | (fetch >= n_live)
+        out_rows[pending[done]] = part_rows[done]
+        out_scores[pending[done]] = part_scores[done]
+        pending = pending[~done]
+        fetch = min(n_live, fetch * 4)
+    return out_rows, out_scores
+
+
+# ---- HNSW: ACORN-1 filtered walk ---------------------------------------------------------------
+# Passing slots scored as extra entry points of the level-0 walk (spread evenly over the allowed set).
+WALK_SEEDS = 16
+
+
+def _seeds(allowed: Any, n_seeds: int) -> np.ndarray:
+    slots = allowed.slots
+    if slots.shape[0] <= n_seeds:
+        return np.ascontiguousarray(slots, np.int64)
+    return np.ascontiguousarray(slots[np.linspace(0, slots.shape[0] - 1, n_seeds).astype(np.int64)], np.int64)
+
+
+def hnsw_filtered_walk(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any,
+                       ef_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """ACORN-1 walk over an ``HNSWIndex`` graph (reads ``_graph()``, ``_vectors``, ``_entry``, ``_max_level``)."""
+    ef = max(params.ef if params.ef is not None else index.ef_search, k)
+    boost = min(WALK_EF_BOOST_MAX, max(ef_scale, POSTFILTER_MIN_SELECTIVITY / max(allowed.selectivity, 1e-9)))
+    ef = int(math.ceil(ef * boost))
+    nq = queries.shape[0]
+    serial = nq < _PARALLEL_MIN_QUERIES or numba.get_num_threads() == 1
+    rows = 1 if serial else int(numba.config.NUMBA_NUM_THREADS)
+    out_scores, out_slots = empty_heaps(nq, k)
+    kernel = filtered_walk_serial if serial else filtered_walk_batch
+    with _walk_scratch(index, rows, ef) as scratch:
+        kernel(index._metric_code, queries, k, ef, index._vectors, *index._graph(), index._entry, index._max_level,
+               allowed.mask, _seeds(allowed, WALK_SEEDS), *scratch, out_slots, out_scores)
+    return out_slots, out_scores
+
+
+_SCRATCH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SCRATCH_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _walk_scratch(index: Any, rows: int, ef: int):
+    """Per-index walk scratch (visited + epochs, frontier, result heap), reused across calls.
+
+    A concurrent search on the same index gets private arrays instead of waiting.
+    """
+    n_cap = max(index._vectors.shape[0], 1)
+    with _SCRATCH_LOCK:
+        entry = _SCRATCH.get(index)
+        cached = entry.pop((rows, n_cap), None) if entry is not None else None
+    if cached is None or cached[4].shape[1] < ef:
+        cached = (np.zeros((rows, n_cap), np.int32), np.zeros(rows, np.int32), np.empty((rows, n_cap), np.float32),
+                  np.empty((rows, n_cap), np.int32), np.empty((rows, ef), np.float32), np.empty((rows, ef), np.int32))
+    try:
+        yield cached
+    finally:
+        with _SCRATCH_LOCK:
+            _SCRATCH.setdefault(index, {})[(rows, n_cap)] = cached
+
+
+# ---- IVF-PQ: mask-checked list scan, nprobe raised until enough allowed rows were scanned -------
+# A query keeps probing lists (beyond its nprobe) until it has scanned at least as many allowed
+# rows as an unfiltered search scans rows (nprobe * ntotal / nlist), and IVF_TARGET_PER_K * k.
+IVF_TARGET_PER_K = 32
+
+
+def _ivf_run(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any, min_probe: int, target: int) -> tuple[np.ndarray, np.ndarray]:
+    nlist = index.params.nlist
+    per_list = max(allowed.count / nlist, 1e-9)
+    n_probe_max = int(min(nlist, max(4 * min_probe, math.ceil(4 * target / per_list))))
+    q = index._rotate(queries)
+    lists, coarse = _probe(index, q, n_probe_max)
+    rerank = params.rerank
+    n_cand = k * rerank if rerank else k
+    n_slots = index._ids.n_slots
+    vectors = index._vectors[:n_slots] if rerank else np.empty((0, index.dim), np.float32)
+    out_scores, out_slots = empty_heaps(q.shape[0], k)
+    pq = index._pq
+    kernel = ivfpq_search_masked_serial if q.shape[0] < _PARALLEL_MIN_QUERIES else ivfpq_search_masked
+    kernel(q, lists, coarse, min_probe, target, index._centroids, pq._codebooks_t, pq._cb_sq_norms,
+                        index._l2_table, index._codes, index._slots, index._offsets, index._sizes,
+                        index._metric_code, allowed.mask, n_cand, vectors, out_scores, out_slots)
+    if index._metric_code == METRIC_L2:
+        np.maximum(out_scores, np.float32(0.0), out=out_scores)
+    return out_slots, out_scores
+
+
+def _probe(index: Any, q: np.ndarray, n_probe: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_probe`` nearest lists of (rotated) ``q`` (nq, d): ``(lists int64, coarse f32)`` (nq, n_probe), best first.
+
+    Coarse scores as the IVF-PQ kernels expect them: ``||q - c||^2`` for L2, ``-<q, c>`` otherwise.
+    """
+    centroids = index._centroids
+    coarse = -(q @ centroids.T)
+    if index._metric_code == METRIC_L2:
+        coarse = 2.0 * coarse + np.einsum("ij,ij->i", centroids, centroids) + np.einsum("ij,ij->i", q, q)[:, None]
+    coarse = coarse.astype(np.float32)
+    part = np.argpartition(coarse, n_probe - 1, axis=1)[:, :n_probe] if n_probe < coarse.shape[1] else np.tile(np.arange(coarse.shape[1]), (q.shape[0], 1))
+    order = np.take_along_axis(part, np.argsort(np.take_along_axis(coarse, part, axis=1), axis=1), axis=1)
+    return np.ascontiguousarray(order, np.int64), np.ascontiguousarray(np.take_along_axis(coarse, order, axis=1))
+
+
+def ivfpq_masked(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Filtered IVF-PQ search (reads ``probe``, ``_rotate``, ``_pq``, list arrays of ``IVFPQIndex``)."""
+    nlist = index.params.nlist
+    nprobe = min(params.nprobe or index.params.nprobe, nlist)
+    target = max(IVF_TARGET_PER_K * k, math.ceil(nprobe * allowed.n_live / nlist))
+    return _ivf_run(index, queries, k, params, allowed, nprobe, min(target, allowed.count))
+
+
+def ivfpq_prefilter(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Exact scan of the allowed rows when the index keeps raw vectors, else ADC over every allowed row."""
+    if index.params.keep_vectors:
+        return exact_scan(index._metric_code, index._rotate(queries), index._vectors, allowed, k)
+    return _ivf_run(index, queries, k, params, allowed, index.params.nlist, allowed.count)
