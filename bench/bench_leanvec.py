@@ -19,6 +19,7 @@ Writes ``bench/results/leanvec.json``. Ground truth (faiss IndexFlatIP) is cache
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -70,7 +71,7 @@ def recall(found, truth):
 def qps_at(points, target=TARGET, key="qps"):
     """QPS at ``target`` recall by linear interpolation over the sweep (None if never reached)."""
     pts = sorted(points, key=lambda p: p["ef"])
-    for a, b in zip(pts, pts[1:]):
+    for a, b in itertools.pairwise(pts):
         if a["recall"] < target <= b["recall"]:
             w = (target - a["recall"]) / (b["recall"] - a["recall"])
             return a[key] + w * (b[key] - a[key])
@@ -93,17 +94,29 @@ def sweep(search, queries, truth, efs, repeats):
             best = min(best, time.perf_counter() - t0)
             best_cpu = min(best_cpu, time.process_time() - c0)
         rows.append(
-            {"ef": ef, "recall": recall(ids, truth), "qps": queries.shape[0] / best, "qps_cpu": queries.shape[0] / best_cpu}
+            {
+                "ef": ef,
+                "recall": recall(ids, truth),
+                "qps": queries.shape[0] / best,
+                "qps_cpu": queries.shape[0] / best_cpu,
+            }
         )
     return rows
 
 
+_BLAS_LIMIT = []
+
+
 def set_threads(n):
+    """Threads for numba, faiss (OpenMP) and BLAS (threadpoolctl): LeanVec projects queries with a
+    BLAS matrix product, which must also run on one thread in the single-thread sweeps."""
     import faiss
     import numba
+    from threadpoolctl import threadpool_limits
 
     numba.set_num_threads(n)
     faiss.omp_set_num_threads(n)
+    _BLAS_LIMIT[:] = [threadpool_limits(limits=n, user_api="blas")]
 
 
 def main() -> None:
@@ -112,6 +125,11 @@ def main() -> None:
     ap.add_argument("--dims", default="128,192")
     ap.add_argument("--primaries", default="lvq8,lvq4")
     ap.add_argument("--kinds", default="id,ood")
+    ap.add_argument(
+        "--ood-primaries",
+        default="lvq8",
+        help="primaries for LeanVec-OOD (default: lvq8 only, to bound run time)",
+    )
     ap.add_argument("--secondary", default="float32")
     ap.add_argument("--M", type=int, default=32, help="LeanVec graph max degree")
     ap.add_argument("--efc", type=int, default=100, help="LeanVec ef_construction")
@@ -144,13 +162,19 @@ def main() -> None:
 
     def record(name, build_s, search_fn, bytes_walk, extra=None):
         set_threads(1)
-        run = {"name": name, "build_s": build_s, "walk_bytes_per_vector": bytes_walk, **(extra or {})}
+        run = {
+            "name": name,
+            "build_s": build_s,
+            "walk_bytes_per_vector": bytes_walk,
+            **(extra or {}),
+        }
         for qname, q in queries.items():
             run[qname] = sweep(search_fn, q, truth[qname], efs, args.repeats)
             run[f"{qname}_qps_at_{TARGET}"] = qps_at(run[qname])
             run[f"{qname}_cpu_qps_at_{TARGET}"] = qps_at(run[qname], key="qps_cpu")
         set_threads(all_threads)
         results["runs"].append(run)
+
         def fmt(v):
             return f"{v:.0f}" if v else "n/a"
 
@@ -168,7 +192,9 @@ def main() -> None:
         set_threads(all_threads)
         t0 = time.perf_counter()
         h = hnswlib.Index(space="ip", dim=train.shape[1])
-        h.init_index(max_elements=train.shape[0], M=args.peer_M, ef_construction=args.peer_efc, random_seed=0)
+        h.init_index(
+            max_elements=train.shape[0], M=args.peer_M, ef_construction=args.peer_efc, random_seed=0
+        )
         h.set_num_threads(all_threads)
         h.add_items(train)
         build = time.perf_counter() - t0
@@ -202,7 +228,9 @@ def main() -> None:
         else:
             set_threads(all_threads)
             t0 = time.perf_counter()
-            vh = HNSWIndex(train.shape[1], "cosine", M=args.peer_M, ef_construction=args.peer_efc, seed=0)
+            vh = HNSWIndex(
+                train.shape[1], "cosine", M=args.peer_M, ef_construction=args.peer_efc, seed=0
+            )
             vh.add(train, progress=False)
             build = time.perf_counter() - t0
             record(
@@ -212,7 +240,7 @@ def main() -> None:
 
     for kind in args.kinds.split(","):
         for d in [int(x) for x in args.dims.split(",")]:
-            for primary in args.primaries.split(","):
+            for primary in (args.ood_primaries if kind == "ood" else args.primaries).split(","):
                 set_threads(all_threads)
                 t0 = time.perf_counter()
                 index = vs.LeanVecIndex(
@@ -245,15 +273,23 @@ def main() -> None:
                     theirs = ref[pn][f"{qn}_{clock}qps_at_{TARGET}"]
                     if mine and theirs:
                         run.setdefault("ratios", {})[f"{qn}/{clock or 'wall_'}{pn}"] = mine / theirs
-                        parts.append(f"{qn} {clock or 'wall_'}vs {pn.split()[0]}: {mine / theirs:.2f}x")
+                        parts.append(
+                            f"{qn} {clock or 'wall_'}vs {pn.split()[0]}: {mine / theirs:.2f}x"
+                        )
         for pn in peer_names:
             run.setdefault("build_ratio", {})[pn] = run["build_s"] / ref[pn]["build_s"]
-        print(f"  {run['name']}: " + (", ".join(parts) or "target recall not reached")
-              + "; build/" + ", ".join(f"{pn.split()[0]}={run['build_ratio'][pn]:.2f}" for pn in peer_names))
+        print(
+            f"  {run['name']}: "
+            + (", ".join(parts) or "target recall not reached")
+            + "; build/"
+            + ", ".join(f"{pn.split()[0]}={run['build_ratio'][pn]:.2f}" for pn in peer_names)
+        )
     results["load_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"\nload average before {results['load_before']}, after {results['load_after']}; wrote {args.out}")
+    print(
+        f"\nload average before {results['load_before']}, after {results['load_after']}; wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

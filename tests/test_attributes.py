@@ -199,3 +199,16 @@ def test_tag_csr_stays_consistent_under_many_updates():
     res = index.search(_vectors(1), n, where=F.tags.contains_all(["t1", "t2"]))
     expected = {i for i in range(n) if {"t1", "t2"} <= set(tags[i])}
     assert set(res.ids[0][res.ids[0] >= 0].tolist()) == expected
+
+
+def test_edited_attribute_schema_raises_index_file_error(tmp_path):
+    import json
+
+    index, _ = _flat_with_rows(10)
+    index.save(tmp_path / "idx")
+    manifest_path = tmp_path / "idx" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["attributes"].append({"name": "ghost", "kind": "int"})  # a column without arrays
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(vs.IndexFileError, match="attributes are malformed"):
+        vs.load(tmp_path / "idx")

@@ -25,7 +25,9 @@ def test_ood_projection_reconstructs_held_out_ood_inner_products_better_than_id(
     assert err_ood < 0.5  # a real approximation, not a degenerate projection
 
 
-def test_ood_frank_wolfe_decreases_the_loss_and_stops_on_relative_change(wordnet_train, wordnet_train_queries_ood):
+def test_ood_frank_wolfe_decreases_the_loss_and_stops_on_relative_change(
+    wordnet_train, wordnet_train_queries_ood
+):
     pood = train_leanvec_ood(wordnet_train, wordnet_train_queries_ood, 16)
     hist = np.asarray(pood.loss_history)
     assert hist[-1] < 0.5 * hist[0]
@@ -51,13 +53,17 @@ def test_id_projection_is_orthonormal_pca_of_centered_data(wordnet_train):
 def test_projection_round_trips_through_arrays(wordnet_train, wordnet_train_queries_ood):
     p = train_leanvec_ood(wordnet_train[:1000], wordnet_train_queries_ood, 8)
     q = LeanVecProjection.from_arrays("ood", p.to_arrays())
-    np.testing.assert_array_equal(q.transform_queries(wordnet_train[:5], "ip"), p.transform_queries(wordnet_train[:5], "ip"))
+    np.testing.assert_array_equal(
+        q.transform_queries(wordnet_train[:5], "ip"), p.transform_queries(wordnet_train[:5], "ip")
+    )
 
 
 def test_ood_loss_at_zero_is_trace_of_kq_kx():
     rng = np.random.default_rng(0)
-    kq = rng.standard_normal((6, 6)); kq = kq @ kq.T
-    kx = rng.standard_normal((6, 6)); kx = kx @ kx.T
+    kq = rng.standard_normal((6, 6))
+    kq = kq @ kq.T
+    kx = rng.standard_normal((6, 6))
+    kx = kx @ kx.T
     z = np.zeros((6, 2))
     assert ood_loss(z, z, kq, kx) == pytest.approx(np.trace(kq @ kx))
 

@@ -42,7 +42,9 @@ def test_lvq_odd_dimensions_round_trip_within_bound(cls, d):
 
 @pytest.mark.parametrize("cls", CODECS)
 @pytest.mark.parametrize("metric", ["ip", "l2"])
-def test_lvq_scores_on_codes_equal_scores_with_decoded_vectors(cls, metric, wordnet_train, wordnet_queries_ood):
+def test_lvq_scores_on_codes_equal_scores_with_decoded_vectors(
+    cls, metric, wordnet_train, wordnet_queries_ood
+):
     x = wordnet_train[:1000]
     codec = cls().fit(x)
     rows = codec.encode(x)
@@ -65,7 +67,9 @@ def test_lvq4_packs_two_codes_per_byte_and_round_trips():
     assert rows.shape == (2, 4 + 4)
     assert rows[0, 0] == 0 | (15 << 4) and rows[0, 1] == 3 | (12 << 4) and rows[0, 3] == 15
     np.testing.assert_array_equal(codec.decode(rows), codes)
-    assert codec.row_bytes == 8 and LVQ8(mu).row_bytes == d + 4 and LVQ4x8(mu).row_bytes == 4 + d + 4
+    assert (
+        codec.row_bytes == 8 and LVQ8(mu).row_bytes == d + 4 and LVQ4x8(mu).row_bytes == 4 + d + 4
+    )
 
 
 def test_lvq_scales_are_float16_covering_the_range(wordnet_train):
@@ -76,7 +80,9 @@ def test_lvq_scales_are_float16_covering_the_range(wordnet_train):
     assert delta.dtype == np.float16 and low.dtype == np.float16
     centered = x - codec.mu
     assert (low.astype(np.float32) <= centered.min(1)).all()
-    assert (low.astype(np.float32) + 255 * delta.astype(np.float32) >= centered.max(1) * (1 - 1e-6)).all()
+    assert (
+        low.astype(np.float32) + 255 * delta.astype(np.float32) >= centered.max(1) * (1 - 1e-6)
+    ).all()
 
 
 def test_lvq_rejects_wrong_dimension_and_unfitted_use():
@@ -95,6 +101,8 @@ def test_float16_scales_decode_exactly_for_every_finite_bit_pattern():
 
     bits = np.arange(65536, dtype=np.uint32).astype(np.uint16)
     values = bits.view(np.float16)
-    finite = np.flatnonzero(np.isfinite(values))[::7]  # every 7th finite pattern: all exponents and signs
+    finite = np.flatnonzero(np.isfinite(values))[
+        ::7
+    ]  # every 7th finite pattern: all exponents and signs
     got = np.array([half_to_float(int(b)) for b in finite], np.float32)
     np.testing.assert_array_equal(got, values[finite].astype(np.float32))

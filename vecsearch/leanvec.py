@@ -84,14 +84,18 @@ class LeanVecProjection:
         }
 
     @classmethod
-    def from_arrays(cls, kind: str, arrays: dict[str, np.ndarray], prefix: str = "leanvec_") -> LeanVecProjection:
+    def from_arrays(
+        cls, kind: str, arrays: dict[str, np.ndarray], prefix: str = "leanvec_"
+    ) -> LeanVecProjection:
         if kind not in ("id", "ood"):
             raise ValueError(f"kind: expected 'id' or 'ood', got {kind!r}")
         mu = np.asarray(arrays[f"{prefix}mu"], np.float32)
         b = np.asarray(arrays[f"{prefix}database_matrix"], np.float32)
         a = np.asarray(arrays[f"{prefix}query_matrix"], np.float32)
         if b.ndim != 2 or a.shape != b.shape or mu.shape != (b.shape[0],):
-            raise ValueError(f"leanvec arrays: inconsistent shapes mu {mu.shape}, A {a.shape}, B {b.shape}")
+            raise ValueError(
+                f"leanvec arrays: inconsistent shapes mu {mu.shape}, A {a.shape}, B {b.shape}"
+            )
         return cls(kind, mu, b, a)
 
 
@@ -103,7 +107,9 @@ def _check_inputs(x: Any, d: int, name: str = "x") -> np.ndarray:
         raise ValueError(f"{name}: expected a non-empty (n, D) array, got shape {arr.shape}")
     D = arr.shape[1]
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 1 <= d < D:
-        raise ValueError(f"reduced_dim: expected an integer in [1, {D - 1}] (below the dimension {D}), got {d!r}")
+        raise ValueError(
+            f"reduced_dim: expected an integer in [1, {D - 1}] (below the dimension {D}), got {d!r}"
+        )
     return arr
 
 
@@ -124,7 +130,9 @@ def _gram(s: np.ndarray) -> np.ndarray:
     return out / s.shape[0]
 
 
-def train_leanvec_id(x: Any, reduced_dim: int, *, max_sample: int = MAX_SAMPLE, seed: int = 0) -> LeanVecProjection:
+def train_leanvec_id(
+    x: Any, reduced_dim: int, *, max_sample: int = MAX_SAMPLE, seed: int = 0
+) -> LeanVecProjection:
     """LeanVec-ID: PCA of ``x - mu`` on a sample of at most ``max_sample`` rows."""
     x = _check_inputs(x, reduced_dim)
     with _single_threaded_blas():
@@ -174,7 +182,9 @@ def train_leanvec_ood(
     if q.dtype == object or not np.issubdtype(q.dtype, np.number):
         raise TypeError(f"queries: expected a numeric array, got dtype {q.dtype}")
     if q.ndim != 2 or q.shape[1] != x.shape[1] or q.shape[0] == 0:
-        raise ValueError(f"queries: expected a non-empty (m, {x.shape[1]}) query sample, got shape {q.shape}")
+        raise ValueError(
+            f"queries: expected a non-empty (m, {x.shape[1]}) query sample, got shape {q.shape}"
+        )
     with _single_threaded_blas():
         return _train_ood(x, q, reduced_dim, max_iter, tol, max_sample, seed)
 
@@ -206,5 +216,9 @@ def _train_ood(x, q, reduced_dim, max_iter, tol, max_sample, seed) -> LeanVecPro
             break
     zeros = np.zeros(D, np.float32)
     return LeanVecProjection(
-        "ood", zeros, np.ascontiguousarray(b, np.float32), np.ascontiguousarray(a, np.float32), history
+        "ood",
+        zeros,
+        np.ascontiguousarray(b, np.float32),
+        np.ascontiguousarray(a, np.float32),
+        history,
     )

@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from .kernels.lvq import KIND_LVQ4, KIND_LVQ4X8, KIND_LVQ8, f16_table, lvq_decode, lvq_encode, lvq_scores
+from .kernels.lvq import (
+    KIND_LVQ4,
+    KIND_LVQ4X8,
+    KIND_LVQ8,
+    f16_table,
+    lvq_decode,
+    lvq_encode,
+    lvq_scores,
+)
 
 _F16 = None
 
@@ -96,7 +104,9 @@ class LVQCodec:
         if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
             raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
         if arr.ndim != 2 or (d is not None and arr.shape[1] != d):
-            raise ValueError(f"{name}: expected shape (n, {d if d is not None else 'd'}), got {arr.shape}")
+            raise ValueError(
+                f"{name}: expected shape (n, {d if d is not None else 'd'}), got {arr.shape}"
+            )
         arr = np.ascontiguousarray(arr, dtype=np.float32)
         if arr.size and not np.isfinite(arr).all():
             raise ValueError(f"{name}: expected finite values, got NaN or inf")
@@ -128,7 +138,9 @@ class LVQCodec:
     def _rows(self, rows: Any) -> np.ndarray:
         arr = np.asarray(rows)
         if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != self.row_bytes:
-            raise ValueError(f"rows: expected uint8 (n, {self.row_bytes}), got {arr.dtype} {arr.shape}")
+            raise ValueError(
+                f"rows: expected uint8 (n, {self.row_bytes}), got {arr.dtype} {arr.shape}"
+            )
         return np.ascontiguousarray(arr)
 
     def row_scales(self, rows: Any) -> tuple[np.ndarray, np.ndarray]:

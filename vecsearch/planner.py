@@ -25,7 +25,8 @@ import contextlib
 import math
 import threading
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numba
 import numpy as np
@@ -47,17 +48,22 @@ from .kernels.heaps import empty_heaps, sort_heaps, topk_merge_block
 STRATEGIES = ("prefilter", "filtered_walk", "postfilter", "ivf_masked")
 
 # -- thresholds (approximate indexes; an exact index such as Flat always uses prefilter) ---------
-# Measured with bench/bench_filtered.py (30,000 wordnet-minilm rows, HNSW M=16 efC=100 ef=64,
-# one query per call, CPU-time QPS; results in bench/results/bench_filtered_n30000.json):
-#   matches   prefilter   filtered_walk   postfilter      (random-shape filter)
-#    15,000      599          1747           2808          50%
-#     3,000     3261          1476           1480          10%
-#       300    15698          2935 (r 0.86)   347           1%
-# The exact scan costs ~0.1 us per matching row (linear in matches) while the walk costs
-# ~0.6 ms: crossover near 5,000 matches; an absolute count, since the walk grows only ~log n.
+# Measured with bench/bench_filtered.py on wordnet-minilm (HNSW M=16 efC=100 ef=64, one query per
+# call, CPU-time QPS of the process since the 2 cores were shared, load average 9-13; results in
+# bench/results/bench_filtered_n30000*.json and bench_filtered_full.json):
+#   rows     matches   prefilter   filtered_walk     postfilter        (random-shape filter)
+#   30,000    15,000      599       1747 (r .988)    2808 (r .980)     50%
+#   30,000     3,000     3261       1476 (r .980)    1480 (r .978)     10%
+#   30,000       300    15698       2935 (r .86)      347               1%
+#  116,659    58,330      185       1005 (r .983)    1759 (r .981)     50%
+#  116,659    11,666      786       1211 (r .963)    1508 (r .981)     10%
+#  116,659     1,167     2529        514 (r .930)     310 (r .976)      1%
+# The exact scan costs ~0.07-0.1 us per matching row (linear in matches), the walk ~0.6-1 ms: the
+# crossover lies between 3,000 and 11,666 matches at both sizes; an absolute count, since the
+# walk grows only ~log n.
 PREFILTER_MAX_MATCHES = 5_000
-# From 10% up post-filtering matches the walk (10%: 1480 vs 1476 QPS, recall 0.978 vs 0.980;
-# correlated 1840 vs 1588) and beats it at 50% (2808 vs 1747 at equal recall 0.98 / 0.988).
+# From 10% up post-filtering matches or beats the walk at equal or better recall (rows above;
+# correlated 10% at 116k: 1976 vs 1813 QPS, recall 0.991 vs 0.982).
 POSTFILTER_MIN_SELECTIVITY = 0.1
 # Below 10% the walk's beam widens: ef * min(4, 0.1 / selectivity) (recall fell to 0.86 at 1%
 # random with the plain ef=64 beam).
@@ -65,8 +71,10 @@ WALK_EF_BOOST_MAX = 4.0
 # Post-filter over-fetch: fetch = ceil(k / selectivity * OVERFETCH) (+ slack), retry x4, then exact.
 POSTFILTER_OVERFETCH = 1.5
 POSTFILTER_MAX_FETCH = 4_096
-# Rows still short after the first over-fetch on a graph index go to the walk with ef scaled by this.
-POSTFILTER_WALK_EF_SCALE = 2.0
+# Rows still short after the first over-fetch on a graph index (an anti-correlated filter) go to
+# the exact scan up to this many matches, else to the walk with ef scaled by POSTFILTER_WALK_EF_SCALE.
+POSTFILTER_FALLBACK_EXACT_MAX = 4 * PREFILTER_MAX_MATCHES
+POSTFILTER_WALK_EF_SCALE = 4.0
 
 # Exact-scan implementation choices (chosen, not separately benchmarked): the row-list scan is
 # used up to 1/8 of the slots passing, the mask scan above (contiguous reads); batches of at least
@@ -226,9 +234,15 @@ def postfilter(index: Any, queries: np.ndarray, k: int, params: Any, allowed: An
     first = True
     while pending.size:
         if not first and "filtered_walk" in strategies:
-            # Short after one over-fetch: the filter is anti-correlated with these queries, where
-            # the walk beats re-fetching (bench: anti 50% walk 1742 vs post-filter 799 QPS).
-            rows, scores = hnsw_filtered_walk(index, queries[pending], k, params, allowed, ef_scale=POSTFILTER_WALK_EF_SCALE)
+            # Short after one over-fetch: the filter is anti-correlated with these queries. Up to
+            # POSTFILTER_FALLBACK_EXACT_MAX matches the exact scan is affordable and exact (116k bench:
+            # anti 10%, 11,666 matches: walk recall 0.78-0.89, exact 573 QPS vs 622 post-filter);
+            # beyond it the walk with a wider beam beats re-fetching (anti 50%: 0.964 / 731 QPS).
+            if has_prefilter and allowed.count <= POSTFILTER_FALLBACK_EXACT_MAX:
+                rows, scores = run_strategy(index, queries[pending], k, params, allowed, "prefilter")
+            else:
+                rows, scores = hnsw_filtered_walk(index, queries[pending], k, params, allowed,
+                                                  ef_scale=POSTFILTER_WALK_EF_SCALE)
             out_rows[pending], out_scores[pending] = rows, scores
             break
         first = False
@@ -265,7 +279,7 @@ def hnsw_filtered_walk(index: Any, queries: np.ndarray, k: int, params: Any, all
     """ACORN-1 walk over an ``HNSWIndex`` graph (reads ``_graph()``, ``_vectors``, ``_entry``, ``_max_level``)."""
     ef = max(params.ef if params.ef is not None else index.ef_search, k)
     boost = min(WALK_EF_BOOST_MAX, max(ef_scale, POSTFILTER_MIN_SELECTIVITY / max(allowed.selectivity, 1e-9)))
-    ef = int(math.ceil(ef * boost))
+    ef = math.ceil(ef * boost)
     nq = queries.shape[0]
     serial = nq < _PARALLEL_MIN_QUERIES or numba.get_num_threads() == 1
     rows = 1 if serial else int(numba.config.NUMBA_NUM_THREADS)

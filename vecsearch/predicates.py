@@ -168,10 +168,10 @@ class Field:
     def __init__(self, name: str):
         self.name = name
 
-    def __eq__(self, value: Any) -> Expr:  # type: ignore[override]
+    def __eq__(self, value: object) -> Expr:  # type: ignore[override]
         return Compare(self.name, "==", value)
 
-    def __ne__(self, value: Any) -> Expr:  # type: ignore[override]
+    def __ne__(self, value: object) -> Expr:  # type: ignore[override]
         return Compare(self.name, "!=", value)
 
     def __lt__(self, value: Any) -> Expr:
@@ -285,7 +285,7 @@ def _parse_field(field: str, spec: Any, path: str) -> Expr:
             raise ValueError(f"{path}[{field!r}]: empty operator dict")
         return _combine(parts, And)
     if isinstance(spec, (list, tuple, set, np.ndarray)):
-        raise ValueError(f"{path}[{field!r}]: a list is not a value; use {{'$in': [...]}} or {{'$all': [...]}}")
+        raise TypeError(f"{path}[{field!r}]: a list is not a value; use {{'$in': [...]}} or {{'$all': [...]}}")
     return Field(field) == spec
 
 
@@ -330,7 +330,7 @@ _IDS_FRACTION = 32
 class SlotSet:
     """A set of slots over ``n`` rows, held as a bool mask or a sorted unique int64 array."""
 
-    __slots__ = ("n", "_mask", "_ids")
+    __slots__ = ("_ids", "_mask", "n")
 
     def __init__(self, n: int, mask: np.ndarray | None = None, ids: np.ndarray | None = None):
         self.n, self._mask, self._ids = n, mask, ids

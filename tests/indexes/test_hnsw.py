@@ -24,7 +24,7 @@ def cosine_index(wordnet_train) -> HNSWIndex:
 def _hnswlib_recall(space, db, queries, truth, ef=EF, ef_c=EF_C, m=M):
     ref = hnswlib.Index(space=space, dim=db.shape[1])
     ref.init_index(max_elements=db.shape[0], M=m, ef_construction=ef_c, random_seed=0)
-    ref.add_items(db, np.arange(db.shape[0]))
+    ref.add_items(db, np.arange(db.shape[0]), num_threads=1)  # deterministic oracle
     ref.set_ef(ef)
     return recall_at_k(ref.knn_query(queries, k=10)[0].astype(np.int64), truth)
 

@@ -18,13 +18,17 @@ def id_index(wordnet_train):
     return index
 
 
-def test_leanvec_id_lvq8_reaches_recall_095_with_rerank(id_index, wordnet_train, wordnet_queries_id):
+def test_leanvec_id_lvq8_reaches_recall_095_with_rerank(
+    id_index, wordnet_train, wordnet_queries_id
+):
     truth = exact_knn(wordnet_train, wordnet_queries_id, 10, "cosine")
     res = id_index.search(wordnet_queries_id, 10, ef=128)
     assert recall_at_k(res.ids, truth) >= 0.95
 
 
-def test_reranking_the_whole_buffer_beats_reranking_only_k(id_index, wordnet_train, wordnet_queries_ood):
+def test_reranking_the_whole_buffer_beats_reranking_only_k(
+    id_index, wordnet_train, wordnet_queries_ood
+):
     truth = exact_knn(wordnet_train, wordnet_queries_ood, 10, "cosine")
     full = recall_at_k(id_index.search(wordnet_queries_ood, 10, ef=64).ids, truth)
     only_k = recall_at_k(id_index.search(wordnet_queries_ood, 10, ef=64, rerank=10).ids, truth)
@@ -32,15 +36,22 @@ def test_reranking_the_whole_buffer_beats_reranking_only_k(id_index, wordnet_tra
     assert full >= 0.85
 
 
-def test_rerank_pool_wider_than_the_beam_does_not_lose_recall(id_index, wordnet_train, wordnet_queries_ood):
+def test_rerank_pool_wider_than_the_beam_does_not_lose_recall(
+    id_index, wordnet_train, wordnet_queries_ood
+):
     truth = exact_knn(wordnet_train, wordnet_queries_ood, 10, "cosine")
     beam = id_index.search(wordnet_queries_ood, 10, ef=16)
     pool = id_index.search(wordnet_queries_ood, 10, ef=16, rerank=64)
     assert recall_at_k(pool.ids, truth) >= recall_at_k(beam.ids, truth)
-    assert id_index.last_walk_reads.shape == (wordnet_queries_ood.shape[0],) and id_index.last_walk_reads.min() > 16
+    assert (
+        id_index.last_walk_reads.shape == (wordnet_queries_ood.shape[0],)
+        and id_index.last_walk_reads.min() > 16
+    )
 
 
-def test_returned_distances_are_exact_secondary_distances(id_index, wordnet_train, wordnet_queries_id):
+def test_returned_distances_are_exact_secondary_distances(
+    id_index, wordnet_train, wordnet_queries_id
+):
     res = id_index.search(wordnet_queries_id[:20], 10, ef=64)
     q = wordnet_queries_id[:20] / np.linalg.norm(wordnet_queries_id[:20], axis=1, keepdims=True)
     x = wordnet_train / np.linalg.norm(wordnet_train, axis=1, keepdims=True)
@@ -49,7 +60,9 @@ def test_returned_distances_are_exact_secondary_distances(id_index, wordnet_trai
     assert (np.diff(res.distances, axis=1) >= -1e-6).all()
 
 
-def test_ood_index_search_on_ood_queries(wordnet_train, wordnet_train_queries_ood, wordnet_queries_ood):
+def test_ood_index_search_on_ood_queries(
+    wordnet_train, wordnet_train_queries_ood, wordnet_queries_ood
+):
     x = wordnet_train[:2500]
     index = LeanVecIndex(384, "ip", reduced_dim=96, primary="lvq8", M=24, ef_construction=100)
     index.train(x, queries=wordnet_train_queries_ood)
@@ -68,16 +81,28 @@ def test_ood_index_search_on_ood_queries(wordnet_train, wordnet_train_queries_oo
         ("cosine", 48, "float32", "float32"),
     ],
 )
-def test_every_primary_and_secondary_kind_finds_neighbors(metric, reduced_dim, primary, secondary, wordnet_train, wordnet_queries_id):
+def test_every_primary_and_secondary_kind_finds_neighbors(
+    metric, reduced_dim, primary, secondary, wordnet_train, wordnet_queries_id
+):
     x = wordnet_train[:1500]
-    index = LeanVecIndex(384, metric, reduced_dim=reduced_dim, primary=primary, secondary=secondary, M=16, ef_construction=64)
+    index = LeanVecIndex(
+        384,
+        metric,
+        reduced_dim=reduced_dim,
+        primary=primary,
+        secondary=secondary,
+        M=16,
+        ef_construction=64,
+    )
     index.train(x)
     index.add(x)
     truth = exact_knn(x, wordnet_queries_id, 10, metric)
     assert recall_at_k(index.search(wordnet_queries_id, 10, ef=96).ids, truth) >= 0.9
 
 
-def test_ood_projection_under_l2_uses_exact_norms(wordnet_train, wordnet_train_queries_ood, wordnet_queries_ood):
+def test_ood_projection_under_l2_uses_exact_norms(
+    wordnet_train, wordnet_train_queries_ood, wordnet_queries_ood
+):
     x = wordnet_train[:1500] * np.linspace(0.5, 2.0, 1500, dtype=np.float32)[:, None]
     index = LeanVecIndex(384, "l2", reduced_dim=64, M=16, ef_construction=64)
     index.train(x, queries=wordnet_train_queries_ood)
@@ -103,9 +128,13 @@ def test_incremental_adds_and_removed_ids_never_returned(wordnet_train, wordnet_
     assert not np.isin(res2.ids, removed).any()
 
 
-def test_save_load_gives_identical_results(tmp_path, wordnet_train, wordnet_train_queries_ood, wordnet_queries_ood):
+def test_save_load_gives_identical_results(
+    tmp_path, wordnet_train, wordnet_train_queries_ood, wordnet_queries_ood
+):
     x = wordnet_train[:1200]
-    index = LeanVecIndex(384, "ip", reduced_dim=32, primary="lvq4", secondary="lvq8", M=12, ef_construction=48)
+    index = LeanVecIndex(
+        384, "ip", reduced_dim=32, primary="lvq4", secondary="lvq8", M=12, ef_construction=48
+    )
     index.train(x, queries=wordnet_train_queries_ood)
     index.add(x)
     index.remove([3, 5])
@@ -170,3 +199,25 @@ def test_factory_forms_and_describe_round_trip():
 def test_warmup_builds_and_searches_tiny_indexes():
     data = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
     LeanVecIndex._warmup(data)
+
+
+def test_a_trained_projection_is_reused_across_indexes(
+    wordnet_train, wordnet_train_queries_ood, wordnet_queries_ood
+):
+    from vecsearch.leanvec import train_leanvec_ood
+
+    x = wordnet_train[:1000]
+    projection = train_leanvec_ood(x, wordnet_train_queries_ood, 32)
+    truth = exact_knn(x, wordnet_queries_ood, 10, "ip")
+    for primary in ("lvq8", "lvq4"):
+        index = LeanVecIndex(384, "ip", reduced_dim=32, primary=primary, M=12, ef_construction=48)
+        index.set_projection(projection, x)
+        assert index.projection is projection
+        index.add(x)
+        assert (
+            recall_at_k(index.search(wordnet_queries_ood, 10, ef=64).ids, truth) >= 0.7
+        )  # d=32: coarse
+    with pytest.raises(ValueError, match="already holds"):
+        index.train(x)
+    with pytest.raises(ValueError, match="projection"):
+        LeanVecIndex(384, "ip", reduced_dim=16).set_projection(projection, x)

@@ -14,8 +14,8 @@ from ..kernels.heaps import empty_heaps, sort_heaps, topk_merge_block
 
 # Batches at least this large use BLAS (matrix product per database block) instead of the
 # per-query numba scan. Measured in bench/bench_flat.py on 384-d float32 (2 cores): the scan wins
-# for a handful of queries, the GEMM path from a few dozen up.
-BLAS_MIN_QUERIES = 16
+# for a handful of queries; the GEMM path won from 8 queries on (1 and 2 threads).
+BLAS_MIN_QUERIES = 8
 # Elements of one (queries x database block) score matrix; bounds temporary memory to ~64 MB.
 BLAS_BLOCK_ELEMENTS = 1 << 24
 

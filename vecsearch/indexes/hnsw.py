@@ -66,6 +66,11 @@ class HNSWIndex(Index):
     upper levels (2M on level 0), ``ef_construction`` beam width when inserting, ``ef_search``
     default beam width when searching (per call: ``search(q, k, ef=...)``, always at least k),
     ``seed`` for the level draws, ``allow_replace_deleted`` to reuse removed slots on ``add``.
+
+    Concurrency: ``search`` may be called from several Python threads at once (kernels release
+    the GIL; a busy scratch buffer makes the other caller allocate its own) when numba's threading
+    layer is ``omp`` or ``tbb`` (``workqueue`` forbids concurrent parallel regions); ``add``,
+    ``remove`` and ``compact`` must not overlap with any other call on the same index.
     """
 
     def __init__(

@@ -65,9 +65,18 @@ def _writable(arr: np.ndarray) -> np.ndarray:
     to compile on a busy 2-core machine); a ``mode="c"`` mapping is writable, shares the file's
     pages until written, and never writes to the file.
     """
-    if arr.flags.writeable or not isinstance(arr, np.memmap) or arr.size == 0 or arr.filename is None:
+    if (
+        arr.flags.writeable
+        or not isinstance(arr, np.memmap)
+        or arr.size == 0
+        or arr.filename is None
+    ):
         return np.ascontiguousarray(arr) if arr.flags.writeable else np.array(arr)
-    return np.asarray(np.memmap(arr.filename, dtype=arr.dtype, mode="c", shape=arr.shape, offset=arr.offset, order="C"))
+    return np.asarray(
+        np.memmap(
+            arr.filename, dtype=arr.dtype, mode="c", shape=arr.shape, offset=arr.offset, order="C"
+        )
+    )
 
 
 @register_index("leanvec")
@@ -99,15 +108,15 @@ class LeanVecIndex(Index):
         super().__init__(dim, metric)
         self.params = parse_params(
             LeanVecBuildParams,
-            dict(
-                reduced_dim=reduced_dim,
-                primary=primary,
-                secondary=secondary,
-                M=M,
-                ef_construction=ef_construction,
-                ef_search=ef_search,
-                seed=seed,
-            ),
+            {
+                "reduced_dim": reduced_dim,
+                "primary": primary,
+                "secondary": secondary,
+                "M": M,
+                "ef_construction": ef_construction,
+                "ef_search": ef_search,
+                "seed": seed,
+            },
             "LeanVecIndex",
         )
         if reduced_dim is not None and reduced_dim >= self.dim:
@@ -120,7 +129,9 @@ class LeanVecIndex(Index):
         self._trained = False
         self._n = 0
         self._entry = -1
-        self.last_walk_reads: np.ndarray | None = None  # primary vectors scored per query, last search
+        self.last_walk_reads: np.ndarray | None = (
+            None  # primary vectors scored per query, last search
+        )
         self._alloc(0)
 
     # ---- properties ----------------------------------------------------------------------------
@@ -173,7 +184,16 @@ class LeanVecIndex(Index):
         new_cap = max(needed, int(cap * 1.5), 1024)
         old = {
             name: getattr(self, name)
-            for name in ("_prim_rows", "_prim_f32", "_sqnorms", "_sec_f32", "_sec_f16", "_sec_rows", "_neighbors", "_degrees")
+            for name in (
+                "_prim_rows",
+                "_prim_f32",
+                "_sqnorms",
+                "_sec_f32",
+                "_sec_f16",
+                "_sec_rows",
+                "_neighbors",
+                "_degrees",
+            )
         }
         self._alloc(new_cap)
         for name, arr in old.items():
@@ -184,13 +204,16 @@ class LeanVecIndex(Index):
     # ---- training ------------------------------------------------------------------------------
     def train(self, x: Any, queries: Any = None) -> LeanVecIndex:
         """Learn the projection (OOD when ``queries`` is given) and the LVQ means from ``x`` (n, dim)."""
+        self._check_empty("train")
         x = self.prepare_vectors(x, "x")
         if x.shape[0] == 0:
             raise ValueError("x: expected at least one training vector, got 0 rows")
         seed = self.params.seed
         if self.params.reduced_dim is None:
             if queries is not None:
-                raise ValueError("queries: an OOD query sample needs reduced_dim (LeanVec-OOD); got reduced_dim=None")
+                raise ValueError(
+                    "queries: an OOD query sample needs reduced_dim (LeanVec-OOD); got reduced_dim=None"
+                )
             self.projection = None
             primary = x
         else:
@@ -209,9 +232,21 @@ class LeanVecIndex(Index):
         self._trained = True
         return self
 
+    def _check_empty(self, action: str) -> None:
+        if self._n:
+            raise ValueError(
+                f"LeanVecIndex.{action}: the index already holds {self._n} vectors encoded with the current "
+                "training; build a new index to retrain"
+            )
+
     def set_projection(self, projection: LeanVecProjection, x: Any) -> LeanVecIndex:
         """Reuse an already trained projection (fits only the LVQ means on ``x``)."""
-        if self.params.reduced_dim is None or projection.dim != self.dim or projection.reduced_dim != self.reduced_dim:
+        self._check_empty("set_projection")
+        if (
+            self.params.reduced_dim is None
+            or projection.dim != self.dim
+            or projection.reduced_dim != self.reduced_dim
+        ):
             raise ValueError(
                 f"projection: expected a {self.dim} -> {self.params.reduced_dim} projection, "
                 f"got {projection.dim} -> {projection.reduced_dim}"
@@ -292,7 +327,20 @@ class LeanVecIndex(Index):
             batch = np.ascontiguousarray(order[pos : pos + size])
             links = np.full((batch.shape[0], R), -1, np.int32)
             deg = np.zeros(batch.shape[0], np.int32)
-            build_batch_search(METRIC_L2, vectors, graph, degrees, self._entry, batch, ef, R, alpha_sq, threads, links, deg)
+            build_batch_search(
+                METRIC_L2,
+                vectors,
+                graph,
+                degrees,
+                self._entry,
+                batch,
+                ef,
+                R,
+                alpha_sq,
+                threads,
+                links,
+                deg,
+            )
             graph[batch, :R] = links
             degrees[batch] = deg
             valid = np.arange(R)[None, :] < deg[:, None]
@@ -302,7 +350,9 @@ class LeanVecIndex(Index):
             targets, sources = targets[by_target], np.ascontiguousarray(sources[by_target])
             uniq, first = np.unique(targets, return_index=True)
             offsets = np.append(first, targets.shape[0]).astype(np.int64)
-            apply_reverse_links(METRIC_L2, vectors, graph, degrees, uniq, offsets, sources, R, alpha_sq)
+            apply_reverse_links(
+                METRIC_L2, vectors, graph, degrees, uniq, offsets, sources, R, alpha_sq
+            )
             pos += batch.shape[0]
             inserted += batch.shape[0]
         over = np.flatnonzero(degrees[:n] > R).astype(np.int64)
@@ -313,7 +363,9 @@ class LeanVecIndex(Index):
     def _parse_search_params(self, params: dict[str, Any]) -> LeanVecSearchParams:
         return parse_params(LeanVecSearchParams, params, "LeanVecIndex.search")
 
-    def _walk(self, queries: np.ndarray, ef: int, pool: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _walk(
+        self, queries: np.ndarray, ef: int, pool: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Beam search on the primary vectors: ``(ids, walk scores, counts)`` of the candidates.
 
         The candidates are the final beam (nq, ef), or with ``pool > ef`` the ``pool`` best-scoring
@@ -329,7 +381,11 @@ class LeanVecIndex(Index):
         pool_scores = np.full(pool_ids.shape, np.inf, np.float32)
         pool_count = np.zeros(nq, np.int64)
         self.last_walk_reads = np.zeros(nq, np.int64)
-        mu = self._primary_codec.mu if self._primary_codec is not None else np.zeros(self.reduced_dim, np.float32)
+        mu = (
+            self._primary_codec.mu
+            if self._primary_codec is not None
+            else np.zeros(self.reduced_dim, np.float32)
+        )
         threads = min(num_threads(), nq)
         search_codes(
             self._kind, self._walk_mode, qp, mu, self._prim_rows, self._prim_f32, self._sqnorms, f16_values(),
@@ -340,7 +396,9 @@ class LeanVecIndex(Index):
             return pool_ids, pool_scores, pool_count
         return ids, scores, count
 
-    def _search(self, queries: np.ndarray, k: int, params: LeanVecSearchParams) -> tuple[np.ndarray, np.ndarray]:
+    def _search(
+        self, queries: np.ndarray, k: int, params: LeanVecSearchParams
+    ) -> tuple[np.ndarray, np.ndarray]:
         # ef: width of the walk's beam. rerank: how many candidates the secondary vectors re-score;
         # by default the whole beam; a larger value keeps the best `rerank` vectors scored anywhere
         # in the walk (a wider re-rank without a wider walk).
@@ -349,7 +407,11 @@ class LeanVecIndex(Index):
         cand, _, count = self._walk(queries, ef, pool=n_rerank)
         out_ids = np.full((queries.shape[0], k), -1, np.int64)
         out_scores = np.full((queries.shape[0], k), np.inf, np.float32)
-        sec_mu = self._secondary_codec.mu if self._secondary_codec is not None else np.zeros(self.dim, np.float32)
+        sec_mu = (
+            self._secondary_codec.mu
+            if self._secondary_codec is not None
+            else np.zeros(self.dim, np.float32)
+        )
         rerank(
             self._metric_code, queries, cand, count, n_rerank, _SEC_KINDS[self.params.secondary],
             self._sec_f32, self._sec_f16, self._sec_rows, sec_mu, f16_values(), self._ids.deleted, k,
@@ -387,7 +449,9 @@ class LeanVecIndex(Index):
         return params, arrays
 
     @classmethod
-    def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> LeanVecIndex:
+    def _from_state(
+        cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> LeanVecIndex:
         params = dict(params)
         trained = bool(params.pop("trained", False))
         kind = params.pop("leanvec_kind", None)
@@ -402,7 +466,9 @@ class LeanVecIndex(Index):
         n = int(arrays["degrees"].shape[0])
         R = index.params.M
         if arrays["neighbors"].shape != (n, R) or arrays["neighbors"].dtype != np.int32:
-            raise ValueError(f"neighbors: expected int32 ({n}, {R}), got {arrays['neighbors'].dtype} {arrays['neighbors'].shape}")
+            raise ValueError(
+                f"neighbors: expected int32 ({n}, {R}), got {arrays['neighbors'].dtype} {arrays['neighbors'].shape}"
+            )
         index._n = n
         index._entry = int(arrays["entry"][0])
         index._prim_rows = _writable(arrays["primary_rows"])
@@ -419,7 +485,13 @@ class LeanVecIndex(Index):
     def _warmup(cls, data: np.ndarray) -> None:
         """Compile (or load from cache) the build, walk and re-rank kernels on tiny data."""
         for metric in ("l2", "ip", "cosine"):
-            index = cls(data.shape[1], metric, reduced_dim=min(4, data.shape[1] - 1), M=8, ef_construction=16)
+            index = cls(
+                data.shape[1],
+                metric,
+                reduced_dim=min(4, data.shape[1] - 1),
+                M=8,
+                ef_construction=16,
+            )
             index.train(data)
             index.add(data)
             index.search(data[:1], 5)
@@ -436,12 +508,28 @@ def _describe(index: LeanVecIndex) -> str:
     return ",".join(parts)
 
 
-@register_factory(r"LeanVec(\d+),(?:LVQ(8|4x8|4),)?HNSW(\d+)", "LeanVec128,LVQ8,HNSW32", _describe, LeanVecIndex)
+@register_factory(
+    r"LeanVec(\d+),(?:LVQ(8|4x8|4),)?HNSW(\d+)", "LeanVec128,LVQ8,HNSW32", _describe, LeanVecIndex
+)
 def _build_leanvec(dim: int, metric: str, match: Any, params: dict[str, Any]) -> LeanVecIndex:
     primary = "float32" if match.group(2) is None else "lvq" + match.group(2)
-    return LeanVecIndex(dim, metric, reduced_dim=int(match.group(1)), primary=primary, M=int(match.group(3)), **params)
+    return LeanVecIndex(
+        dim,
+        metric,
+        reduced_dim=int(match.group(1)),
+        primary=primary,
+        M=int(match.group(3)),
+        **params,
+    )
 
 
 @register_factory(r"LVQ(8|4x8|4),HNSW(\d+)", "LVQ8,HNSW32", _describe, LeanVecIndex)
 def _build_lvq(dim: int, metric: str, match: Any, params: dict[str, Any]) -> LeanVecIndex:
-    return LeanVecIndex(dim, metric, reduced_dim=None, primary="lvq" + match.group(1), M=int(match.group(2)), **params)
+    return LeanVecIndex(
+        dim,
+        metric,
+        reduced_dim=None,
+        primary="lvq" + match.group(1),
+        M=int(match.group(2)),
+        **params,
+    )

@@ -228,7 +228,7 @@ def filtered_walk_serial(metric, queries, k, ef, vectors, links0, counts0, upper
 @jit(inline="always")
 def _ivf_masked_query(q, lists, coarse, min_probe, target, centroids, codebooks_t, cb_sq_norms, l2_table, codes,
                       slots, offsets, sizes, metric, allowed, n_cand, vectors, os_, oi):
-    m, dsub, ksub = codebooks_t.shape
+    m, _, ksub = codebooks_t.shape
     has_table = l2_table.shape[0] > 0
     qlut = np.empty((m, ksub), np.float32)
     lut = np.empty((m, ksub), np.float32)

@@ -58,7 +58,9 @@ def prefetch_elem(typingctx, arr, i):
         ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [idx])
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
         builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
 
@@ -86,7 +88,22 @@ def _build_score(metric, a, b):
 
 
 @jit
-def beam_search_float(metric, vectors, neighbors, degrees, entry, q, ef, marks, epoch, cand_s, cand_i, res_s, res_i, fresh):
+def beam_search_float(
+    metric,
+    vectors,
+    neighbors,
+    degrees,
+    entry,
+    q,
+    ef,
+    marks,
+    epoch,
+    cand_s,
+    cand_i,
+    res_s,
+    res_i,
+    fresh,
+):
     """Beam search on float32 ``vectors`` (n, d); returns the result count (<= ef).
 
     ``marks`` (n,) uint32 visited epochs (entries == ``epoch`` are visited); ``cand_*``/``res_*``
@@ -161,7 +178,9 @@ def robust_prune(metric, vectors, node, cand_s, cand_i, n_cand, R, alpha, out, o
 
 
 @jit_parallel
-def build_batch_search(metric, vectors, neighbors, degrees, entry, batch, ef, R, alpha, n_threads, out_links, out_deg):
+def build_batch_search(
+    metric, vectors, neighbors, degrees, entry, batch, ef, R, alpha, n_threads, out_links, out_deg
+):
     """Links of every new node in ``batch`` (nb,) int64, searched over the current graph (read-only).
 
     ``vectors`` (capacity, d) float32 decoded primary vectors; ``out_links`` (nb, R) int32 and
@@ -184,7 +203,20 @@ def build_batch_search(metric, vectors, neighbors, degrees, entry, batch, ef, R,
             node = batch[b]
             epoch += np.uint32(1)
             n_res = beam_search_float(
-                metric, vectors, neighbors, degrees, entry, vectors[node], ef, marks, epoch, cand_s, cand_i, res_s, res_i, fresh
+                metric,
+                vectors,
+                neighbors,
+                degrees,
+                entry,
+                vectors[node],
+                ef,
+                marks,
+                epoch,
+                cand_s,
+                cand_i,
+                res_s,
+                res_i,
+                fresh,
             )
             maxheap_sort(res_s, res_i, n_res)
             kept = robust_prune(metric, vectors, node, res_s, res_i, n_res, R, alpha, tmp, 0)
@@ -286,8 +318,27 @@ def primary_score(kind, mode, q, qm, q_sum, q_mu, rows, fvecs, sqnorms, i, f16):
 
 @jit_parallel
 def search_codes(
-    kind, mode, queries, mu, rows, fvecs, sqnorms, f16, neighbors, degrees, entry, n_nodes, ef, n_threads, out_ids, out_scores, out_count,
-    out_visited, pool_ids, pool_scores, pool_count,
+    kind,
+    mode,
+    queries,
+    mu,
+    rows,
+    fvecs,
+    sqnorms,
+    f16,
+    neighbors,
+    degrees,
+    entry,
+    n_nodes,
+    ef,
+    n_threads,
+    out_ids,
+    out_scores,
+    out_count,
+    out_visited,
+    pool_ids,
+    pool_scores,
+    pool_count,
 ):
     """Beam search of ``queries`` (nq, d) f32 over the primary vectors; the buffer goes to ``out_*``.
 
@@ -398,7 +449,21 @@ def _secondary_score(sec_kind, metric, q, qm, q_sum, q_mu, sec_f32, sec_f16bits,
 
 @jit_parallel
 def rerank(
-    metric, queries, cand_ids, cand_count, n_rerank, sec_kind, sec_f32, sec_f16bits, sec_rows, sec_mu, f16, deleted, k, out_ids, out_scores
+    metric,
+    queries,
+    cand_ids,
+    cand_count,
+    n_rerank,
+    sec_kind,
+    sec_f32,
+    sec_f16bits,
+    sec_rows,
+    sec_mu,
+    f16,
+    deleted,
+    k,
+    out_ids,
+    out_scores,
 ):
     """Rescore the first ``min(n_rerank, cand_count[qi])`` candidates with the secondary vectors.
 
@@ -425,7 +490,9 @@ def rerank(
             i = cand_ids[qi, a]
             if deleted[i]:
                 continue
-            s = _secondary_score(sec_kind, metric, q, qm, q_sum, q_mu, sec_f32, sec_f16bits, sec_rows, f16, i)
+            s = _secondary_score(
+                sec_kind, metric, q, qm, q_sum, q_mu, sec_f32, sec_f16bits, sec_rows, f16, i
+            )
             if s < hs[0]:
                 maxheap_replace_top(hs, hi, k, s, i)
         maxheap_sort(hs, hi, k)
