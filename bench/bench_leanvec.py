@@ -122,7 +122,7 @@ def set_threads(n):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=None, help="database rows (default: all 116,659)")
-    ap.add_argument("--dims", default="128,192")
+    ap.add_argument("--dims", default="128,192", help="reduced dims; 'none' = LVQ on full vectors")
     ap.add_argument("--primaries", default="lvq8,lvq4")
     ap.add_argument("--kinds", default="id,ood")
     ap.add_argument(
@@ -239,7 +239,9 @@ def main() -> None:
             )  # fmt: skip
 
     for kind in args.kinds.split(","):
-        for d in [int(x) for x in args.dims.split(",")]:
+        for d in [None if x == "none" else int(x) for x in args.dims.split(",")]:
+            if d is None and kind == "ood":
+                continue  # OOD needs a reduction
             for primary in (args.ood_primaries if kind == "ood" else args.primaries).split(","):
                 set_threads(all_threads)
                 t0 = time.perf_counter()
@@ -251,7 +253,11 @@ def main() -> None:
                 t_train = time.perf_counter() - t0
                 index.add(train)
                 build = time.perf_counter() - t0
-                name = f"LeanVec-{kind.upper()}{d},{primary.upper()},M{args.M}"
+                name = (
+                    f"LeanVec-{kind.upper()}{d},{primary.upper()},M{args.M}"
+                    if d is not None
+                    else f"LeanVec-none (full-dim),{primary.upper()},M{args.M}"
+                )
                 record(
                     name, build, lambda q, ef, ix=index: ix.search(q, K, ef=max(ef, K)).ids,
                     index.primary_bytes_per_vector, {"train_s": t_train, "reduced_dim": d, "primary": primary, "kind": kind},

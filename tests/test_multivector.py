@@ -238,3 +238,37 @@ def test_ivfpq_inner_index_trains_on_first_add_and_compresses_fdes(mv):
     with pytest.raises(ValueError, match="first add trains the inner 'ivfpq' index"):
         too_small.add(mv["docs_list"][:100])  # 8-bit PQ needs >= 256 training vectors
     assert too_small.ntotal == 0 and too_small.n_tokens == 0
+
+
+def _allowed_truth(mv, allowed_docs: np.ndarray) -> np.ndarray:
+    """Exact Chamfer top-10 over the allowed documents only (ids = document numbers)."""
+    masked = np.where(np.isin(np.arange(200), allowed_docs)[None, :], mv["exact"], -np.inf)
+    return np.argsort(-masked, axis=1, kind="stable")[:, :10]
+
+
+def test_filtered_search_with_few_matches_is_exact_chamfer_over_the_matches(mv):
+    index = MultiVectorIndex(384, fde=MINILM_TUNED)
+    index.add(mv["docs"], attributes={"bucket": np.arange(200) % 4})
+    res = index.search(mv["queries"], 10, candidates=40, where=vs.F.bucket == 1)
+    allowed = np.flatnonzero(np.arange(200) % 4 == 1)
+    assert np.isin(res.ids, allowed).all()
+    np.testing.assert_array_equal(res.ids, _allowed_truth(mv, allowed))
+
+
+def test_filtered_search_over_fetches_when_many_match(mv, monkeypatch):
+    import vecsearch.multivector as mv_module
+
+    monkeypatch.setattr(mv_module, "FILTER_EXACT_MAX_MATCHES", 0)  # force the over-fetch path
+    index = MultiVectorIndex(384, fde=MINILM_TUNED)
+    index.add(mv["docs"], attributes={"bucket": np.arange(200) % 4})
+    res = index.search(mv["queries"], 10, candidates=40, where={"bucket": {"$in": [0, 2, 3]}})
+    allowed = np.flatnonzero(np.arange(200) % 4 != 1)
+    assert np.isin(res.ids[res.ids >= 0], allowed).all()
+    assert recall(res.ids, _allowed_truth(mv, allowed)) >= 0.9
+
+
+def test_filtered_search_with_no_match_returns_padding(mv):
+    index = MultiVectorIndex(384, fde=MINILM_TUNED)
+    index.add(mv["docs"], attributes={"bucket": np.arange(200) % 4})
+    res = index.search(mv["queries"], 5, where=vs.F.bucket == 9)
+    assert (res.ids == -1).all() and np.isposinf(res.distances).all()

@@ -265,16 +265,27 @@ class Index(ABC):
         self._check_trained("add")
         x = self.prepare_vectors(vectors, "vectors")
         new_ids = self._ids.new_ids(ids, x.shape[0])
-        store = self._attribute_store(create=attributes is not None)
-        prepared = store.prepare(attributes, x.shape[0], "attributes") if attributes is not None else {}
+        prepared = self._prepare_attributes(attributes, x.shape[0])
         if x.shape[0] == 0:
             return new_ids
         self._add(x, new_ids, **kwargs)
-        if store is not None:
-            store.sync(self._ids.slot_to_id, self._ids.deleted)
-            slots = np.fromiter((self._ids._id_to_slot[i] for i in new_ids.tolist()), np.int64, new_ids.shape[0])
-            store.write(slots, prepared, clear_others=True)
+        self._store_attributes(new_ids, prepared)
         return new_ids
+
+    def _prepare_attributes(self, attributes: Any, n: int) -> dict[str, Any] | None:
+        """Validate ``attributes`` for ``n`` new rows before anything is stored (None when not given)."""
+        if attributes is None:
+            return None
+        return self._attribute_store(create=True).prepare(attributes, n, "attributes")
+
+    def _store_attributes(self, new_ids: np.ndarray, prepared: dict[str, Any] | None) -> None:
+        """Write the attributes of just-added ``new_ids`` (rows without attributes get none)."""
+        store = self._attribute_store()
+        if store is None:
+            return
+        store.sync(self._ids.slot_to_id, self._ids.deleted)
+        slots = np.fromiter((self._ids._id_to_slot[i] for i in new_ids.tolist()), np.int64, new_ids.shape[0])
+        store.write(slots, prepared or {}, clear_others=True)
 
     def update_attributes(self, ids: Any, attributes: Any) -> None:
         """Set attribute values of existing ``ids`` (n,); fields not given keep their values, ``None`` clears one.
@@ -333,13 +344,9 @@ class Index(ABC):
         allowed = None
         if where is not None:
             from .planner import check_strategy
-            from .predicates import compile_where
 
             check_strategy(self, strategy)
-            store = self._attribute_store()
-            if store is not None:
-                store.sync(self._ids.slot_to_id, self._ids.deleted)
-            allowed = compile_where(where, store, self._ids.deleted)
+            allowed = self._compile_where(where)
         elif strategy is not None:
             raise ValueError(f"strategy: only meaningful together with where=..., got strategy={strategy!r}")
         if self.ntotal == 0 or q.shape[0] == 0 or (allowed is not None and allowed.count == 0):
@@ -385,6 +392,15 @@ class Index(ABC):
     def _check_trained(self, action: str) -> None:
         if not self.is_trained:
             raise ValueError(f"{type(self).__name__}.{action}: the index is not trained; call train(x) first")
+
+    def _compile_where(self, where: Any) -> Any:
+        """Compile a predicate to the allowed live slots (:class:`vecsearch.predicates.AllowedSlots`)."""
+        from .predicates import compile_where
+
+        store = self._attribute_store()
+        if store is not None:
+            store.sync(self._ids.slot_to_id, self._ids.deleted)
+        return compile_where(where, store, self._ids.deleted)
 
     def _search_filtered(self, queries: np.ndarray, k: int, params: Any, allowed: Any, strategy: str) -> tuple[np.ndarray, np.ndarray]:
         """Filtered search: like ``_search`` but only over ``allowed`` slots.

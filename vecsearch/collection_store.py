@@ -33,7 +33,7 @@ import numpy as np
 
 from .base import as_vectors, normalize_rows
 from .io import IndexFileError, read_arrays, read_manifest, write_directory
-from .wal import _fsync_dir
+from .io import fsync_dir
 
 CONFIG = "collection.json"
 FORMAT_NAME = "vecsearch-collection"
@@ -101,7 +101,7 @@ class CollectionDir:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     # ---- generations -----------------------------------------------------------------------------
     def snapshot_dir(self, gen: int) -> Path:
@@ -123,7 +123,7 @@ class CollectionDir:
                 shutil.rmtree(p, ignore_errors=True)
             elif wal and int(wal.group(1)) < gen or p.name.startswith(".collection.json.tmp-"):
                 p.unlink(missing_ok=True)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def write_snapshot(self, gen: int, index: Any, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Write ``snap-<gen>`` atomically: ``index/`` (if any) and ``records/`` in a temp dir, then rename."""
@@ -132,12 +132,12 @@ class CollectionDir:
             if index is not None:
                 index.save(str(tmp / "index"))
             write_directory(tmp / "records", {"collection": header}, arrays)
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             os.replace(tmp, self.snapshot_dir(gen))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def snapshot_bytes(self, gen: int) -> int:
         """Total size of the files of ``snap-<gen>``."""
@@ -150,7 +150,7 @@ class CollectionDir:
             trash = Path(tempfile.mkdtemp(prefix=f".snap-{gen}.discard-", dir=self.path))
             trash.rmdir()
             os.replace(snap, trash)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
             shutil.rmtree(trash, ignore_errors=True)
 
     def read_snapshot(self, gen: int) -> tuple[Any, dict[str, Any], dict[str, np.ndarray]]:

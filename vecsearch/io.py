@@ -38,7 +38,8 @@ def _checksum(arr: np.ndarray) -> str:
     return f"crc32:{crc:08x}"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so that renames and new entries in it are durable (best effort)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -81,19 +82,24 @@ def write_directory(path: str | os.PathLike, header: dict[str, Any], arrays: dic
             json.dump(manifest, fh, indent=2, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-        if target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            backup.rmdir()
-            os.replace(target, backup)
-            os.replace(tmp, target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(tmp)
+        publish_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def publish_directory(tmp: Path, target: Path) -> None:
+    """Rename the complete directory ``tmp`` to ``target``; an existing ``target`` is replaced only then."""
+    if target.exists():
+        backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        backup.rmdir()
+        os.replace(target, backup)
+        os.replace(tmp, target)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+    fsync_dir(target.parent)
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:

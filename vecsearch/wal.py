@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import IndexFileError
+from .io import IndexFileError, fsync_dir
 
 MAGIC = b"VSW1"
 _HEAD = struct.Struct("<4sIII")
@@ -129,7 +129,7 @@ class WriteAheadLog:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.size = os.fstat(self._fd).st_size
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
     def append(self, record: bytes) -> None:
         """Write one framed record and fsync: durable when this returns."""
@@ -155,15 +155,3 @@ class WriteAheadLog:
             os.close(self._fd)
             self._fd = None
 
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

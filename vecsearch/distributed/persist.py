@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..io import fsync_dir, publish_directory
+
 FORMAT_NAME = "vecsearch-sharded-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -54,14 +56,8 @@ def write_sharded(
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(partial, tmp / MANIFEST)
-        if target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            backup.rmdir()
-            os.replace(target, backup)
-            os.replace(tmp, target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        fsync_dir(tmp)
+        publish_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
