@@ -37,7 +37,7 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 (the lazy names are strings too)
     "FlatIndex",
     "Index",
     "IndexFileError",
