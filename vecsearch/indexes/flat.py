@@ -13,8 +13,11 @@ from ..kernels.exact import rescore_sorted, topk_scan
 from ..kernels.heaps import empty_heaps, sort_heaps, topk_merge_block
 
 # Batches at least this large use BLAS (matrix product per database block) instead of the
-# per-query numba scan. Measured in bench/bench_flat.py on 384-d float32 (2 cores): the scan wins
-# for a handful of queries; the GEMM path won from 8 queries on (1 and 2 threads).
+# per-query numba scan. bench/bench_flat.py (116,659 x 384, 2 cores): with OMP_WAIT_POLICY=PASSIVE
+# BLAS wins from nq=1 (4.9 vs 6.0 ms); under the default OpenMP policy, alternating OpenBLAS'
+# threads and numba's OpenMP threads stalls each small call for ~12 ms (5,000 rows, nq=1: 12.2 ms
+# vs 0.12 ms for the scan), so small batches stay on the numba scan; from 8 queries up the GEMM
+# path wins by 2-10x and amortizes a stall.
 BLAS_MIN_QUERIES = 8
 # Elements of one (queries x database block) score matrix; bounds temporary memory to ~64 MB.
 BLAS_BLOCK_ELEMENTS = 1 << 24
