@@ -102,25 +102,31 @@ def publish_directory(tmp: Path, target: Path) -> None:
     fsync_dir(target.parent)
 
 
-def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and check the manifest of a saved index directory."""
-    directory = Path(path)
-    if not directory.is_dir():
-        raise IndexFileError(f"path: {str(directory)!r} is not an index directory")
-    manifest_file = directory / MANIFEST
+def read_format_manifest(manifest_file: Path, format_name: str, format_version: int) -> dict[str, Any]:
+    """Parse a JSON manifest and check its ``format`` and ``format_version`` (<= ``format_version``)."""
     if not manifest_file.is_file():
         raise IndexFileError(f"{manifest_file}: missing manifest")
     try:
         manifest = json.loads(manifest_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IndexFileError(f"{manifest_file}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise IndexFileError(f"{manifest_file}: not a {FORMAT_NAME} manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != format_name:
+        raise IndexFileError(f"{manifest_file}: not a {format_name} manifest")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version > format_version:
         raise IndexFileError(
-            f"{manifest_file}: format_version {version!r} is not supported (this vecsearch reads <= {FORMAT_VERSION})"
+            f"{manifest_file}: format_version {version!r} is not supported (this vecsearch reads <= {format_version})"
         )
+    return manifest
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check the manifest of a saved index directory."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise IndexFileError(f"path: {str(directory)!r} is not an index directory")
+    manifest_file = directory / MANIFEST
+    manifest = read_format_manifest(manifest_file, FORMAT_NAME, FORMAT_VERSION)
     if not isinstance(manifest.get("arrays"), dict):
         raise IndexFileError(f"{manifest_file}: 'arrays' entry missing or malformed")
     return manifest

@@ -65,21 +65,11 @@ def write_sharded(
 
 def read_sharded(path: str | os.PathLike) -> tuple[dict[str, Any], list[str]]:
     """The checked manifest of a sharded index directory and the absolute path of each shard directory."""
-    from ..io import IndexFileError
+    from ..io import IndexFileError, read_format_manifest
 
     directory = Path(path).absolute()
     manifest_file = directory / MANIFEST
-    if not manifest_file.is_file():
-        raise IndexFileError(f"{manifest_file}: missing sharded-index manifest")
-    try:
-        manifest = json.loads(manifest_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexFileError(f"{manifest_file}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise IndexFileError(f"{manifest_file}: not a {FORMAT_NAME} manifest")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise IndexFileError(f"{manifest_file}: format_version {version!r} is not supported")
+    manifest = read_format_manifest(manifest_file, FORMAT_NAME, FORMAT_VERSION)
     if manifest.get("routing") != ROUTING:
         raise IndexFileError(f"{manifest_file}: unknown routing {manifest.get('routing')!r}")
     for key in ("spec", "dim", "metric", "next_id"):
