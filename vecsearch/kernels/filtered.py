@@ -16,6 +16,7 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .distances import METRIC_L2, score
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
+from .ivf import list_l2_lut
 from .pq import inner_table_row
 from .visited import next_epoch
 
@@ -247,15 +248,7 @@ def _ivf_masked_query(q, lists, coarse, min_probe, target, centroids, codebooks_
         if lst < 0:
             break
         if metric == METRIC_L2:
-            if has_table:
-                for j in range(m):
-                    for c in range(ksub):
-                        lut[j, c] = l2_table[lst, j, c] - np.float32(2.0) * qlut[j, c]
-            else:
-                inner_table_row(centroids[lst], codebooks_t, lut)
-                for j in range(m):
-                    for c in range(ksub):
-                        lut[j, c] = cb_sq_norms[j, c] + np.float32(2.0) * (lut[j, c] - qlut[j, c])
+            list_l2_lut(lst, has_table, l2_table, centroids, codebooks_t, cb_sq_norms, qlut, lut)
         bias = coarse[p]
         start = offsets[lst]
         for i in range(start, start + sizes[lst]):

@@ -146,6 +146,26 @@ def compact_lists(codes, slots, offsets, sizes, slot_map):
 
 
 @jit(inline="always")
+def list_l2_lut(lst, has_table, l2_table, centroids, codebooks_t, cb_sq_norms, qlut, lut):
+    """L2 lookup table of list ``lst`` for residual PQ into ``lut`` (m, ksub) f32.
+
+    ``qlut`` (m, ksub) holds ``<q_sub, codeword>``; with the precomputed ``l2_table``
+    (nlist, m, ksub) the entry is ``table - 2 qlut``, else it is rebuilt from the centroid:
+    ``||codeword||^2 + 2 (<c_sub, codeword> - <q_sub, codeword>)``.
+    """
+    m, ksub = lut.shape
+    if has_table:
+        for j in range(m):
+            for c in range(ksub):
+                lut[j, c] = l2_table[lst, j, c] - np.float32(2.0) * qlut[j, c]
+    else:
+        inner_table_row(centroids[lst], codebooks_t, lut)
+        for j in range(m):
+            for c in range(ksub):
+                lut[j, c] = cb_sq_norms[j, c] + np.float32(2.0) * (lut[j, c] - qlut[j, c])
+
+
+@jit(inline="always")
 def _scan_list(lut, codes, slots, start, stop, bias, hs, hi, n_cand):
     """ADC over rows ``start:stop`` of one list into the max-heap ``hs``/``hi`` of size ``n_cand``.
 
@@ -213,17 +233,7 @@ def ivfpq_search(
             if lst < 0:
                 continue
             if metric == METRIC_L2:
-                if has_table:
-                    for j in range(m):
-                        for c in range(ksub):
-                            lut[j, c] = l2_table[lst, j, c] - np.float32(2.0) * qlut[j, c]
-                else:
-                    inner_table_row(centroids[lst], codebooks_t, lut)
-                    for j in range(m):
-                        for c in range(ksub):
-                            lut[j, c] = cb_sq_norms[j, c] + np.float32(2.0) * (
-                                lut[j, c] - qlut[j, c]
-                            )
+                list_l2_lut(lst, has_table, l2_table, centroids, codebooks_t, cb_sq_norms, qlut, lut)
             start = offsets[lst]
             _scan_list(
                 lut, codes, slots, start, start + sizes[lst], probe_scores[qi, p], hs, hi, n_cand
