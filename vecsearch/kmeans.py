@@ -2,7 +2,7 @@
 
 The coarse quantizer of IVF-PQ and the sub-quantizers of :class:`vecsearch.ProductQuantizer` are
 trained here. Assignment uses the BLAS trick (``||x||^2 - 2 x.c + ||c||^2`` from a matrix product)
-when the dimension is large and the direct numba kernel otherwise (see ``BLAS_MIN_DIM``).
+when ``d * k`` is large and the direct numba kernel otherwise (see ``BLAS_MIN_WORK``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from .kernels.kmeans import (
     update_centroids,
 )
 
-# Below this dimension the direct numba assignment is used. Measured on the 2-core box
-# (n=65536, k=256..1024): direct 4x faster at d=8, 1.5x at d=24-48, ~1.1x at d=96 and on par at
-# d=384 (2.7 s vs 2.9 s for 116k x 1024), and it never fights numba's threads for the cores the
-# way a multi-threaded OpenBLAS call does under load. BLAS remains for very wide vectors (FDEs).
-BLAS_MIN_DIM = 1024
+# The BLAS assignment is used when d * k (multiply-adds per row) reaches this. Measured on the
+# idle 2-core box, n = 116,659 (direct numba kernel vs numpy matmul + numba argmin, seconds):
+#   d=64  k=1024: 0.18 vs 0.24    d=128 k=1024: 0.35 vs 0.32    d=384 k=256:  0.13 vs 0.16
+#   d=96  k=1024: 0.28 vs 0.28    d=192 k=1024: 0.52 vs 0.38    d=384 k=1024: 1.02 vs 0.56
+# so PQ sub-spaces and small codebooks stay in numba and the coarse IVF quantizer uses BLAS.
+BLAS_MIN_WORK = 128 * 1024
 # Elements of one (rows x centroids) dot-product block of the BLAS assignment (~64 MB).
 BLAS_BLOCK_ELEMENTS = 1 << 24
 INITS = ("random", "kmeans++")
@@ -57,7 +58,7 @@ def assign(
     scores = np.empty(n, np.float32)
     c_sq = np.empty(k, np.float32)
     centroid_sq_norms(centroids, c_sq)
-    if d < BLAS_MIN_DIM:
+    if d * k < BLAS_MIN_WORK:
         assign_direct(x, np.ascontiguousarray(centroids.T), c_sq, code, labels, scores)
         return labels, scores
     block = max(256, BLAS_BLOCK_ELEMENTS // max(k, 1))

@@ -30,19 +30,41 @@ def test_pq_reconstruction_mse_within_5_percent_of_faiss(m, nbits, wordnet_train
     assert mse <= 1.05 * ref_mse, (mse, ref_mse)
 
 
-def test_pq_encode_picks_the_nearest_codeword_per_subspace(wordnet_train):
-    x = wordnet_train[:800]
-    pq = vs.ProductQuantizer(384, 8, 5, niter=5).fit(x)
-    codes = pq.encode(x[:50])
-    sub = x[:50].reshape(50, 8, 48)
-    dists = ((sub[:, :, None, :] - pq.codebooks[None]) ** 2).sum(-1)  # (50, m, ksub)
+@pytest.mark.parametrize(
+    "dim, m, nbits, n_rows",
+    [(384, 8, 5, 50), (381, 127, 4, 51), (21, 7, 3, 13)],  # even, odd (3) and odd (3) sub-dims
+)
+def test_pq_encode_picks_the_nearest_codeword_per_subspace(dim, m, nbits, n_rows, wordnet_train):
+    x = np.ascontiguousarray(wordnet_train[:800, :dim])
+    dsub = dim // m
+    pq = vs.ProductQuantizer(dim, m, nbits, niter=5).fit(x)
+    codes = pq.encode(x[:n_rows])  # n_rows not a multiple of the 4-row tile: the tail path runs
+    sub = x[:n_rows].reshape(n_rows, m, dsub)
+    dists = ((sub[:, :, None, :] - pq.codebooks[None]) ** 2).sum(-1)  # (n_rows, m, ksub)
     best = dists.min(-1)
     chosen = np.take_along_axis(dists, codes[:, :, None].astype(np.int64), -1)[..., 0]
     np.testing.assert_allclose(chosen, best, rtol=1e-5, atol=1e-6)
     # decode is the concatenation of the chosen codewords; re-encoding it is stable
     recon = pq.decode(codes)
-    np.testing.assert_array_equal(recon.reshape(50, 8, 48), pq.codebooks[np.arange(8)[None], codes])
+    np.testing.assert_array_equal(
+        recon.reshape(n_rows, m, dsub), pq.codebooks[np.arange(m)[None], codes]
+    )
     np.testing.assert_array_equal(pq.encode(recon), codes)
+
+
+@pytest.mark.parametrize("n_centroids", [5, 8, 12, 256])
+def test_direct_assignment_picks_the_nearest_centroid(n_centroids):
+    """Centroid counts below, at and off the 8-lane minimum search, rows off the 4-row tile."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((37, 5)).astype(np.float32)
+    centroids = rng.standard_normal((n_centroids, 5)).astype(np.float32)
+    for metric in ("l2", "ip"):
+        labels, scores = km.assign(x, centroids, metric)
+        exact = (
+            ((x[:, None] - centroids[None]) ** 2).sum(-1) if metric == "l2" else -(x @ centroids.T)
+        )
+        np.testing.assert_array_equal(labels, exact.argmin(1))
+        np.testing.assert_allclose(scores, exact.min(1), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("metric", ["l2", "ip"])
@@ -93,9 +115,9 @@ def test_blas_and_direct_assignment_agree(wordnet_train, monkeypatch):
     x = wordnet_train[:2000]
     centroids = x[::50].copy()
     for metric in ("l2", "ip"):
-        monkeypatch.setattr(km, "BLAS_MIN_DIM", 1)
+        monkeypatch.setattr(km, "BLAS_MIN_WORK", 1)
         blas_labels, blas_scores = km.assign(x, centroids, metric)
-        monkeypatch.setattr(km, "BLAS_MIN_DIM", 10_000)
+        monkeypatch.setattr(km, "BLAS_MIN_WORK", 1 << 40)
         direct_labels, direct_scores = km.assign(x, centroids, metric)
         assert (blas_labels == direct_labels).mean() > 0.999  # ties/rounding only
         np.testing.assert_allclose(blas_scores, direct_scores, rtol=1e-4, atol=1e-4)

@@ -26,53 +26,113 @@ ASSIGN_BLOCK = 256
 SPLIT_EPS = np.float32(1.0 / 1024.0)
 
 
-@jit(inline="always")
-def _best_of_row(x_row, centroids_t, c_sq_norms, metric, buf):
-    """Best centroid of ``x_row`` (d,) against ``centroids_t`` (d, k); ``buf`` (k,) f32 scratch.
+# Rows scored together by :func:`tile_scores` (each centroid load feeds this many rows).
+TILE_ROWS = 4
+# Independent running minima in :func:`argmin_of_row` (one SIMD register of float32 lanes).
+ARGMIN_LANES = 8
 
-    Returns ``(index, score)``; the L2 score omits ``||x||^2`` (added by the caller).
+
+@jit(inline="always")
+def tile_scores(x, row0, n_rows, col0, centroids_t, offsets, buf):
+    """Scores of up to ``TILE_ROWS`` rows against all centroids, into ``buf`` (TILE_ROWS, k) f32.
+
+    ``buf[a, c] = offsets[c] - x[row0 + a, col0:col0 + d] . centroids_t[:, c]`` for ``a < n_rows``;
+    ``x`` (n, >= col0 + d) f32, ``centroids_t`` (d, k) f32, ``offsets`` (k,) f32 (half the squared
+    centroid norms for L2, zeros for inner product). Four rows share each centroid load, and
+    the loop over centroids is the SIMD one.
     """
-    d = centroids_t.shape[0]
-    k = centroids_t.shape[1]
-    for c in range(k):
-        buf[c] = np.float32(0.0)
-    for t in range(d):
-        xv = x_row[t]
+    d, k = centroids_t.shape
+    for a in range(n_rows):
         for c in range(k):
-            buf[c] += xv * centroids_t[t, c]
-    best = 0
-    best_s = np.float32(np.inf)
-    if metric == METRIC_L2:
-        for c in range(k):
-            s = c_sq_norms[c] - np.float32(2.0) * buf[c]
-            if s < best_s:
-                best_s = s
-                best = c
+            buf[a, c] = offsets[c]
+    if n_rows == TILE_ROWS:
+        # Two dimensions per pass: one load/store of buf per two multiply-adds per row.
+        for t in range(0, d - 1, 2):
+            a0 = x[row0, col0 + t]
+            a1 = x[row0, col0 + t + 1]
+            b0 = x[row0 + 1, col0 + t]
+            b1 = x[row0 + 1, col0 + t + 1]
+            c0 = x[row0 + 2, col0 + t]
+            c1 = x[row0 + 2, col0 + t + 1]
+            e0 = x[row0 + 3, col0 + t]
+            e1 = x[row0 + 3, col0 + t + 1]
+            for c in range(k):
+                w0 = centroids_t[t, c]
+                w1 = centroids_t[t + 1, c]
+                buf[0, c] -= a0 * w0 + a1 * w1
+                buf[1, c] -= b0 * w0 + b1 * w1
+                buf[2, c] -= c0 * w0 + c1 * w1
+                buf[3, c] -= e0 * w0 + e1 * w1
+        if d % 2 == 1:
+            t = d - 1
+            for a in range(TILE_ROWS):
+                xv = x[row0 + a, col0 + t]
+                for c in range(k):
+                    buf[a, c] -= xv * centroids_t[t, c]
     else:
-        for c in range(k):
-            s = -buf[c]
-            if s < best_s:
-                best_s = s
-                best = c
-    return best, best_s
+        for a in range(n_rows):
+            for t in range(d):
+                xv = x[row0 + a, col0 + t]
+                for c in range(k):
+                    buf[a, c] -= xv * centroids_t[t, c]
+
+
+@jit(inline="always")
+def argmin_of_row(scores, lanes):
+    """``(index, value)`` of the smallest of ``scores`` (k,) f32, first index on ties.
+
+    The minimum is found in ``ARGMIN_LANES`` interleaved running minima (``lanes`` (8,) f32
+    scratch), a loop the compiler vectorizes, then the first position holding it is looked up;
+    a compare-and-branch argmin over 256 centroids cost as much as computing the scores.
+    """
+    k = scores.shape[0]
+    n_lanes = min(ARGMIN_LANES, k)
+    for j in range(n_lanes):
+        lanes[j] = scores[j]
+    full = (k // ARGMIN_LANES) * ARGMIN_LANES
+    for c0 in range(ARGMIN_LANES, full, ARGMIN_LANES):
+        for j in range(ARGMIN_LANES):
+            s = scores[c0 + j]
+            lanes[j] = s if s < lanes[j] else lanes[j]
+    low = lanes[0]
+    for j in range(1, n_lanes):
+        if lanes[j] < low:
+            low = lanes[j]
+    for c in range(max(full, n_lanes), k):
+        if scores[c] < low:
+            low = scores[c]
+    for c in range(k):
+        if scores[c] == low:
+            return c, low
+    return 0, low
 
 
 @jit
 def assign_direct_serial(x, centroids_t, c_sq_norms, metric, labels, scores):
     """Serial nearest-centroid assignment of ``x`` (n, d) f32; ``centroids_t`` (d, k) f32.
 
-    Writes ``labels`` (n,) int64 and ``scores`` (n,) f32 (squared L2 or negative IP).
+    Writes ``labels`` (n,) int64 and ``scores`` (n,) f32 (squared L2 clipped at 0, or negative IP).
     """
-    buf = np.empty(centroids_t.shape[1], np.float32)
-    for i in range(x.shape[0]):
-        best, best_s = _best_of_row(x[i], centroids_t, c_sq_norms, metric, buf)
-        if metric == METRIC_L2:
-            acc = np.float32(0.0)
-            for t in range(x.shape[1]):
-                acc += x[i, t] * x[i, t]
-            best_s = max(best_s + acc, np.float32(0.0))
-        labels[i] = best
-        scores[i] = best_s
+    n, d = x.shape
+    k = centroids_t.shape[1]
+    offsets = np.zeros(k, np.float32)
+    if metric == METRIC_L2:
+        for c in range(k):
+            offsets[c] = np.float32(0.5) * c_sq_norms[c]
+    buf = np.empty((TILE_ROWS, k), np.float32)
+    lanes = np.empty(ARGMIN_LANES, np.float32)
+    for row0 in range(0, n, TILE_ROWS):
+        n_rows = min(TILE_ROWS, n - row0)
+        tile_scores(x, row0, n_rows, 0, centroids_t, offsets, buf)
+        for a in range(n_rows):
+            best, low = argmin_of_row(buf[a], lanes)
+            if metric == METRIC_L2:
+                acc = np.float32(0.0)
+                for t in range(d):
+                    acc += x[row0 + a, t] * x[row0 + a, t]
+                low = max(np.float32(2.0) * low + acc, np.float32(0.0))
+            labels[row0 + a] = best
+            scores[row0 + a] = low
 
 
 @jit_parallel

@@ -17,6 +17,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, jit_parallel
+from .kmeans import ARGMIN_LANES, TILE_ROWS, argmin_of_row, tile_scores
 
 ENCODE_BLOCK = 256
 
@@ -25,24 +26,19 @@ ENCODE_BLOCK = 256
 def pq_encode_rows(x, codebooks_t, cb_sq_norms, codes):
     """Nearest codeword per sub-space (squared L2) for ``x`` (n, m*dsub) f32 -> ``codes`` (n, m) u8."""
     m, dsub, ksub = codebooks_t.shape
-    buf = np.empty(ksub, np.float32)
-    for i in range(x.shape[0]):
+    n = x.shape[0]
+    offsets = np.empty((m, ksub), np.float32)
+    for j in range(m):
+        for c in range(ksub):
+            offsets[j, c] = np.float32(0.5) * cb_sq_norms[j, c]
+    buf = np.empty((TILE_ROWS, ksub), np.float32)
+    lanes = np.empty(ARGMIN_LANES, np.float32)
+    for row0 in range(0, n, TILE_ROWS):
+        n_rows = min(TILE_ROWS, n - row0)
         for j in range(m):
-            for c in range(ksub):
-                buf[c] = np.float32(0.0)
-            base = j * dsub
-            for t in range(dsub):
-                xv = x[i, base + t]
-                for c in range(ksub):
-                    buf[c] += xv * codebooks_t[j, t, c]
-            best = 0
-            best_s = np.float32(np.inf)
-            for c in range(ksub):
-                s = cb_sq_norms[j, c] - np.float32(2.0) * buf[c]
-                if s < best_s:
-                    best_s = s
-                    best = c
-            codes[i, j] = best
+            tile_scores(x, row0, n_rows, j * dsub, codebooks_t[j], offsets[j], buf)
+            for a in range(n_rows):
+                codes[row0 + a, j] = argmin_of_row(buf[a], lanes)[0]
 
 
 @jit_parallel
