@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import vecsearch as vs
 from vecsearch import F
-from vecsearch.planner import available_strategies
+from vecsearch.planner import BEAM_MIN_SELECTIVITY, available_strategies
 from vecsearch.predicates import compile_where, parse_where
 
 K = 10
@@ -72,12 +72,18 @@ def _proj_filter(proj_sorted, q_proj, count, correlated):
     return float(proj_sorted[a]), float(proj_sorted[a + count - 1])
 
 
+# beam_collect runs only where the planner would pick it (selectivity >= BEAM_MIN_SELECTIVITY).
+RECALL_CASES = [
+    (index_name, strategy, selectivity)
+    for index_name, strategy in [("hnsw", None), ("hnsw", "filtered_walk"), ("hnsw", "beam_collect"), ("ivfpq", None),
+                                 ("ivfpq", "ivf_masked"), ("flat", None)]
+    for selectivity, count in SELECTIVITY_COUNTS.items()
+    if strategy != "beam_collect" or count / 5000 >= BEAM_MIN_SELECTIVITY
+]
+
+
 @pytest.mark.parametrize("shape", ["correlated", "anti_correlated"])
-@pytest.mark.parametrize("selectivity", list(SELECTIVITY_COUNTS))
-@pytest.mark.parametrize(
-    "index_name, strategy",
-    [("hnsw", None), ("hnsw", "filtered_walk"), ("ivfpq", None), ("ivfpq", "ivf_masked"), ("flat", None)],
-)
+@pytest.mark.parametrize("index_name, strategy, selectivity", RECALL_CASES)
 def test_filtered_recall_vs_exact_over_allowed_subset(indexes, attrs, wordnet_train, wordnet_queries_id,
                                                        index_name, strategy, selectivity, shape):
     index = indexes[index_name]
@@ -178,7 +184,8 @@ predicates = st.recursive(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=predicates, index_name=st.sampled_from(["flat", "hnsw", "ivfpq"]),
-       strategy=st.sampled_from([None, "prefilter", "filtered_walk", "postfilter", "ivf_masked"]), qi=st.integers(0, 150))
+       strategy=st.sampled_from([None, "prefilter", "beam_collect", "filtered_walk", "postfilter", "ivf_masked"]),
+       qi=st.integers(0, 150))
 def test_every_returned_id_satisfies_the_predicate(indexes, wordnet_queries_id, where, index_name, strategy, qi):
     index = indexes[index_name]
     if strategy not in (None, *available_strategies(index)):
@@ -210,7 +217,7 @@ def test_strategy_argument_is_validated(indexes, wordnet_queries_id):
         indexes["flat"].search(q, K, where=F.pos == "n", strategy="filtered_walk")
     with pytest.raises(ValueError, match="only meaningful together with where"):
         indexes["flat"].search(q, K, strategy="prefilter")
-    assert available_strategies(indexes["hnsw"]) == ("prefilter", "filtered_walk", "postfilter")
+    assert available_strategies(indexes["hnsw"]) == ("prefilter", "beam_collect", "filtered_walk", "postfilter")
     assert available_strategies(indexes["ivfpq"]) == ("prefilter", "postfilter", "ivf_masked")
     assert available_strategies(indexes["flat"]) == ("prefilter", "postfilter")
 
@@ -242,7 +249,7 @@ def test_hnsw_filtered_search_skips_removed_and_follows_compaction(wordnet_train
     mask = np.zeros(n, bool)
     mask[keep] = np.isin(cols["pos"][keep], ["n", "v"])
     truth = _truth_over_subset(wordnet_train[:n], wordnet_queries_id[:30], mask, K) + 10_000
-    for strategy in ("prefilter", "filtered_walk", "postfilter"):
+    for strategy in ("prefilter", "beam_collect", "filtered_walk", "postfilter"):
         res = index.search(wordnet_queries_id[:30], K, where=where, strategy=strategy)
         assert not np.isin(res.ids, removed).any()
         assert _recall(res.ids, truth, int(mask.sum())) >= 0.95
@@ -263,3 +270,86 @@ def test_hnsw_filtered_search_survives_save_and_load(tmp_path, indexes, wordnet_
             loaded.search(wordnet_queries_id[:16], K, where=where, strategy=strategy).ids,
             hnsw.search(wordnet_queries_id[:16], K, where=where, strategy=strategy).ids,
         )
+
+
+@pytest.mark.parametrize("shape", ["correlated", "anti_correlated"])
+@pytest.mark.parametrize("count", [2500, 1000, 400])
+def test_planner_without_prefilter_picks_beam_and_reaches_recall_floor(indexes, attrs, wordnet_train,
+                                                                      wordnet_queries_id, monkeypatch, shape, count):
+    """With the exact-scan threshold lowered, the 5000-row slice exercises the approximate plans:
+    beam_collect from 5% up (its anti-correlated rows re-answered by the fallback), the walk below."""
+    import vecsearch.planner as planner
+
+    monkeypatch.setattr(planner, "PREFILTER_MAX_MATCHES", 50)
+    monkeypatch.setattr(planner, "POSTFILTER_FALLBACK_EXACT_MAX", 50)  # fallback = the ACORN walk
+    hnsw = indexes["hnsw"]
+    cols, direction = attrs
+    proj = cols["proj"]
+    proj_sorted = np.sort(proj)
+    hits, total = 0, 0
+    for q in wordnet_queries_id[:20]:
+        lo, hi = _proj_filter(proj_sorted, float(q @ direction), count, shape == "correlated")
+        where = F.proj.between(lo, hi)
+        allowed = hnsw._compile_where(where)
+        expected = "beam_collect" if count / 5000 >= planner.BEAM_MIN_SELECTIVITY else "filtered_walk"
+        assert planner.choose_strategy(hnsw, allowed, K, 1) == expected
+        mask = (proj >= lo) & (proj <= hi)
+        truth = _truth_over_subset(wordnet_train, q[None], mask, K)
+        res = hnsw.search(q, K, where=where)
+        assert mask[res.ids[res.ids >= 0]].all()
+        hits += _recall(res.ids, truth, count) * K
+        total += K
+    assert hits / total >= 0.95, f"{shape} {count}: recall@10 {hits / total:.3f}"
+
+
+def test_merge_distinct_keeps_the_best_score_of_each_slot():
+    from vecsearch.planner import merge_distinct
+
+    a_slots = np.array([[4, 2, -1], [1, 2, 3]])
+    a_scores = np.array([[0.1, 0.5, np.inf], [0.3, 0.4, 0.9]], np.float32)
+    b_slots = np.array([[2, 7, 4], [-1, -1, -1]])
+    b_scores = np.array([[0.2, 0.3, 0.1], [np.inf, np.inf, np.inf]], np.float32)
+    slots, scores = merge_distinct(a_slots, a_scores, b_slots, b_scores, 4)
+    np.testing.assert_array_equal(slots, [[4, 2, 7, -1], [1, 2, 3, -1]])
+    np.testing.assert_allclose(scores, [[0.1, 0.2, 0.3, np.inf], [0.3, 0.4, 0.9, np.inf]])
+
+
+def test_cached_filter_follows_adds_removals_and_attribute_updates(wordnet_train, wordnet_queries_id):
+    """A repeated predicate is compiled once, but never answers from a state the index has left."""
+    n = 400
+    index = vs.HNSWIndex(384, "cosine", M=8, ef_construction=40, seed=0)
+    index.add(wordnet_train[:n], attributes={"year": np.arange(n) % 10})
+    where = F.year >= 5
+    q = wordnet_queries_id[0]
+    first = index._compile_where(where)
+    assert index._compile_where(F.year >= 5) is first  # cache hit for an equal predicate
+    assert first.count == n // 2
+    index.add(wordnet_train[n : n + 10], attributes={"year": np.full(10, 9)})
+    assert index._compile_where(where).count == n // 2 + 10
+    index.remove(np.arange(5, n, 10))  # ids with year 5
+    assert index._compile_where(where).count == n // 2 + 10 - n // 10
+    index.update_attributes([0], {"year": [7]})
+    assert index._compile_where(where).count == n // 2 + 10 - n // 10 + 1
+    res = index.search(q, 500, where=where, strategy="prefilter")
+    found = set(res.ids[res.ids >= 0].tolist())
+    assert 0 in found and not found & set(range(5, n, 10))
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">="])
+def test_wide_range_mask_honours_bound_inclusiveness(op):
+    """Wide ranges take the one-pass mask kernel: open and closed bounds on int and float columns."""
+    from vecsearch.attributes import AttributeStore
+    from vecsearch.predicates import compile_where
+
+    n = 1000
+    values = {"i": np.arange(n) // 2, "f": (np.arange(n) // 2) / 4.0}
+    store = AttributeStore()
+    store.sync(np.arange(n, dtype=np.int64), np.zeros(n, bool))
+    store.write(np.arange(n), store.prepare(values, n, "attributes"), clear_others=True)
+    for field, pivot in (("i", 250), ("f", 62.5)):
+        expr = {"<": F[field] < pivot, "<=": F[field] <= pivot, ">": F[field] > pivot, ">=": F[field] >= pivot}[op]
+        expected = {"<": values[field] < pivot, "<=": values[field] <= pivot,
+                    ">": values[field] > pivot, ">=": values[field] >= pivot}[op]
+        allowed = compile_where(expr, store, np.zeros(n, bool))
+        np.testing.assert_array_equal(allowed.mask, expected)
+        assert allowed.count == int(expected.sum())

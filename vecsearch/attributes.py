@@ -20,6 +20,8 @@ per-row dicts (``[{"year": 2020, "lang": "en"}, ...]``).
 
 from __future__ import annotations
 
+import itertools
+
 from typing import Any
 
 import numpy as np
@@ -320,6 +322,10 @@ def normalize_attributes(attributes: Any, n: int, name: str = "attributes") -> d
     raise TypeError(f"{name}: expected a dict of columns or a list of dicts, got {type(attributes).__name__}")
 
 
+# Versions of attribute-store contents, unique across all stores of the process.
+_STORE_VERSIONS = itertools.count(1)
+
+
 class AttributeStore:
     """Typed columns over the slots of one index, kept aligned with its ``IdMap``.
 
@@ -331,6 +337,13 @@ class AttributeStore:
         self.columns: dict[str, Column] = {}
         self.slot_ids = np.empty(0, np.int64)
         self.slot_deleted = np.empty(0, np.bool_)
+        # IdMap.version this store was last synced to (0: never); lets searches skip sync().
+        self.synced_version = 0
+        self._changed()
+
+    def _changed(self) -> None:
+        """Record a change of any column: a new, process-unique ``version`` (keys compiled filters)."""
+        self.version = next(_STORE_VERSIONS)
 
     @property
     def n(self) -> int:
@@ -371,6 +384,7 @@ class AttributeStore:
                 col.take(mapping)
         self.slot_ids = cur.copy()
         self.slot_deleted = deleted.copy()
+        self._changed()
 
     def prepare(self, attributes: Any, n: int, where: str) -> dict[str, tuple[str, np.ndarray, Any]]:
         """Validate attributes for ``n`` rows without changing state -> ``{field: (kind, valid, payload)}``."""
@@ -394,6 +408,7 @@ class AttributeStore:
             for field, col in self.columns.items():
                 if field not in prepared:
                     col.clear_rows(slots)
+        self._changed()
 
     def get(self, slot: int) -> dict[str, Any]:
         """Attributes of one slot as a dict (null fields left out)."""

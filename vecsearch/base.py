@@ -12,6 +12,10 @@ Smaller is better everywhere; results are sorted best first; missing results are
 
 from __future__ import annotations
 
+import collections
+import itertools
+import threading
+
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple
 
@@ -118,6 +122,17 @@ def scores_to_distances(scores: np.ndarray, metric: str) -> np.ndarray:
     return scores
 
 
+# Compiled-filter cache per index: at most this many entries, and at most this many bytes of
+# masks (one byte per slot each; an index of 32M slots caches none).
+WHERE_CACHE_MAX_ENTRIES = 16
+WHERE_CACHE_BYTES = 32 << 20
+_WHERE_CACHE_LOCK = threading.Lock()
+
+# Versions of IdMap states, unique across all IdMap objects of the process (a cache keyed by a
+# version can never mistake one index's ids for another's).
+_IDMAP_VERSIONS = itertools.count(1)
+
+
 class IdMap:
     """External int64 ids <-> internal slots (int32 row numbers of the index's storage).
 
@@ -126,6 +141,7 @@ class IdMap:
     """
 
     def __init__(self, slot_to_id: np.ndarray | None = None, deleted: np.ndarray | None = None):
+        self._touch()
         self.slot_to_id = np.empty(0, np.int64) if slot_to_id is None else np.asarray(slot_to_id, np.int64)
         self.deleted = (
             np.zeros(self.slot_to_id.shape[0], np.bool_) if deleted is None else np.asarray(deleted, np.bool_)
@@ -139,6 +155,21 @@ class IdMap:
     @property
     def n_live(self) -> int:
         return len(self._id_to_slot)
+
+    def _touch(self) -> None:
+        """Record a change of ``slot_to_id``/``deleted``: a new, process-unique ``version``."""
+        self.version = next(_IDMAP_VERSIONS)
+        self._live: tuple[int, np.ndarray, int] | None = None
+
+    def live(self) -> tuple[np.ndarray, int]:
+        """``(mask bool (n_slots,), count)`` of the live slots; cached until the next change.
+
+        The mask is shared: callers must not write to it.
+        """
+        if self._live is None or self._live[0] != self.version:
+            mask = ~self.deleted
+            self._live = (self.version, mask, int(np.count_nonzero(mask)))
+        return self._live[1], self._live[2]
 
     @property
     def n_slots(self) -> int:
@@ -160,6 +191,7 @@ class IdMap:
         slots = np.arange(start, start + ids.shape[0], dtype=np.int64)
         self.slot_to_id = np.concatenate([self.slot_to_id, ids])
         self.deleted = np.concatenate([self.deleted, np.zeros(ids.shape[0], np.bool_)])
+        self._touch()
         self._id_to_slot.update(zip(ids.tolist(), slots.tolist()))
         if ids.size:
             self.next_id = max(self.next_id, int(ids.max()) + 1)
@@ -169,6 +201,7 @@ class IdMap:
         """Store ``ids`` at existing (deleted) ``slots``, e.g. when a graph reuses removed slots."""
         self.slot_to_id[slots] = ids
         self.deleted[slots] = False
+        self._touch()
         self._id_to_slot.update(zip(ids.tolist(), slots.tolist()))
         if ids.size:
             self.next_id = max(self.next_id, int(ids.max()) + 1)
@@ -188,6 +221,7 @@ class IdMap:
         for s in slots.tolist():
             self._id_to_slot.pop(int(self.slot_to_id[s]), None)
         self.deleted[slots] = True
+        self._touch()
 
     def compact(self, keep: np.ndarray) -> None:
         """Keep only the slots in ``keep`` (sorted int64), renumbering them 0..len(keep)-1."""
@@ -394,13 +428,41 @@ class Index(ABC):
             raise ValueError(f"{type(self).__name__}.{action}: the index is not trained; call train(x) first")
 
     def _compile_where(self, where: Any) -> Any:
-        """Compile a predicate to the allowed live slots (:class:`vecsearch.predicates.AllowedSlots`)."""
-        from .predicates import compile_where
+        """Compile a predicate to the allowed live slots (:class:`vecsearch.predicates.AllowedSlots`).
 
+        Compiled filters are cached per index (see :data:`WHERE_CACHE_BYTES`), keyed by the
+        predicate's canonical text and the versions of the ids and the attributes, so a filter
+        repeated across calls (a tenant, a language) is compiled once until the index changes.
+        """
+        from .predicates import compile_where, parse_where
+
+        expr = parse_where(where)
+        ids = self._ids
         store = self._attribute_store()
-        if store is not None:
-            store.sync(self._ids.slot_to_id, self._ids.deleted)
-        return compile_where(where, store, self._ids.deleted)
+        if store is not None and store.synced_version != ids.version:
+            store.sync(ids.slot_to_id, ids.deleted)
+            store.synced_version = ids.version
+        key = (repr(expr), ids.version, 0 if store is None else store.version)
+        cache = self.__dict__.get("_where_cache")
+        if cache is None:
+            cache = self._where_cache = collections.OrderedDict()
+        with _WHERE_CACHE_LOCK:
+            allowed = cache.get(key)
+            if allowed is not None:
+                cache.move_to_end(key)
+                return allowed
+        live, n_live = ids.live()
+        allowed = compile_where(expr, store, ids.deleted, live=live, n_live=n_live)
+        max_entries = min(WHERE_CACHE_MAX_ENTRIES, WHERE_CACHE_BYTES // max(ids.n_slots, 1))
+        with _WHERE_CACHE_LOCK:
+            stale = [k for k in cache if k[1:] != key[1:]]
+            for k in stale:
+                del cache[k]
+            if max_entries > 0:
+                cache[key] = allowed
+                while len(cache) > max_entries:
+                    cache.popitem(last=False)
+        return allowed
 
     def _search_filtered(self, queries: np.ndarray, k: int, params: Any, allowed: Any, strategy: str) -> tuple[np.ndarray, np.ndarray]:
         """Filtered search: like ``_search`` but only over ``allowed`` slots.

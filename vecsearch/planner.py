@@ -34,6 +34,8 @@ import numpy as np
 from .kernels.distances import METRIC_L2
 from .kernels.exact import topk_scan_rows
 from .kernels.filtered import (
+    beam_collect_batch,
+    beam_collect_serial,
     compact_allowed,
     filtered_walk_batch,
     filtered_walk_serial,
@@ -45,7 +47,7 @@ from .kernels.filtered import (
 )
 from .kernels.heaps import empty_heaps, sort_heaps, topk_merge_block
 
-STRATEGIES = ("prefilter", "filtered_walk", "postfilter", "ivf_masked")
+STRATEGIES = ("prefilter", "beam_collect", "filtered_walk", "postfilter", "ivf_masked")
 
 # -- thresholds (approximate indexes; an exact index such as Flat always uses prefilter) ---------
 # Measured with bench/bench_filtered.py on wordnet-minilm (HNSW M=16 efC=100 ef=64, one query per
@@ -106,6 +108,7 @@ def _load_handlers() -> None:
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
         register_strategy("hnsw", "filtered_walk", hnsw_filtered_walk)
+        register_strategy("hnsw", "beam_collect", hnsw_beam_collect)
         register_strategy("ivfpq", "ivf_masked", ivfpq_masked)
         register_strategy("ivfpq", "prefilter", ivfpq_prefilter)
 
@@ -138,14 +141,16 @@ def choose_strategy(index: Any, allowed: Any, k: int, nq: int, requested: str | 
     """The strategy for one batch: ``requested`` if given, else by match count and selectivity.
 
     Exact indexes (no approximate strategy) always scan the allowed rows exactly. Otherwise: at
-    most :data:`PREFILTER_MAX_MATCHES` matches -> ``prefilter``; IVF -> ``ivf_masked`` (checking the mask in the list scan costs about
-    nothing, so it dominates post-filtering at every selectivity); graph -> ``postfilter`` from
-    :data:`POSTFILTER_MIN_SELECTIVITY` up, else ``filtered_walk``.
+    most :data:`PREFILTER_MAX_MATCHES` matches -> ``prefilter``; IVF -> ``ivf_masked`` (checking the
+    mask in the list scan costs about nothing, so it dominates post-filtering at every
+    selectivity); HNSW -> ``beam_collect`` from :data:`BEAM_MIN_SELECTIVITY` up (it re-answers the
+    rows where the filter is anti-correlated with the query), else ``filtered_walk``; other graph
+    indexes -> ``postfilter`` from :data:`POSTFILTER_MIN_SELECTIVITY` up, else their walk.
     """
     if requested is not None:
         return requested
     available = available_strategies(index)
-    approximate = [s for s in ("filtered_walk", "ivf_masked") if s in available]
+    approximate = [s for s in ("beam_collect", "filtered_walk", "ivf_masked") if s in available]
     if "prefilter" in available:
         if not approximate:
             return "prefilter"  # exact index: the masked exact scan is the search itself
@@ -153,9 +158,11 @@ def choose_strategy(index: Any, allowed: Any, k: int, nq: int, requested: str | 
             return "prefilter"
     if "ivf_masked" in available:
         return "ivf_masked"
+    if "beam_collect" in available and allowed.selectivity >= BEAM_MIN_SELECTIVITY:
+        return "beam_collect"
     if allowed.selectivity >= POSTFILTER_MIN_SELECTIVITY or not approximate:
         return "postfilter"
-    return approximate[0]
+    return "filtered_walk" if "filtered_walk" in available else approximate[0]
 
 
 def run_strategy(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any, strategy: str) -> tuple[np.ndarray, np.ndarray]:
@@ -288,6 +295,76 @@ def hnsw_filtered_walk(index: Any, queries: np.ndarray, k: int, params: Any, all
     with _walk_scratch(index, rows, ef) as scratch:
         kernel(index._metric_code, queries, k, ef, index._vectors, *index._graph(), index._entry, index._max_level,
                allowed.mask, _seeds(allowed, WALK_SEEDS), *scratch, out_slots, out_scores)
+    return out_slots, out_scores
+
+
+# ---- HNSW: unfiltered beam collecting the passing nodes it scores (faiss' IDSelector semantics) ---
+# The beam widens as selectivity s drops: ef * min(BEAM_EF_BOOST_MAX, (BEAM_FULL_SELECTIVITY / s) ** BEAM_EF_EXPONENT).
+BEAM_FULL_SELECTIVITY = 0.5
+BEAM_EF_EXPONENT = 0.6
+BEAM_EF_BOOST_MAX = 4.0
+# Below this selectivity the ACORN-1 walk replaces the beam (too few passing nodes near the query).
+BEAM_MIN_SELECTIVITY = 0.05
+# A row whose walk saw passing nodes at less than this fraction of the global selectivity sits in a
+# region where the filter fails (anti-correlated with the query): its few passing results are far
+# from the true ones, so it is answered again by the robust fallback (exact scan or ACORN walk).
+BEAM_MIN_LOCAL_RATIO = 0.5
+
+
+def hnsw_beam_collect(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any,
+                      ef_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Unfiltered HNSW walk keeping the best passing nodes it scores; doubtful rows fall back.
+
+    A row falls back when it ends with fewer than ``min(k, matches)`` results or when its local
+    selectivity (passing / scored nodes) is below ``BEAM_MIN_LOCAL_RATIO`` of the global one:
+    to the exact scan up to ``POSTFILTER_FALLBACK_EXACT_MAX`` matches, else to the ACORN-1 walk
+    with a widened beam.
+    """
+    ef = max(params.ef if params.ef is not None else index.ef_search, k)
+    if ef_scale is None:
+        ratio = BEAM_FULL_SELECTIVITY / max(allowed.selectivity, 1e-9)
+        ef_scale = min(BEAM_EF_BOOST_MAX, max(1.0, ratio**BEAM_EF_EXPONENT))
+    ef = math.ceil(ef * ef_scale)
+    nq = queries.shape[0]
+    serial = nq < _PARALLEL_MIN_QUERIES or numba.get_num_threads() == 1
+    rows = 1 if serial else int(numba.config.NUMBA_NUM_THREADS)
+    out_scores, out_slots = empty_heaps(nq, k)
+    counts = np.zeros((nq, 2), np.int64)
+    kernel = beam_collect_serial if serial else beam_collect_batch
+    with _walk_scratch(index, rows, ef) as scratch:
+        kernel(index._metric_code, queries, k, ef, index._vectors, *index._graph(), index._entry, index._max_level,
+               allowed.mask, *scratch, out_slots, out_scores, counts)
+    local = counts[:, 1] < BEAM_MIN_LOCAL_RATIO * allowed.selectivity * counts[:, 0]
+    doubtful = np.flatnonzero(local | ((out_slots >= 0).sum(axis=1) < min(k, allowed.count)))
+    if doubtful.size:
+        if "prefilter" in available_strategies(index) and allowed.count <= POSTFILTER_FALLBACK_EXACT_MAX:
+            rows_, scores_ = run_strategy(index, queries[doubtful], k, params, allowed, "prefilter")
+            out_slots[doubtful], out_scores[doubtful] = rows_, scores_
+        else:  # the walk is approximate too: keep the better of both answers per result
+            rows_, scores_ = hnsw_filtered_walk(index, queries[doubtful], k, params, allowed,
+                                                ef_scale=POSTFILTER_WALK_EF_SCALE)
+            out_slots[doubtful], out_scores[doubtful] = merge_distinct(
+                out_slots[doubtful], out_scores[doubtful], rows_, scores_, k)
+    return out_slots, out_scores
+
+
+def merge_distinct(slots_a: np.ndarray, scores_a: np.ndarray, slots_b: np.ndarray, scores_b: np.ndarray,
+                   k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` distinct slots per row of two result sets ``(slots int64, scores f32)`` (nq, *), best first.
+
+    Padding (-1 / +inf) fills rows with fewer than ``k`` distinct slots.
+    """
+    slots = np.concatenate([slots_a, slots_b], axis=1)
+    scores = np.concatenate([scores_a, scores_b], axis=1)
+    out_scores, out_slots = empty_heaps(slots.shape[0], k)
+    for i in range(slots.shape[0]):
+        order = np.argsort(scores[i], kind="stable")
+        row = slots[i, order]
+        _, first = np.unique(row, return_index=True)
+        keep = np.sort(first)  # first occurrence (best score) of each slot, in score order
+        keep = keep[row[keep] >= 0][:k]
+        out_slots[i, : keep.shape[0]] = row[keep]
+        out_scores[i, : keep.shape[0]] = scores[i, order][keep]
     return out_slots, out_scores
 
 

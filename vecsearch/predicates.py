@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .attributes import AttributeStore, Column, _is_bool, _is_float, _is_int, _is_str
+from .kernels.predicates import range_mask
 
 _BOOL_ERROR = (
     "where: a predicate has no truth value; combine predicates with & | ~ and parentheses, "
@@ -330,10 +331,11 @@ _IDS_FRACTION = 32
 class SlotSet:
     """A set of slots over ``n`` rows, held as a bool mask or a sorted unique int64 array."""
 
-    __slots__ = ("_ids", "_mask", "n")
+    __slots__ = ("_count", "_ids", "_mask", "n")
 
-    def __init__(self, n: int, mask: np.ndarray | None = None, ids: np.ndarray | None = None):
-        self.n, self._mask, self._ids = n, mask, ids
+    def __init__(self, n: int, mask: np.ndarray | None = None, ids: np.ndarray | None = None, count: int | None = None):
+        """``count`` (the number of True entries of ``mask``) may be given when already known."""
+        self.n, self._mask, self._ids, self._count = n, mask, ids, count
 
     @classmethod
     def from_ids(cls, n: int, ids: np.ndarray) -> SlotSet:
@@ -345,7 +347,9 @@ class SlotSet:
 
     @property
     def count(self) -> int:
-        return int(self._ids.shape[0]) if self._ids is not None else int(np.count_nonzero(self._mask))
+        if self._count is None:
+            self._count = int(self._ids.shape[0]) if self._ids is not None else int(np.count_nonzero(self._mask))
+        return self._count
 
     def mask(self) -> np.ndarray:
         if self._mask is None:
@@ -417,16 +421,25 @@ def _check_value(col: Column, value: Any, what: str) -> None:
         )
 
 
-def _range(col: Column, lo: Any, hi: Any, lo_incl: bool, hi_incl: bool) -> SlotSet:
+def _range(col: Column, lo: Any, hi: Any, lo_incl: bool, hi_incl: bool, live: np.ndarray) -> SlotSet:
     order, sorted_vals = col.sorted_index()
     a = 0 if lo is None else int(np.searchsorted(sorted_vals, lo, side="left" if lo_incl else "right"))
     b = sorted_vals.shape[0] if hi is None else int(np.searchsorted(sorted_vals, hi, side="right" if hi_incl else "left"))
     if b <= a:
         return SlotSet(col.n, ids=np.empty(0, np.int64))
-    matched = order[a:b]
-    if matched.shape[0] * _IDS_FRACTION <= col.n:
-        return SlotSet(col.n, ids=np.sort(matched))
-    return SlotSet.from_ids(col.n, matched)  # mask form: no sort needed (a 50% range skips ~0.4 ms)
+    if (b - a) * _IDS_FRACTION <= col.n:
+        return SlotSet(col.n, ids=np.sort(order[a:b]))
+    # A wide range: one pass over the values (live rows only) beats scattering b - a matched rows
+    # into a mask (116k rows, 50% range: ~10 us vs ~45 us).
+    low = -np.inf if lo is None else float(lo)
+    high = np.inf if hi is None else float(hi)
+    if lo is not None and not lo_incl:
+        low = float(np.nextafter(low, np.inf))
+    if hi is not None and not hi_incl:
+        high = float(np.nextafter(high, -np.inf))
+    mask = np.empty(col.n, np.bool_)
+    count = range_mask(col.values, col.valid, live, low, high, mask)
+    return SlotSet(col.n, mask=mask, count=count)
 
 
 def _postings_union(col: Column, codes: list[int]) -> SlotSet:
@@ -443,14 +456,14 @@ def _postings_union(col: Column, codes: list[int]) -> SlotSet:
     return SlotSet.from_ids(col.n, np.unique(np.concatenate([col.postings(c) for c in codes])))
 
 
-def _equal(col: Column, value: Any, what: str) -> SlotSet:
+def _equal(col: Column, value: Any, what: str, live: np.ndarray) -> SlotSet:
     _check_value(col, value, what)
     if col.kind in ("str", "tags"):
         code = col.code_of.get(value)
         return _postings_union(col, [] if code is None else [code])
     if col.kind == "bool":
         return SlotSet(col.n, mask=col.valid & (col.values == value))
-    return _range(col, value, value, True, True)
+    return _range(col, value, value, True, True, live)
 
 
 def _compile(expr: Expr, store: AttributeStore, live: np.ndarray) -> SlotSet:
@@ -480,21 +493,21 @@ def _compile(expr: Expr, store: AttributeStore, live: np.ndarray) -> SlotSet:
     if isinstance(expr, Compare):
         op, value = expr.op, expr.value
         if op == "==":
-            return _equal(col, value, "==")
+            return _equal(col, value, "==", live)
         if op == "!=":
-            return SlotSet(n, mask=col.valid & ~_equal(col, value, "!=").mask())
+            return SlotSet(n, mask=col.valid & ~_equal(col, value, "!=", live).mask())
         if col.kind not in ("int", "float"):
             raise _kind_error(col, f"ordering comparison {op!r}", value)
         _check_value(col, value, op)
         if op in ("<", "<="):
-            return _range(col, None, value, True, op == "<=")
-        return _range(col, value, None, op == ">=", True)
+            return _range(col, None, value, True, op == "<=", live)
+        return _range(col, value, None, op == ">=", True, live)
     if isinstance(expr, Between):
         if col.kind not in ("int", "float"):
             raise _kind_error(col, "between()")
         _check_value(col, expr.lo, "between")
         _check_value(col, expr.hi, "between")
-        return _range(col, expr.lo, expr.hi, True, True)
+        return _range(col, expr.lo, expr.hi, True, True, live)
     if isinstance(expr, In):
         what = "not_in" if expr.negate else "isin"
         for v in expr.values:
@@ -526,17 +539,29 @@ def _compile(expr: Expr, store: AttributeStore, live: np.ndarray) -> SlotSet:
     raise TypeError(f"where: unsupported predicate node {type(expr).__name__}")
 
 
-def compile_where(where: Any, store: AttributeStore | None, deleted: np.ndarray) -> AllowedSlots:
+def compile_where(
+    where: Any,
+    store: AttributeStore | None,
+    deleted: np.ndarray,
+    *,
+    live: np.ndarray | None = None,
+    n_live: int | None = None,
+) -> AllowedSlots:
     """Compile ``where`` (expression or dict) over ``store`` to the live slots that satisfy it.
 
-    ``deleted`` bool (n_slots,) is the index's removed-slot mask. Unknown fields raise
+    ``deleted`` bool (n_slots,) is the index's removed-slot mask; ``live`` (its negation) and
+    ``n_live`` (its count) may be passed when the caller has them cached. Unknown fields raise
     ``ValueError``; values of the wrong type for a field raise ``TypeError``.
     """
     expr = parse_where(where)
-    live = ~deleted
+    if live is None:
+        live = ~deleted
+    if n_live is None:
+        n_live = int(np.count_nonzero(live))
     if store is None:
         store = AttributeStore()
         store.slot_ids = np.zeros(deleted.shape[0], np.int64)
     result = _compile(expr, store, live)
-    result = result & SlotSet(store.n, mask=live)
-    return AllowedSlots(result, int(np.count_nonzero(live)))
+    if n_live < store.n:  # some slots are removed: keep live ones only
+        result = result & SlotSet(store.n, mask=live)
+    return AllowedSlots(result, n_live)

@@ -16,6 +16,7 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .distances import METRIC_L2, score
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
+from .hnsw import prefetch_row
 from .ivf import list_l2_lut
 from .pq import inner_table_row
 from .visited import next_epoch
@@ -221,6 +222,102 @@ def filtered_walk_serial(metric, queries, k, ef, vectors, links0, counts0, upper
         filtered_walk_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
                             upper_start, entry, max_level, allowed, seeds, visited[0], epoch, cand_s[0],
                             cand_i[0], top_s[0], top_i[0], out_slots[qi], out_scores[qi])
+
+
+# ---- HNSW: unfiltered beam that collects the passing nodes it scores -----------------------------
+@jit(inline="always")
+def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
+                       entry, max_level, allowed, visited, epoch, cand_s, cand_i, top_s, top_i,
+                       out_slots, out_scores, out_counts):
+    """One query's unfiltered HNSW beam (width ``ef``) that keeps the best ``k`` passing nodes it scores.
+
+    The walk is exactly the unfiltered level-0 search (every node may enter the beam, so it
+    navigates as well as without a filter and stops where it would); every scored node with
+    ``allowed[node]`` is offered to a size-``k`` result heap. Cost: the unfiltered search plus
+    one mask read per scored node. Recall falls with selectivity (fewer passing nodes near the
+    query are scored), so the planner widens ``ef`` as selectivity drops and checks for short rows.
+    ``out_slots``/``out_scores`` (k,) pre-filled -1 / +inf receive the results best first;
+    ``out_counts`` int64 (2,) how many level-0 nodes were scored and how many of them passed (the
+    local selectivity around the query, which exposes filters anti-correlated with it).
+    """
+    d_cur = score(metric, q, vectors[entry])
+    cur, d_cur = _upper_descend(metric, q, vectors, upper_links, upper_counts, upper_start, entry, d_cur, max_level)
+    res_s = np.full(k, np.inf, np.float32)
+    res_i = np.full(k, -1, np.int64)
+    visited[cur] = epoch
+    cand_s[0] = d_cur
+    cand_i[0] = cur
+    n_cand = 1
+    top_s[0] = d_cur
+    top_i[0] = cur
+    n_top = 1
+    n_scored = 1
+    n_passed = 0
+    if allowed[cur]:
+        maxheap_replace_top(res_s, res_i, k, d_cur, cur)
+        n_passed = 1
+    while n_cand > 0:
+        if n_top == ef and cand_s[0] > top_s[0]:
+            break
+        c = cand_i[0]
+        n_cand = minheap_pop(cand_s, cand_i, n_cand)
+        row = links0[c]
+        cnt = counts0[c]
+        for t in range(cnt):
+            if visited[row[t]] != epoch:
+                prefetch_row(vectors, row[t])
+        for t in range(cnt):
+            nb = row[t]
+            if visited[nb] == epoch:
+                continue
+            visited[nb] = epoch
+            d = score(metric, q, vectors[nb])
+            n_scored += 1
+            if allowed[nb]:
+                n_passed += 1
+                if d < res_s[0]:
+                    maxheap_replace_top(res_s, res_i, k, d, nb)
+            if n_top < ef or d < top_s[0]:
+                n_cand = minheap_push(cand_s, cand_i, n_cand, d, nb)
+                if n_top < ef:
+                    n_top = maxheap_push(top_s, top_i, n_top, d, nb)
+                else:
+                    maxheap_replace_top(top_s, top_i, ef, d, nb)
+    maxheap_sort(res_s, res_i, k)
+    for j in range(k):
+        out_slots[j] = res_i[j]
+        out_scores[j] = res_s[j]
+    out_counts[0] = n_scored
+    out_counts[1] = n_passed
+
+
+@jit_parallel
+def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
+                       entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
+                       out_slots, out_scores, out_counts):
+    """:func:`beam_collect_query` for ``queries`` (nq, d) f32, parallel over queries.
+
+    Arguments as :func:`filtered_walk_batch` (without seeds); outputs (nq, k) int64 / f32
+    pre-filled -1 / +inf, and ``out_counts`` int64 (nq, 2) (scored, passed) per query.
+    """
+    for qi in prange(queries.shape[0]):
+        tid = numba.get_thread_id()
+        epoch = next_epoch(visited, epochs, tid)
+        beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
+                           upper_start, entry, max_level, allowed, visited[tid], epoch, cand_s[tid],
+                           cand_i[tid], top_s[tid], top_i[tid], out_slots[qi], out_scores[qi], out_counts[qi])
+
+
+@jit
+def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
+                        entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
+                        out_slots, out_scores, out_counts):
+    """Same as :func:`beam_collect_batch` on the calling thread (scratch row 0): the low-latency path."""
+    for qi in range(queries.shape[0]):
+        epoch = next_epoch(visited, epochs, 0)
+        beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
+                           upper_start, entry, max_level, allowed, visited[0], epoch, cand_s[0],
+                           cand_i[0], top_s[0], top_i[0], out_slots[qi], out_scores[qi], out_counts[qi])
 
 
 # ---- IVF-PQ: mask-checked list scan with adaptive nprobe ----------------------------------------
