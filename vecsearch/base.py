@@ -61,18 +61,20 @@ def check_k(k: Any) -> int:
     return int(k)
 
 
-def as_vectors(x: Any, dim: int, name: str, *, allow_single: bool = False) -> np.ndarray:
+def as_vectors(x: Any, dim: int, name: str, *, allow_single: bool = False, check_finite: bool = True) -> np.ndarray:
     """Validate and convert ``x`` to a C-contiguous float32 ``(n, dim)`` array.
 
     A 1-D ``(dim,)`` input is accepted as one row when ``allow_single`` (queries). Raises
     ``TypeError`` for non-numeric input and ``ValueError`` for wrong rank or dimension and
-    for NaN/inf values, naming ``name``, what was expected and what was received.
+    for NaN/inf values (unless ``check_finite=False``: the caller checks), naming ``name``, what
+    was expected and what was received.
     """
-    arr = np.asarray(x)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.complexfloating) or arr.dtype == np.bool_:
-        raise TypeError(f"{name}: expected a real-valued float or integer array, got dtype {arr.dtype}")
+    arr = x if type(x) is np.ndarray else np.asarray(x)
+    if arr.dtype != np.float32:
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+        if np.issubdtype(arr.dtype, np.complexfloating) or arr.dtype == np.bool_:
+            raise TypeError(f"{name}: expected a real-valued float or integer array, got dtype {arr.dtype}")
     if arr.ndim == 1 and allow_single:
         arr = arr.reshape(1, -1)
     if arr.ndim != 2:
@@ -81,19 +83,41 @@ def as_vectors(x: Any, dim: int, name: str, *, allow_single: bool = False) -> np
     if arr.shape[1] != dim:
         raise ValueError(f"{name}: expected dimension {dim}, got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if arr.size and not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise ValueError(f"{name}: expected finite values, got NaN or inf in row {bad}")
+    if check_finite and arr.size and not np.isfinite(arr).all():
+        raise _not_finite_error(name, int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0]))
     return arr
+
+
+def _not_finite_error(name: str, row: int) -> ValueError:
+    return ValueError(f"{name}: expected finite values, got NaN or inf in row {row}")
+
+
+def _zero_row_error(name: str, row: int) -> ValueError:
+    return ValueError(f"{name}: cosine metric needs non-zero vectors, got a zero vector in row {row}")
 
 
 def normalize_rows(x: np.ndarray, name: str = "vectors") -> np.ndarray:
     """Return a row-normalized float32 copy of ``x`` (n, d); zero rows are rejected for cosine."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     if x.shape[0] and (norms == 0).any():
-        bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
-        raise ValueError(f"{name}: cosine metric needs non-zero vectors, got a zero vector in row {bad}")
+        raise _zero_row_error(name, int(np.flatnonzero(norms[:, 0] == 0)[0]))
     return np.ascontiguousarray(x / norms, dtype=np.float32)
+
+
+def prepare_query_rows(x: Any, dim: int, name: str, normalize: bool) -> np.ndarray:
+    """:func:`as_vectors` (single rows allowed) plus, for cosine, :func:`normalize_rows`, in one kernel pass.
+
+    The latency path of ``search``: numpy's finite check, norms and division cost several
+    microseconds of call overhead per query. Same errors as the numpy path.
+    """
+    from .kernels.rows import ROWS_NOT_FINITE, ROWS_OK, check_rows
+
+    arr = as_vectors(x, dim, name, allow_single=True, check_finite=False)
+    out = np.empty_like(arr) if normalize else arr
+    status, row = check_rows(arr, normalize, out)
+    if status == ROWS_OK:
+        return out
+    raise _not_finite_error(name, row) if status == ROWS_NOT_FINITE else _zero_row_error(name, row)
 
 
 def as_external_ids(ids: Any, n: int, name: str = "ids") -> np.ndarray:
@@ -121,6 +145,9 @@ def scores_to_distances(scores: np.ndarray, metric: str) -> np.ndarray:
         scores += np.float32(1.0)
     return scores
 
+
+# Query batches up to this many rows are checked and normalized by one kernel call.
+QUERY_KERNEL_MAX_ROWS = 64
 
 # Compiled-filter cache per index: at most this many entries, and at most this many bytes of
 # masks (one byte per slot each; an index of 32M slots caches none).
@@ -283,7 +310,14 @@ class Index(ABC):
         return self.ntotal
 
     def prepare_vectors(self, vectors: Any, name: str = "vectors", *, allow_single: bool = False) -> np.ndarray:
-        """Validate ``vectors`` and normalize them for cosine; float32 ``(n, dim)``."""
+        """Validate ``vectors`` and normalize them for cosine; float32 ``(n, dim)``.
+
+        Query batches (``allow_single``) of at most ``QUERY_KERNEL_MAX_ROWS`` rows take the one-pass
+        kernel path (:func:`prepare_query_rows`).
+        """
+        ndim = np.ndim(vectors)
+        if allow_single and (ndim == 1 or (ndim == 2 and len(vectors) <= QUERY_KERNEL_MAX_ROWS)):
+            return prepare_query_rows(vectors, self.dim, name, self.metric == "cosine")
         arr = as_vectors(vectors, self.dim, name, allow_single=allow_single)
         if self.metric == "cosine":
             arr = normalize_rows(arr, name)
@@ -393,9 +427,17 @@ class Index(ABC):
 
             chosen = choose_strategy(self, allowed, k, q.shape[0], strategy)
             slots, scores = self._search_filtered(q, k, parsed, allowed, chosen)
-        ids = self._ids.to_external(slots)
-        scores = np.where(ids >= 0, scores, np.float32(np.inf)).astype(np.float32, copy=False)
-        return SearchResult(ids, scores_to_distances(scores, self.metric))
+        return self._results(slots, scores)
+
+    def _results(self, slots: np.ndarray, scores: np.ndarray) -> SearchResult:
+        """:class:`SearchResult` from kernel output ``slots`` int64 / ``scores`` f32 (nq, k), padded -1."""
+        from .kernels.rows import slots_to_results
+
+        slots = np.ascontiguousarray(slots, np.int64)
+        scores = np.require(scores, np.float32, ["C", "W"])
+        ids = np.empty(slots.shape, np.int64)
+        slots_to_results(slots, scores, self._ids.slot_to_id, np.float32(1.0 if self.metric == "cosine" else 0.0), ids)
+        return SearchResult(ids, scores)
 
     def remove(self, ids: Any) -> int:
         """Remove the vectors with these external ids; unknown ids are ignored. Returns how many were removed."""

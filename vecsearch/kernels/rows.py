@@ -1,0 +1,61 @@
+"""Small per-call kernels of the search front end: query checks and normalization, result ids.
+
+A single-query search spends tens of microseconds in numpy calls around the walk itself (finite
+check, norms, division, id lookup, padding); these one-pass kernels do the same work in one call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit
+
+ROWS_OK = 0
+ROWS_NOT_FINITE = 1
+ROWS_ZERO = 2
+
+
+@jit
+def check_rows(x, normalize, out):
+    """Check ``x`` (n, d) f32 for NaN/inf and, with ``normalize``, write unit-norm rows to ``out``.
+
+    Returns ``(status, row)``: ``ROWS_OK`` (row -1), ``ROWS_NOT_FINITE`` or ``ROWS_ZERO`` (a zero
+    row cannot be normalized) with the first offending row. ``out`` (n, d) f32 is written only
+    when ``normalize`` (rows are divided by their float32 norm, as ``x / ||x||`` in numpy).
+    """
+    n, d = x.shape
+    for i in range(n):
+        acc = np.float32(0.0)
+        finite = True
+        for t in range(d):
+            v = x[i, t]
+            finite &= np.isfinite(v)
+            acc += v * v
+        if not finite:
+            return ROWS_NOT_FINITE, i
+        if normalize:
+            if acc == 0:
+                return ROWS_ZERO, i
+            norm = np.sqrt(acc)
+            for t in range(d):
+                out[i, t] = x[i, t] / norm
+    return ROWS_OK, -1
+
+
+@jit
+def slots_to_results(slots, scores, slot_to_id, score_offset, out_ids):
+    """External ids and user distances of kernel results, in place for the scores.
+
+    ``slots`` (nq, k) int64 (-1 = padding), ``scores`` (nq, k) f32, ``slot_to_id`` (n_slots,)
+    int64; writes ``out_ids`` (nq, k) int64 (-1 for padding), sets padded scores to +inf and adds
+    ``score_offset`` (1.0 turns cosine's negative inner product into ``1 - cos``) to the others.
+    """
+    for i in range(slots.shape[0]):
+        for j in range(slots.shape[1]):
+            s = slots[i, j]
+            if s >= 0:
+                out_ids[i, j] = slot_to_id[s]
+                scores[i, j] += score_offset
+            else:
+                out_ids[i, j] = -1
+                scores[i, j] = np.inf
