@@ -7,15 +7,20 @@ filter shapes
   anti        the same number of rows at the far end of ``proj`` from the query,
   real        natural predicates on the WordNet attributes (pos, lexfile, gloss_len, has_example),
 it measures, one query per call (per-query filters; latency-style QPS, 1 thread for the peers):
-  ours HNSW:  planner, and each fixed strategy (prefilter, filtered_walk, postfilter);
+  ours HNSW:  planner, and each fixed strategy (prefilter, beam_collect, filtered_walk, postfilter);
   ours IVF-PQ (optional, --ivf): planner, ivf_masked, prefilter;
-  hnswlib:    knn_query(filter=callback);
-  faiss:      IndexHNSWFlat + SearchParametersHNSW(sel=IDSelectorBitmap), and with --ivf
+  hnswlib:    knn_query(filter=callback), over an ef sweep (--hnswlib-ef);
+  faiss:      IndexHNSWFlat + SearchParametersHNSW(sel=IDSelectorBitmap) over an ef sweep
+              (--peer-ef), and with --ivf
               IndexIVFPQ + SearchParametersIVF(sel=..., nprobe).
 Recall@10 is against the exact top-10 over the allowed subset, divided by min(10, matches).
 QPS is wall-clock; cpuQPS divides by this process's CPU time (every method runs one query per
 call on one thread), which is the steadier figure on a machine shared with other jobs.
-The timing of ours includes compiling the predicate; the peers' includes building their selector.
+The timing of ours includes compiling the predicate (a filter repeated across calls, as in the
+random and real shapes, hits our compiled-filter cache; --no-filter-cache turns it off); faiss'
+bitmap selector is likewise built once per distinct filter. The closing summary compares the
+planner with the best fixed strategy (recall >= 0.95) and with each peer at the planner's recall,
+interpolated on the peer's ef sweep ("r<0.xx": the peer never reaches it).
 
     python bench/bench_filtered.py [--n 116659] [--queries 200] [--ef 64] [--ivf]
 
@@ -121,6 +126,79 @@ def run(fn, filters, k, repeats):
     return found, len(filters) / best_dt, len(filters) / max(best_dc, 1e-9)
 
 
+RECALL_FLOOR = 0.95
+OURS_FIXED = ("prefilter", "beam_collect", "filtered_walk", "postfilter")
+
+
+def qps_at_recall(points: list[tuple[float, float]], target: float) -> float | None:
+    """QPS of a peer's ef sweep (``(recall, qps)`` in ef order) at ``target`` recall.
+
+    Log-linear interpolation between the last point below and the first at/above the target;
+    None when the sweep never reaches it. A point already above the target at the smallest ef
+    counts at its own QPS (a faster setting might exist below the sweep: the ratio is then a
+    lower bound for the peer).
+    """
+    for i, (r, q) in enumerate(points):
+        if r >= target:
+            if i == 0:
+                return q
+            r0, q0 = points[i - 1]
+            t = (target - r0) / max(r - r0, 1e-12)
+            return float(np.exp(np.log(q0) + t * (np.log(q) - np.log(q0))))
+    return None
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per (shape, selectivity): planner vs best fixed strategy, and vs each peer at the planner's recall.
+
+    QPS here is CPU-time QPS (every method runs one query per call on one thread), the figure
+    that stays comparable on a shared machine. The best fixed strategy is the fastest one whose
+    recall reaches ``RECALL_FLOOR`` (else the most accurate one).
+    """
+    out = []
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["shape"], row["selectivity"]), []).append(row)
+    for (shape, sel), group in groups.items():
+        by = {r["method"]: r for r in group}
+        planner = by.get("ours_hnsw:planner")
+        if planner is None:
+            continue
+        entry = {"shape": shape, "selectivity": sel, "matches": planner["matches"],
+                 "planner_recall": planner["recall_at_10"], "planner_qps": planner["cpu_qps"]}
+        fixed = [by[f"ours_hnsw:{s}"] for s in OURS_FIXED if f"ours_hnsw:{s}" in by]
+        if fixed:
+            ok = [r for r in fixed if r["recall_at_10"] >= RECALL_FLOOR]
+            best = max(ok, key=lambda r: r["cpu_qps"]) if ok else max(fixed, key=lambda r: r["recall_at_10"])
+            entry.update(best_fixed=best["method"].split(":")[1], best_fixed_recall=best["recall_at_10"],
+                         best_fixed_qps=best["cpu_qps"], ratio_vs_best_fixed=planner["cpu_qps"] / best["cpu_qps"])
+        for peer in ("faiss_hnsw", "hnswlib"):
+            sweep = sorted((r for r in group if r["method"].startswith(peer + ":ef")),
+                           key=lambda r: int(r["method"].split(":ef")[1]))
+            if not sweep:
+                continue
+            at = qps_at_recall([(r["recall_at_10"], r["cpu_qps"]) for r in sweep], planner["recall_at_10"])
+            entry[f"{peer}_max_recall"] = max(r["recall_at_10"] for r in sweep)
+            entry[f"{peer}_qps_at_planner_recall"] = at
+            entry[f"ratio_vs_{peer}"] = None if at is None else planner["cpu_qps"] / at
+        out.append(entry)
+    return out
+
+
+def print_summary(summary: list[dict]) -> None:
+    print("\nplanner vs best fixed strategy (recall >= 0.95) and vs peers at the planner's recall (CPU-time QPS)")
+    print(f"{'shape':<11}{'sel':>8}  {'recall':>6}{'QPS':>7}  {'best fixed':<14}{'x':>6}  {'faiss x':>8}  {'hnswlib x':>9}")
+    for e in summary:
+        def peer(name):
+            ratio = e.get(f"ratio_vs_{name}")
+            if ratio is not None:
+                return f"{ratio:.2f}"
+            return f"r<{e[f'{name}_max_recall']:.2f}" if f"{name}_max_recall" in e else "-"
+        print(f"{e['shape']:<11}{e['selectivity']:>8.4%}  {e['planner_recall']:>6.3f}{e['planner_qps']:>7.0f}  "
+              f"{e.get('best_fixed', '-'):<14}{e.get('ratio_vs_best_fixed', float('nan')):>6.2f}  "
+              f"{peer('faiss_hnsw'):>8}  {peer('hnswlib'):>9}")
+
+
 def main() -> None:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,7 +209,10 @@ def main() -> None:
     parser.add_argument("--M", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=100)
     parser.add_argument("--ef", type=int, default=64)
-    parser.add_argument("--peer-ef", default="64,256", help="efSearch values for hnswlib / faiss HNSW")
+    parser.add_argument("--peer-ef", default="16,32,64,128,256,512", help="efSearch sweep for faiss HNSW")
+    parser.add_argument("--hnswlib-ef", default="64,256", help="efSearch sweep for hnswlib (its Python filter callback is slow)")
+    parser.add_argument("--no-filter-cache", action="store_true",
+                        help="disable our compiled-filter cache (every call compiles its predicate)")
     parser.add_argument("--shapes", default="random,correlated,anti,real")
     parser.add_argument("--ivf", action="store_true", help="also IVF-PQ (ours vs faiss IndexIVFPQ)")
     parser.add_argument("--nlist", type=int, default=512)
@@ -191,11 +272,26 @@ def main() -> None:
     print("build seconds:", {k_: round(v, 1) for k_, v in build.items()})
 
     peer_efs = [int(e) for e in args.peer_ef.split(",") if e]
+    hnswlib_efs = [int(e) for e in args.hnswlib_ef.split(",") if e]
+    if args.no_filter_cache:
+        vs.base.WHERE_CACHE_MAX_ENTRIES = 0
     rows_out = []
     header = f"{'shape':<11}{'sel':>8}{'matches':>9}  {'method':<28}{'recall@10':>10}{'QPS':>9}{'cpuQPS':>9}"
     print(header)
     print("-" * len(header))
+    selectors: dict[int, tuple] = {}
+
+    def faiss_selector(mask):
+        """faiss IDSelectorBitmap for ``mask``, built once per distinct mask object (a filter repeated
+        across queries is packed once, as our compiled-filter cache compiles it once)."""
+        key = id(mask)
+        if key not in selectors:
+            bits = np.packbits(mask, bitorder="little")
+            selectors[key] = (mask, bits, faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits)))
+        return selectors[key][2]
+
     for shape in args.shapes.split(","):
+        selectors.clear()
         levels = real_filters(attrs) if shape == "real" else [(s, None) for s in SELECTIVITIES]
         for level in levels:
             if shape == "real":
@@ -207,11 +303,11 @@ def main() -> None:
             truth = exact_truth(x, q, filters, k)
             matches = int(np.mean([m.sum() for _, m in filters]))
             methods = {}
-            for strat in ("prefilter", "filtered_walk", "postfilter", None):
+            for strat in ("prefilter", "beam_collect", "filtered_walk", "postfilter", None):
                 methods[f"ours_hnsw:{strat or 'planner'}"] = (
                     lambda i, s=strat: ours.search(q[i], k, where=filters[i][0], strategy=s).ids[0]
                 )
-            for ef in peer_efs if hl is not None or fh is not None else []:
+            for ef in hnswlib_efs if hl is not None else []:
                 def hl_fn(i, ef=ef):
                     hl.set_ef(max(ef, k))
                     mask = filters[i][1]
@@ -221,16 +317,13 @@ def main() -> None:
                         labels = np.full((1, 0), -1)
                     return np.asarray(labels[0], np.int64)
 
+                methods[f"hnswlib:ef{ef}"] = hl_fn
+            for ef in peer_efs if fh is not None else []:
                 def fh_fn(i, ef=ef):
-                    bits = np.packbits(filters[i][1], bitorder="little")
-                    sel_ = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
-                    params = faiss.SearchParametersHNSW(sel=sel_, efSearch=max(ef, k))
+                    params = faiss.SearchParametersHNSW(sel=faiss_selector(filters[i][1]), efSearch=max(ef, k))
                     return fh.search(q[i : i + 1], k, params=params)[1][0]
 
-                if hl is not None:
-                    methods[f"hnswlib:ef{ef}"] = hl_fn
-                if fh is not None:
-                    methods[f"faiss_hnsw:ef{ef}"] = fh_fn
+                methods[f"faiss_hnsw:ef{ef}"] = fh_fn
             if ivf is not None:
                 for strat in ("ivf_masked", "prefilter", None):
                     methods[f"ours_ivfpq:{strat or 'planner'}"] = (
@@ -238,9 +331,7 @@ def main() -> None:
                     )
 
                 def fivf_fn(i):
-                    bits = np.packbits(filters[i][1], bitorder="little")
-                    sel_ = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
-                    params = faiss.SearchParametersIVF(sel=sel_, nprobe=args.nprobe)
+                    params = faiss.SearchParametersIVF(sel=faiss_selector(filters[i][1]), nprobe=args.nprobe)
                     return fivf.search(q[i : i + 1], k, params=params)[1][0]
 
                 if fivf is not None:
@@ -254,10 +345,13 @@ def main() -> None:
                 rows_out.append({"shape": shape, "selectivity": sel, "matches": matches, "method": name,
                                  "recall_at_10": r, "qps": qps, "cpu_qps": cpu_qps})
             print()
+    summary = summarize(rows_out)
+    print_summary(summary)
     out = {
         "n": n, "queries": int(q.shape[0]), "k": k, "M": args.M, "ef_construction": args.ef_construction,
-        "ef": args.ef, "peer_ef": peer_efs, "build_seconds": build, "load_before": load_before,
-        "load_after": os.getloadavg(), "rows": rows_out,
+        "ef": args.ef, "peer_ef": peer_efs, "hnswlib_ef": hnswlib_efs, "filter_cache": not args.no_filter_cache,
+        "build_seconds": build, "load_before": load_before, "load_after": os.getloadavg(), "rows": rows_out,
+        "summary": summary,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))

@@ -8,6 +8,11 @@ Strategies
                    dropped; rows still short of ``min(k, matches)`` go to ``filtered_walk`` on graph
                    indexes, else retry with 4x the fetch and, past ``POSTFILTER_MAX_FETCH``, fall
                    back to ``prefilter``.
+``beam_collect``   the unfiltered HNSW beam, widened as selectivity drops, keeping the best passing
+                   nodes among all it scores (:func:`vecsearch.kernels.filtered.beam_collect_batch`);
+                   rows that look anti-correlated (few passing nodes seen, see
+                   ``BEAM_MIN_LOCAL_RATIO``) or end short are answered again by the exact scan or
+                   the walk below.
 ``filtered_walk``  ACORN-1 style walk over the HNSW graph (:func:`vecsearch.kernels.filtered.filtered_walk_batch`).
 ``ivf_masked``     IVF-PQ list scan that checks the mask, nprobe raised until enough allowed rows
                    were scanned (:func:`vecsearch.kernels.filtered.ivfpq_search_masked`).
