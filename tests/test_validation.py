@@ -89,3 +89,30 @@ def test_integer_vectors_are_accepted_as_float(index):
     idx = vs.FlatIndex(3, "l2")
     idx.add(np.array([[1, 2, 3], [4, 5, 6]], np.int64))
     assert idx.search(np.array([4, 5, 6]), 1).ids[0, 0] == 1
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("n_queries", [1, 3, 100])
+def test_read_only_queries_are_searched_like_writable_ones(metric, n_queries):
+    """Queries may be read-only views (memory maps, Ray object-store arrays); both query paths take them."""
+    rng = np.random.default_rng(1)
+    idx = vs.HNSWIndex(8, metric, M=8, ef_construction=40, seed=0)
+    idx.add(rng.standard_normal((200, 8)).astype(np.float32))
+    q = rng.standard_normal((n_queries, 8)).astype(np.float32)
+    frozen = q.copy()
+    frozen.setflags(write=False)
+    want = idx.search(q, 5)
+    got = idx.search(frozen, 5)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.distances, want.distances)
+    np.testing.assert_array_equal(frozen, q)  # never normalized in place
+
+
+@pytest.mark.parametrize("bad, pattern", [(np.inf, "finite"), (np.nan, "finite"), (0.0, "non-zero")])
+def test_single_query_kernel_path_names_the_bad_row(bad, pattern):
+    idx = vs.FlatIndex(4, "cosine")
+    idx.add(np.eye(4, dtype=np.float32))
+    q = np.ones((3, 4), np.float32)
+    q[2] = bad
+    with pytest.raises(ValueError, match=f"queries: .*{pattern}.*row 2"):
+        idx.search(q, 2)

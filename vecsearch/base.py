@@ -104,6 +104,9 @@ def normalize_rows(x: np.ndarray, name: str = "vectors") -> np.ndarray:
     return np.ascontiguousarray(x / norms, dtype=np.float32)
 
 
+_NO_OUTPUT = np.empty((0, 0), np.float32)
+
+
 def prepare_query_rows(x: Any, dim: int, name: str, normalize: bool) -> np.ndarray:
     """:func:`as_vectors` (single rows allowed) plus, for cosine, :func:`normalize_rows`, in one kernel pass.
 
@@ -113,10 +116,12 @@ def prepare_query_rows(x: Any, dim: int, name: str, normalize: bool) -> np.ndarr
     from .kernels.rows import ROWS_NOT_FINITE, ROWS_OK, check_rows
 
     arr = as_vectors(x, dim, name, allow_single=True, check_finite=False)
-    out = np.empty_like(arr) if normalize else arr
+    # ``out`` is only written when normalizing; otherwise a writable placeholder (``arr`` may be
+    # read-only, e.g. a Ray object-store view, and numba rejects a read-only output argument).
+    out = np.empty_like(arr) if normalize else _NO_OUTPUT
     status, row = check_rows(arr, normalize, out)
     if status == ROWS_OK:
-        return out
+        return out if normalize else arr
     raise _not_finite_error(name, row) if status == ROWS_NOT_FINITE else _zero_row_error(name, row)
 
 
