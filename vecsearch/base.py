@@ -22,6 +22,9 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from .kernels.distances import METRIC_IP, METRIC_L2
+from .kernels.rows import ROWS_NOT_FINITE, ROWS_OK, check_rows, slots_to_results
+from .planner import check_strategy, choose_strategy, run_strategy
+from .predicates import compile_where, parse_where
 
 METRICS = ("l2", "ip", "cosine")
 
@@ -113,8 +116,6 @@ def prepare_query_rows(x: Any, dim: int, name: str, normalize: bool) -> np.ndarr
     The latency path of ``search``: numpy's finite check, norms and division cost several
     microseconds of call overhead per query. Same errors as the numpy path.
     """
-    from .kernels.rows import ROWS_NOT_FINITE, ROWS_OK, check_rows
-
     arr = as_vectors(x, dim, name, allow_single=True, check_finite=False)
     # ``out`` is only written when normalizing; otherwise a writable placeholder (``arr`` may be
     # read-only, e.g. a Ray object-store view, and numba rejects a read-only output argument).
@@ -416,8 +417,6 @@ class Index(ABC):
         parsed = self._parse_search_params(params)
         allowed = None
         if where is not None:
-            from .planner import check_strategy
-
             check_strategy(self, strategy)
             allowed = self._compile_where(where)
         elif strategy is not None:
@@ -428,18 +427,16 @@ class Index(ABC):
         if allowed is None:
             slots, scores = self._search(q, k, parsed)
         else:
-            from .planner import choose_strategy
-
             chosen = choose_strategy(self, allowed, k, q.shape[0], strategy)
             slots, scores = self._search_filtered(q, k, parsed, allowed, chosen)
         return self._results(slots, scores)
 
     def _results(self, slots: np.ndarray, scores: np.ndarray) -> SearchResult:
         """:class:`SearchResult` from kernel output ``slots`` int64 / ``scores`` f32 (nq, k), padded -1."""
-        from .kernels.rows import slots_to_results
-
-        slots = np.ascontiguousarray(slots, np.int64)
-        scores = np.require(scores, np.float32, ["C", "W"])
+        if slots.dtype != np.int64 or not slots.flags.c_contiguous:
+            slots = np.ascontiguousarray(slots, np.int64)
+        if scores.dtype != np.float32 or not scores.flags.c_contiguous or not scores.flags.writeable:
+            scores = np.array(scores, np.float32)
         ids = np.empty(slots.shape, np.int64)
         slots_to_results(slots, scores, self._ids.slot_to_id, np.float32(1.0 if self.metric == "cosine" else 0.0), ids)
         return SearchResult(ids, scores)
@@ -481,15 +478,13 @@ class Index(ABC):
         predicate's canonical text and the versions of the ids and the attributes, so a filter
         repeated across calls (a tenant, a language) is compiled once until the index changes.
         """
-        from .predicates import compile_where, parse_where
-
         expr = parse_where(where)
         ids = self._ids
         store = self._attribute_store()
         if store is not None and store.synced_version != ids.version:
             store.sync(ids.slot_to_id, ids.deleted)
             store.synced_version = ids.version
-        key = (repr(expr), ids.version, 0 if store is None else store.version)
+        key = (expr.key, ids.version, 0 if store is None else store.version)
         cache = self.__dict__.get("_where_cache")
         if cache is None:
             cache = self._where_cache = collections.OrderedDict()
@@ -519,8 +514,6 @@ class Index(ABC):
         the generic strategies of :mod:`vecsearch.planner` (exact scan over the allowed slots,
         post-filter with over-fetch) and any registered for this index type; index types may override.
         """
-        from .planner import run_strategy
-
         return run_strategy(self, queries, k, params, allowed, strategy)
 
     def _exact_vectors(self) -> np.ndarray | None:

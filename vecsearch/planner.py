@@ -26,10 +26,8 @@ crossovers are recorded next to each constant.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -100,12 +98,17 @@ _HANDLERS: dict[str, dict[str, Handler]] = {}
 
 def register_strategy(type_name: str, strategy: str, handler: Handler) -> None:
     """Make ``strategy`` available for indexes of ``type_name``: ``handler(index, queries, k, params, allowed)``."""
+    global _REGISTRY_VERSION
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy: expected one of {STRATEGIES}, got {strategy!r}")
     _HANDLERS.setdefault(type_name, {})[strategy] = handler
+    _REGISTRY_VERSION += 1
 
 
 _BUILTINS_LOADED = False
+_REGISTRY_VERSION = 0
+# (registry version, type name, has exact vectors, extra strategies) -> available strategies
+_AVAILABLE: dict[tuple, tuple[str, ...]] = {}
 
 
 def _load_handlers() -> None:
@@ -120,16 +123,20 @@ def _load_handlers() -> None:
 
 
 def available_strategies(index: Any) -> tuple[str, ...]:
-    """Strategies this index can run, in :data:`STRATEGIES` order."""
+    """Strategies this index can run, in :data:`STRATEGIES` order (memoized: it runs on every filtered search)."""
     _load_handlers()
-    names = set(_HANDLERS.get(index.type_name, {}))
-    names.add("postfilter")
-    if index._exact_vectors() is not None:
-        names.add("prefilter")
     extra = getattr(index, "_filter_strategies", None)
-    if callable(extra):
-        names.update(extra())
-    return tuple(s for s in STRATEGIES if s in names)
+    key = (_REGISTRY_VERSION, index.type_name, index._exact_vectors() is not None,
+           tuple(extra()) if callable(extra) else ())
+    found = _AVAILABLE.get(key)
+    if found is None:
+        names = set(_HANDLERS.get(index.type_name, {}))
+        names.add("postfilter")
+        if key[2]:
+            names.add("prefilter")
+        names.update(key[3])
+        found = _AVAILABLE[key] = tuple(s for s in STRATEGIES if s in names)
+    return found
 
 
 def check_strategy(index: Any, strategy: str | None) -> None:
@@ -298,9 +305,12 @@ def hnsw_filtered_walk(index: Any, queries: np.ndarray, k: int, params: Any, all
     rows = 1 if serial else int(numba.config.NUMBA_NUM_THREADS)
     out_scores, out_slots = empty_heaps(nq, k)
     kernel = filtered_walk_serial if serial else filtered_walk_batch
-    with _walk_scratch(index, rows, ef) as scratch:
+    scratch = _take_scratch(index, rows, ef)
+    try:
         kernel(index._metric_code, queries, k, ef, index._vectors, *index._graph(), index._entry, index._max_level,
                allowed.mask, _seeds(allowed, WALK_SEEDS), *scratch, out_slots, out_scores)
+    finally:
+        _give_scratch(index, scratch)
     return out_slots, out_scores
 
 
@@ -335,14 +345,17 @@ def hnsw_beam_collect(index: Any, queries: np.ndarray, k: int, params: Any, allo
     serial = nq < _PARALLEL_MIN_QUERIES or numba.get_num_threads() == 1
     rows = 1 if serial else int(numba.config.NUMBA_NUM_THREADS)
     out_scores, out_slots = empty_heaps(nq, k)
-    counts = np.zeros((nq, 2), np.int64)
+    flags = np.empty(nq, np.bool_)
     kernel = beam_collect_serial if serial else beam_collect_batch
-    with _walk_scratch(index, rows, ef) as scratch:
+    scratch = _take_scratch(index, rows, ef)
+    try:
         kernel(index._metric_code, queries, k, ef, index._vectors, *index._graph(), index._entry, index._max_level,
-               allowed.mask, *scratch, out_slots, out_scores, counts)
-    local = counts[:, 1] < BEAM_MIN_LOCAL_RATIO * allowed.selectivity * counts[:, 0]
-    doubtful = np.flatnonzero(local | ((out_slots >= 0).sum(axis=1) < min(k, allowed.count)))
-    if doubtful.size:
+               allowed.mask, *scratch, min(k, allowed.count), BEAM_MIN_LOCAL_RATIO * allowed.selectivity,
+               out_slots, out_scores, flags)
+    finally:
+        _give_scratch(index, scratch)
+    if flags.any():
+        doubtful = np.flatnonzero(flags)
         if "prefilter" in available_strategies(index) and allowed.count <= POSTFILTER_FALLBACK_EXACT_MAX:
             rows_, scores_ = run_strategy(index, queries[doubtful], k, params, allowed, "prefilter")
             out_slots[doubtful], out_scores[doubtful] = rows_, scores_
@@ -374,28 +387,28 @@ def merge_distinct(slots_a: np.ndarray, scores_a: np.ndarray, slots_b: np.ndarra
     return out_slots, out_scores
 
 
-_SCRATCH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SCRATCH_LOCK = threading.Lock()
 
 
-@contextlib.contextmanager
-def _walk_scratch(index: Any, rows: int, ef: int):
-    """Per-index walk scratch (visited + epochs, frontier, result heap), reused across calls.
+def _take_scratch(index: Any, rows: int, ef: int) -> tuple[np.ndarray, ...]:
+    """Per-index walk scratch (visited + epochs, frontier, result heap) for ``rows`` threads and width ``ef``.
 
-    A concurrent search on the same index gets private arrays instead of waiting.
+    Taken out of the index's cache (``index.__dict__["_filter_scratch"]``) so a concurrent search
+    on the same index allocates private arrays instead of waiting; give it back with
+    :func:`_give_scratch`.
     """
     n_cap = max(index._vectors.shape[0], 1)
     with _SCRATCH_LOCK:
-        entry = _SCRATCH.get(index)
-        cached = entry.pop((rows, n_cap), None) if entry is not None else None
-    if cached is None or cached[4].shape[1] < ef:
+        cached = index.__dict__.setdefault("_filter_scratch", {}).pop(rows, None)
+    if cached is None or cached[0].shape[1] != n_cap or cached[4].shape[1] < ef:
         cached = (np.zeros((rows, n_cap), np.int32), np.zeros(rows, np.int32), np.empty((rows, n_cap), np.float32),
                   np.empty((rows, n_cap), np.int32), np.empty((rows, ef), np.float32), np.empty((rows, ef), np.int32))
-    try:
-        yield cached
-    finally:
-        with _SCRATCH_LOCK:
-            _SCRATCH.setdefault(index, {})[(rows, n_cap)] = cached
+    return cached
+
+
+def _give_scratch(index: Any, scratch: tuple[np.ndarray, ...]) -> None:
+    with _SCRATCH_LOCK:
+        index.__dict__.setdefault("_filter_scratch", {})[scratch[0].shape[0]] = scratch
 
 
 # ---- IVF-PQ: mask-checked list scan, nprobe raised until enough allowed rows were scanned -------

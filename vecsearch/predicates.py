@@ -69,6 +69,14 @@ class Expr:
     def __bool__(self) -> bool:
         raise TypeError(_BOOL_ERROR)
 
+    @property
+    def key(self) -> str:
+        """Canonical text of the predicate (its repr), computed once: keys the compiled-filter cache."""
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = self.__dict__["_key"] = repr(self)
+        return key
+
 
 class TrueExpr(Expr):
     def __repr__(self) -> str:

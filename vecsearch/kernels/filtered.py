@@ -242,8 +242,8 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     """
     d_cur = score(metric, q, vectors[entry])
     cur, d_cur = _upper_descend(metric, q, vectors, upper_links, upper_counts, upper_start, entry, d_cur, max_level)
-    res_s = np.full(k, np.inf, np.float32)
-    res_i = np.full(k, -1, np.int64)
+    res_s = out_scores  # the result max-heap lives in the output row (pre-filled +inf / -1)
+    res_i = out_slots
     visited[cur] = epoch
     cand_s[0] = d_cur
     cand_i[0] = cur
@@ -284,40 +284,53 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
                 else:
                     maxheap_replace_top(top_s, top_i, ef, d, nb)
     maxheap_sort(res_s, res_i, k)
-    for j in range(k):
-        out_slots[j] = res_i[j]
-        out_scores[j] = res_s[j]
     out_counts[0] = n_scored
     out_counts[1] = n_passed
+
+
+@jit(inline="always")
+def _beam_row_is_doubtful(out_slots, counts, need, min_local):
+    """True when a beam row holds fewer than ``need`` results or saw passing nodes at a rate below
+    ``min_local`` (passed / scored): the filter fails around the query."""
+    found = 0
+    for j in range(out_slots.shape[0]):
+        if out_slots[j] >= 0:
+            found += 1
+    return found < need or counts[1] < min_local * counts[0]
 
 
 @jit_parallel
 def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                        entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
-                       out_slots, out_scores, out_counts):
+                       need, min_local, out_slots, out_scores, out_doubtful):
     """:func:`beam_collect_query` for ``queries`` (nq, d) f32, parallel over queries.
 
     Arguments as :func:`filtered_walk_batch` (without seeds); outputs (nq, k) int64 / f32
-    pre-filled -1 / +inf, and ``out_counts`` int64 (nq, 2) (scored, passed) per query.
+    pre-filled -1 / +inf, and ``out_doubtful`` bool (nq,): rows with fewer than ``need`` results
+    or a local selectivity below ``min_local`` (to be answered again by a robust strategy).
     """
     for qi in prange(queries.shape[0]):
         tid = numba.get_thread_id()
         epoch = next_epoch(visited, epochs, tid)
+        counts = np.zeros(2, np.int64)
         beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
                            upper_start, entry, max_level, allowed, visited[tid], epoch, cand_s[tid],
-                           cand_i[tid], top_s[tid], top_i[tid], out_slots[qi], out_scores[qi], out_counts[qi])
+                           cand_i[tid], top_s[tid], top_i[tid], out_slots[qi], out_scores[qi], counts)
+        out_doubtful[qi] = _beam_row_is_doubtful(out_slots[qi], counts, need, min_local)
 
 
 @jit
 def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                         entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
-                        out_slots, out_scores, out_counts):
+                        need, min_local, out_slots, out_scores, out_doubtful):
     """Same as :func:`beam_collect_batch` on the calling thread (scratch row 0): the low-latency path."""
+    counts = np.zeros(2, np.int64)
     for qi in range(queries.shape[0]):
         epoch = next_epoch(visited, epochs, 0)
         beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
                            upper_start, entry, max_level, allowed, visited[0], epoch, cand_s[0],
-                           cand_i[0], top_s[0], top_i[0], out_slots[qi], out_scores[qi], out_counts[qi])
+                           cand_i[0], top_s[0], top_i[0], out_slots[qi], out_scores[qi], counts)
+        out_doubtful[qi] = _beam_row_is_doubtful(out_slots[qi], counts, need, min_local)
 
 
 # ---- IVF-PQ: mask-checked list scan with adaptive nprobe ----------------------------------------
