@@ -37,7 +37,9 @@ def indexes(wordnet_train, attrs):
     flat.add(wordnet_train, attributes=cols)
     hnsw = vs.HNSWIndex(384, "cosine", M=16, ef_construction=100, ef_search=64, seed=0)
     hnsw.add(wordnet_train, attributes=cols)
-    ivfpq = vs.IVFPQIndex(384, "cosine", nlist=32, m=48, keep_vectors=True, nprobe=8, seed=0)
+    # nprobe 16 of 32 lists: unfiltered recall@10 0.973 with rerank 8 (nprobe 8: 0.91), so the
+    # filtered floor below measures what the filter costs, not the probe setting.
+    ivfpq = vs.IVFPQIndex(384, "cosine", nlist=32, m=48, keep_vectors=True, nprobe=16, seed=0)
     ivfpq.train(wordnet_train)
     ivfpq.add(wordnet_train, attributes=cols)
     return {"flat": flat, "hnsw": hnsw, "ivfpq": ivfpq}
