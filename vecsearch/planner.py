@@ -186,11 +186,15 @@ def choose_strategy(index: Any, allowed: Any, k: int, nq: int, requested: str | 
     return "filtered_walk" if "filtered_walk" in available else approximate[0]
 
 
-def run_strategy(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any, strategy: str) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``strategy``; returns ``(slots int64 (nq, k), scores float32 (nq, k))`` best first, padded."""
+def run_strategy(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any, strategy: str,
+                 **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``strategy``; returns ``(slots int64 (nq, k), scores float32 (nq, k))`` best first, padded.
+
+    ``options`` go to registered handlers (``ef_scale`` for the graph walks).
+    """
     handler = _HANDLERS.get(index.type_name, {}).get(strategy)
     if handler is not None:
-        return handler(index, queries, k, params, allowed)
+        return handler(index, queries, k, params, allowed, **options)
     if strategy == "prefilter":
         return exact_filtered(index, queries, k, allowed)
     if strategy == "postfilter":
@@ -269,8 +273,8 @@ def postfilter(index: Any, queries: np.ndarray, k: int, params: Any, allowed: An
             if has_prefilter and allowed.count <= POSTFILTER_FALLBACK_EXACT_MAX:
                 rows, scores = run_strategy(index, queries[pending], k, params, allowed, "prefilter")
             else:
-                rows, scores = hnsw_filtered_walk(index, queries[pending], k, params, allowed,
-                                                  ef_scale=POSTFILTER_WALK_EF_SCALE)
+                rows, scores = run_strategy(index, queries[pending], k, params, allowed, "filtered_walk",
+                                            ef_scale=POSTFILTER_WALK_EF_SCALE)
             out_rows[pending], out_scores[pending] = rows, scores
             break
         first = False
