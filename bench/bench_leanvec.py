@@ -131,11 +131,13 @@ def main() -> None:
         help="primaries for LeanVec-OOD (default: lvq8 only, to bound run time)",
     )
     ap.add_argument("--secondary", default="float32")
-    ap.add_argument("--M", type=int, default=32, help="LeanVec graph max degree")
-    ap.add_argument("--efc", type=int, default=100, help="LeanVec ef_construction")
+    # 56/150: the measured operating point (116k, single thread): HNSW16/200's recall per ef on
+    # both query sets at about half its build time; 32/100 needed ~2.5x HNSW's ef on test_ood.
+    ap.add_argument("--M", type=int, default=56, help="LeanVec graph max degree")
+    ap.add_argument("--efc", type=int, default=150, help="LeanVec ef_construction")
     ap.add_argument("--peer-M", type=int, default=16)
     ap.add_argument("--peer-efc", type=int, default=200)
-    ap.add_argument("--efs", default="10,16,24,32,48,64,96,128,192,256")
+    ap.add_argument("--efs", default="10,16,20,24,28,32,40,48,56,64,96,128,192,256")
     ap.add_argument("--peers", default="hnswlib,faiss,vecsearch-hnsw")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default=str(RESULTS / "leanvec.json"))

@@ -21,7 +21,6 @@ per-row dicts (``[{"year": 2020, "lang": "en"}, ...]``).
 from __future__ import annotations
 
 import itertools
-
 from typing import Any
 
 import numpy as np

@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import itertools
 import threading
-
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple
 

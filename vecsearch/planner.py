@@ -124,6 +124,7 @@ def _load_handlers() -> None:
         _BUILTINS_LOADED = True
         register_strategy("hnsw", "filtered_walk", hnsw_filtered_walk)
         register_strategy("hnsw", "beam_collect", hnsw_beam_collect)
+        register_strategy("leanvec", "filtered_walk", leanvec_filtered_walk)
         register_strategy("ivfpq", "ivf_masked", ivfpq_masked)
         register_strategy("ivfpq", "prefilter", ivfpq_prefilter)
 
@@ -397,6 +398,23 @@ def merge_distinct(slots_a: np.ndarray, scores_a: np.ndarray, slots_b: np.ndarra
         out_slots[i, : keep.shape[0]] = row[keep]
         out_scores[i, : keep.shape[0]] = scores[i, order][keep]
     return out_slots, out_scores
+
+
+# ---- LeanVec: ACORN-1 walk on the primary codes, re-ranked with the secondary vectors -----------
+def leanvec_filtered_walk(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any,
+                          ef_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """ACORN-1 walk over a ``LeanVecIndex`` graph (:func:`vecsearch.kernels.lvq_filtered.filtered_walk_codes`).
+
+    The beam widens like the HNSW walk's (``WALK_EF_BOOST_MAX`` below 10% selectivity, or
+    ``ef_scale``); the passing candidates it ends with are re-ranked by the index's secondary
+    vectors (``LeanVecIndex._walk_filtered`` / ``_rerank``).
+    """
+    ef = max(params.ef or index.params.ef_search, k)
+    boost = max(ef_scale, min(WALK_EF_BOOST_MAX, POSTFILTER_MIN_SELECTIVITY / max(allowed.selectivity, 1e-9)))
+    ef = math.ceil(ef * boost)
+    cand, count = index._walk_filtered(queries, ef, allowed.mask, _seeds(allowed, WALK_SEEDS))
+    n_rerank = ef if params.rerank is None else max(params.rerank, k)
+    return index._rerank(queries, cand, count, n_rerank, k)
 
 
 _SCRATCH_LOCK = threading.Lock()

@@ -7,9 +7,11 @@ Pipeline (Tepper et al. 2024; Aguerrebere et al. 2023; see ALGORITHMS.md):
   secondary, of the full vectors. ``reduced_dim=None`` skips the projection (LVQ on full vectors).
 * ``add``: projects and encodes the primary vectors, stores the secondary (float32 / float16 /
   LVQ8, full dimension) and inserts the points into a single-layer graph (see
-  :mod:`vecsearch.kernels.lvq_graph`: batched parallel insertion with robust pruning, built on
-  the decoded primary vectors; medoid entry point).
-* ``search(q, k, ef=None, rerank=None)``: beam search of width ``ef`` where every distance is
+  :mod:`vecsearch.kernels.lvq_graph`: batched parallel insertion searched on the primary codes
+  and robust-pruned on the decoded primary vectors; medoid entry point), then samples the
+  search's entry layer.
+* ``search(q, k, ef=None, rerank=None)``: beam search of width ``ef``, started from the best node of
+  the entry layer (the medoid and ``ENTRY_SAMPLE - 1`` random nodes), where every distance is
   computed on the primary codes, then the whole buffer is re-scored with the secondary vectors and
   the best ``k`` returned. ``rerank < ef`` re-scores only the best ``rerank`` of the buffer;
   ``rerank > ef`` keeps the best ``rerank`` vectors scored anywhere in the walk (a wider re-rank
@@ -17,9 +19,12 @@ Pipeline (Tepper et al. 2024; Aguerrebere et al. 2023; see ALGORITHMS.md):
 
 Why a single-layer graph and not the shared HNSW kernels: it was written before those existed
 and builds in parallel without locks; with a medoid entry and heuristic-pruned links it reaches
-HNSW's recall per ef on in-distribution queries at this scale (DiskANN/Vamana practice), but
-measurably less on the out-of-distribution ones (see bench/bench_leanvec.py). ``M`` is the
-maximum out-degree (not HNSW's per-level M; there is one level).
+HNSW's recall per ef at this scale (DiskANN/Vamana practice) once the out-degree and build beam are
+wide enough: on wordnet-minilm (116k) ``M=56, ef_construction=150`` matches HNSW16/200's recall per
+ef on both the in- and out-of-distribution queries, where ``M=32, ef_construction=100`` needed
+~2.5x HNSW's ef on the OOD ones (see bench/bench_leanvec.py). A better entry point (hierarchy)
+measurably does not help there (see :mod:`vecsearch.kernels.lvq_graph`). ``M`` is the maximum
+out-degree (not HNSW's per-level M; there is one level).
 
 Removed vectors stay in the graph as routing nodes and are never returned (no slot reuse).
 """
@@ -34,6 +39,7 @@ from ..base import Index, register_index
 from ..factory import register_factory
 from ..kernels._jit import num_threads
 from ..kernels.distances import METRIC_L2
+from ..kernels.lvq_filtered import filtered_walk_codes
 from ..kernels.lvq_graph import (
     KIND_FLOAT32,
     MODE_IP,
@@ -61,6 +67,12 @@ BATCH_FRACTION = 0.02
 # Rows may grow to BUILD_SLACK * M links during a build before being re-pruned to M (SVS's
 # graph slack factor): the O(M^2) prune then runs once per ~0.3 M new reverse links, not per link.
 BUILD_SLACK = 1.3
+# Entry layer: the walk starts from the best of this many sampled nodes (the medoid first), scored on
+# their primary codes (cache-resident: the same rows every query). On wordnet-minilm (116k,
+# LeanVec-ID192/LVQ8, M=56, single thread) 128 nodes replaced ~90 walk reads per query (the first
+# hops from the medoid) and raised QPS at recall@10 0.95 by ~7% (ID) / ~4% (OOD); 64 and 192 were
+# slightly worse, 512 slower than the medoid alone.
+ENTRY_SAMPLE = 128
 _SEC_KINDS = {"float32": SEC_FLOAT32, "float16": SEC_FLOAT16, "lvq8": SEC_LVQ8}
 
 
@@ -134,7 +146,8 @@ class LeanVecIndex(Index):
         self._secondary_codec = LVQ8() if secondary == "lvq8" else None
         self._trained = False
         self._n = 0
-        self._entry = -1
+        self._entry = -1  # the medoid of the first build: the build's entry point
+        self._entry_sample = np.array([-1], np.int64)  # the search's entry layer, medoid first
         self.last_walk_reads: np.ndarray | None = (
             None  # primary vectors scored per query, last search
         )
@@ -274,6 +287,12 @@ class LeanVecIndex(Index):
             return q
         return self.projection.transform_queries(q, self.metric)
 
+    def _primary_mu(self) -> np.ndarray:
+        """The primary LVQ mean (d,) float32 (zeros for float32 primaries)."""
+        if self._primary_codec is not None:
+            return self._primary_codec.mu
+        return np.zeros(self.reduced_dim, np.float32)
+
     def _decoded_primary(self) -> np.ndarray:
         """Float32 primary vectors of all slots as the walk sees them, (capacity, d)."""
         if self._primary_codec is None:
@@ -328,6 +347,8 @@ class LeanVecIndex(Index):
         graph = np.full((self._neighbors.shape[0], int(np.ceil(R * BUILD_SLACK))), -1, np.int32)
         graph[:n, :R] = self._neighbors[:n]
         degrees = self._degrees
+        mu = self._primary_mu()
+        f16 = f16_values()
         while pos < order.shape[0]:
             size = max(threads, int(inserted * BATCH_FRACTION))
             batch = np.ascontiguousarray(order[pos : pos + size])
@@ -335,6 +356,10 @@ class LeanVecIndex(Index):
             deg = np.zeros(batch.shape[0], np.int32)
             build_batch_search(
                 METRIC_L2,
+                self._kind,
+                self._prim_rows,
+                mu,
+                f16,
                 vectors,
                 graph,
                 degrees,
@@ -364,6 +389,18 @@ class LeanVecIndex(Index):
         over = np.flatnonzero(degrees[:n] > R).astype(np.int64)
         prune_rows(METRIC_L2, vectors, graph, degrees, over, R, alpha_sq)
         self._neighbors[:n] = graph[:n, :R]
+        self._entry_sample = self._sample_entries()
+
+    def _sample_entries(self) -> np.ndarray:
+        """The entry layer (m,) int64: the medoid, then up to ``ENTRY_SAMPLE - 1`` random slots.
+
+        Removed slots may stay in it: they still route the walk and the re-rank never returns them.
+        """
+        rng = np.random.default_rng(self.params.seed)
+        others = np.flatnonzero(np.arange(self._n) != self._entry)
+        take = min(ENTRY_SAMPLE - 1, others.shape[0])
+        sample = np.sort(rng.choice(others, take, replace=False)) if take else others[:0]
+        return np.concatenate([[self._entry], sample]).astype(np.int64)
 
     # ---- search --------------------------------------------------------------------------------
     def _parse_search_params(self, params: dict[str, Any]) -> LeanVecSearchParams:
@@ -387,15 +424,11 @@ class LeanVecIndex(Index):
         pool_scores = np.full(pool_ids.shape, np.inf, np.float32)
         pool_count = np.zeros(nq, np.int64)
         self.last_walk_reads = np.zeros(nq, np.int64)
-        mu = (
-            self._primary_codec.mu
-            if self._primary_codec is not None
-            else np.zeros(self.reduced_dim, np.float32)
-        )
+        mu = self._primary_mu()
         threads = min(num_threads(), nq)
         search_codes(
             self._kind, self._walk_mode, qp, mu, self._prim_rows, self._prim_f32, self._sqnorms, f16_values(),
-            self._neighbors, self._degrees, self._entry, self._n, ef, threads, ids, scores, count,
+            self._neighbors, self._degrees, self._entry_sample, self._n, ef, threads, ids, scores, count,
             self.last_walk_reads, pool_ids, pool_scores, pool_count,
         )  # fmt: skip
         if use_pool:
@@ -411,6 +444,13 @@ class LeanVecIndex(Index):
         ef = max(params.ef or self.params.ef_search, k)
         n_rerank = ef if params.rerank is None else max(params.rerank, k)
         cand, _, count = self._walk(queries, ef, pool=n_rerank)
+        return self._rerank(queries, cand, count, n_rerank, k)
+
+    def _rerank(
+        self, queries: np.ndarray, cand: np.ndarray, count: np.ndarray, n_rerank: int, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``k`` of the first ``min(n_rerank, count)`` walk candidates ``cand`` (nq, c) int64 by
+        the secondary (full-dimension) vectors: ``(slots int64 (nq, k), scores f32 (nq, k))``."""
         out_ids = np.full((queries.shape[0], k), -1, np.int64)
         out_scores = np.full((queries.shape[0], k), np.inf, np.float32)
         sec_mu = (
@@ -424,6 +464,33 @@ class LeanVecIndex(Index):
             out_ids, out_scores,
         )  # fmt: skip
         return out_ids, out_scores
+
+    # ---- filtered search (strategies in vecsearch.planner) --------------------------------------
+    def _exact_vectors(self) -> np.ndarray | None:
+        """The float32 secondary vectors (full dimension, by slot) when kept: the exact filtered scan."""
+        return self._sec_f32 if self._sec_f32.shape[0] >= self._ids.n_slots and self._sec_f32.size else None
+
+    def _walk_filtered(
+        self, queries: np.ndarray, ef: int, allowed: np.ndarray, seeds: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """ACORN-1 walk on the primary vectors over the ``allowed`` (bool (n_slots,)) slots only.
+
+        ``seeds`` int64: passing slots the walk also starts from. Returns ``(candidates int64
+        (nq, ef), count int64 (nq,))``, ascending by walk score (see
+        :func:`vecsearch.kernels.lvq_filtered.filtered_walk_codes`).
+        """
+        qp = np.ascontiguousarray(self._primary_queries(queries), dtype=np.float32)
+        nq = qp.shape[0]
+        ids = np.full((nq, ef), -1, np.int64)
+        scores = np.full((nq, ef), np.inf, np.float32)
+        count = np.zeros(nq, np.int64)
+        mask = allowed if allowed.shape[0] == self._n else np.ascontiguousarray(allowed[: self._n])
+        filtered_walk_codes(
+            self._kind, self._walk_mode, qp, self._primary_mu(), self._prim_rows, self._prim_f32, self._sqnorms,
+            f16_values(), self._neighbors, self._degrees, self._entry, self._n, ef, min(num_threads(), nq), mask,
+            np.ascontiguousarray(seeds, np.int64), ids, scores, count,
+        )  # fmt: skip
+        return ids, count
 
     # ---- remove / persistence ------------------------------------------------------------------
     def _remove_slots(self, slots: np.ndarray) -> None:
@@ -445,6 +512,7 @@ class LeanVecIndex(Index):
             "neighbors": self._neighbors[:n],
             "degrees": self._degrees[:n],
             "entry": np.array([self._entry], np.int64),
+            "entry_sample": self._entry_sample,
         }
         if self.projection is not None:
             arrays.update(self.projection.to_arrays("leanvec_"))
@@ -477,6 +545,8 @@ class LeanVecIndex(Index):
             )
         index._n = n
         index._entry = int(arrays["entry"][0])
+        # Files written before the entry layer existed walk from the medoid alone, as they did.
+        index._entry_sample = np.array(arrays.get("entry_sample", [index._entry]), np.int64)
         index._prim_rows = _writable(arrays["primary_rows"])
         index._prim_f32 = _writable(arrays["primary_f32"])
         index._sqnorms = _writable(arrays["sqnorms"])

@@ -21,6 +21,7 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .distances import METRIC_L2, score
 from .heaps import maxheap_replace_top, maxheap_sort
+from .hnsw import prefetch_row
 from .pq import inner_table_row
 
 
@@ -241,6 +242,9 @@ def ivfpq_search(
         if rerank:
             os_ = out_scores[qi]
             oi = out_slots[qi]
+            for c in range(n_cand):  # start every candidate's load before scoring the first
+                if hi[c] >= 0:
+                    prefetch_row(vectors, hi[c])
             for c in range(n_cand):
                 slot = hi[c]
                 if slot >= 0:

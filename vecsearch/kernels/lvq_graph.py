@@ -1,9 +1,14 @@
 """Single-layer proximity graph for LeanVec/LVQ: batched parallel build and a beam search on LVQ codes.
 
 The graph is a fixed-stride adjacency: ``neighbors`` int32 ``(capacity, R)`` with ``degrees`` int32
-``(capacity,)`` (row ``i`` holds ``degrees[i]`` valid links). One entry point (the medoid of the
-first build), no hierarchy: on 10^5 points a well-pruned single layer with a medoid entry walks as
-fast as HNSW's level 0 (Vamana/DiskANN practice) and is much simpler to build in parallel.
+``(capacity,)`` (row ``i`` holds ``degrees[i]`` valid links). The build enters at the medoid of the
+first build; the search at the best of a small "entry layer" (the medoid plus a random sample,
+scored per query on its cache-resident codes). No hierarchy: on 10^5 points a well-pruned single layer with a medoid entry walks as
+fast as HNSW's level 0 (Vamana/DiskANN practice) and is much simpler to build in parallel. The entry
+point barely matters here: on wordnet-minilm (50k, LeanVec-ID192/LVQ8) starting every walk at the
+query's TRUE nearest neighbor raised OOD recall@10 at ef=48 only from 0.926 to 0.934 (ID: equal),
+so an HNSW-style hierarchy cannot close the OOD gap; graph quality (degree, ef_construction) did.
+What a better start does save is the walk's first hops (reads), which the entry layer buys cheaply.
 
 Build (``build_batch_search`` + ``apply_reverse_links``, driven by :mod:`vecsearch.indexes.leanvec`):
 points are inserted in batches of growing size (prefix doubling, ParlayANN practice). Within a batch
@@ -14,9 +19,11 @@ is hnswlib's heuristic). Reverse links are then grouped by target and applied in
 owner per target row (pynndescent's race-free update pattern). Rows may hold up to
 ``neighbors.shape[1]`` (the caller's slack, 1.3 R) links and are re-pruned to R only when they
 overflow that, and once more (``prune_rows``) at the end of the build: this cut build CPU ~40%.
-Build distances are computed on the decoded primary vectors (float32, reduced dimension).
+The build's beam search scores the primary codes (as the walk does: a quarter of the bytes of the
+decoded float32 rows for LVQ8, same L2 up to rounding); pruning distances between stored nodes use
+the decoded primary vectors (float32, reduced dimension), which stay cache-resident per insertion.
 
-Search (``search_codes``): a beam search (ef) from the entry point where every distance is computed
+Search (``search_codes``): a beam search (ef) from the best entry where every distance is computed
 on the LVQ codes (or float32 primary rows), then ``rerank_*`` rescores the buffer with the
 secondary (full-dimension) vectors.
 
@@ -81,6 +88,13 @@ def prefetch_vector(kind, rows, fvecs, i):
             prefetch_elem(rows[i], off)
 
 
+@jit(inline="always")
+def prefetch_links(neighbors, i):
+    """Prefetch every cache line of link row ``i`` of ``neighbors`` (n, R) int32."""
+    for off in range(0, neighbors.shape[1], 16):
+        prefetch_elem(neighbors[i], off)
+
+
 # ---- build ---------------------------------------------------------------------------------------
 @jit(inline="always")
 def _build_score(metric, a, b):
@@ -89,14 +103,20 @@ def _build_score(metric, a, b):
     return -dot(a, b)
 
 
-@jit
-def beam_search_float(
-    metric,
+@jit(inline="always")
+def beam_search_primary(
+    kind,
+    mode,
+    rows,
     vectors,
+    f16,
     neighbors,
     degrees,
     entry,
     q,
+    qm,
+    q_sum,
+    q_mu,
     ef,
     marks,
     epoch,
@@ -106,13 +126,19 @@ def beam_search_float(
     res_i,
     fresh,
 ):
-    """Beam search on float32 ``vectors`` (n, d); returns the result count (<= ef).
+    """Build-time beam search scored on the primary codes; returns the result count (<= ef).
 
+    ``rows`` (n, row_bytes) uint8 LVQ rows (``kind`` 0/1/2) or, for ``kind`` 3, ``vectors``
+    (n, d) float32; ``q`` (d,) float32 the (decoded) vector being inserted, ``qm = q - mu``,
+    ``q_sum``/``q_mu`` as in :func:`primary_score`; ``mode`` ``MODE_L2``/``MODE_IP``. Scoring
+    the codes instead of the decoded float32 rows gives the same L2 up to rounding while reading
+    a quarter of the bytes (LVQ8): ~30% less build time at 116k x 192 (measured).
     ``marks`` (n,) uint32 visited epochs (entries == ``epoch`` are visited); ``cand_*``/``res_*``
     scratch heaps of capacity >= n + 1 / ef; ``fresh`` (R,) int64 scratch. Results are a max-heap
     in ``res_s``/``res_i``.
     """
-    s0 = _build_score(metric, q, vectors[entry])
+    no_norms = vectors[0, :0]  # MODE_L2 / MODE_IP never read the database norms
+    s0 = primary_score(kind, mode, q, qm, q_sum, q_mu, rows, vectors, no_norms, entry, f16)
     marks[entry] = epoch
     n_cand = minheap_push(cand_s, cand_i, 0, s0, entry)
     n_res = maxheap_push(res_s, res_i, 0, s0, entry)
@@ -122,6 +148,8 @@ def beam_search_float(
         if n_res >= ef and cs > res_s[0]:
             break
         n_cand = minheap_pop(cand_s, cand_i, n_cand)
+        if n_cand > 0:
+            prefetch_links(neighbors, cand_i[0])
         n_new = 0
         for j in range(degrees[c]):
             nb = neighbors[c, j]
@@ -129,11 +157,10 @@ def beam_search_float(
                 marks[nb] = epoch
                 fresh[n_new] = nb
                 n_new += 1
-                for off in range(0, vectors.shape[1], 16):  # prefetch every 64-byte line
-                    prefetch_elem(vectors[nb], off)
+                prefetch_vector(kind, rows, vectors, nb)
         for j in range(n_new):
             nb = fresh[j]
-            s = _build_score(metric, q, vectors[nb])
+            s = primary_score(kind, mode, q, qm, q_sum, q_mu, rows, vectors, no_norms, nb, f16)
             if n_res < ef:
                 n_res = maxheap_push(res_s, res_i, n_res, s, nb)
                 n_cand = minheap_push(cand_s, cand_i, n_cand, s, nb)
@@ -143,7 +170,7 @@ def beam_search_float(
     return n_res
 
 
-@jit
+@jit(inline="always")
 def robust_prune(metric, vectors, node, cand_s, cand_i, n_cand, R, alpha, out, out_start):
     """Select at most ``R`` links for ``node`` from candidates sorted by ascending score.
 
@@ -181,16 +208,34 @@ def robust_prune(metric, vectors, node, cand_s, cand_i, n_cand, R, alpha, out, o
 
 @jit_parallel
 def build_batch_search(
-    metric, vectors, neighbors, degrees, entry, batch, ef, R, alpha, n_threads, out_links, out_deg
+    metric,
+    kind,
+    rows,
+    mu,
+    f16,
+    vectors,
+    neighbors,
+    degrees,
+    entry,
+    batch,
+    ef,
+    R,
+    alpha,
+    n_threads,
+    out_links,
+    out_deg,
 ):
     """Links of every new node in ``batch`` (nb,) int64, searched over the current graph (read-only).
 
-    ``vectors`` (capacity, d) float32 decoded primary vectors; ``out_links`` (nb, R) int32 and
-    ``out_deg`` (nb,) int32 receive the pruned links. Parallel over ``n_threads`` chunks, each with
-    its own visited marks and heaps.
+    ``vectors`` (capacity, d) float32 decoded primary vectors (the inserted node's vector and the
+    pruning distances); the beam search scores the primary ``rows`` (capacity, row_bytes) uint8 of
+    LVQ ``kind`` with mean ``mu`` (d,) float32, or ``vectors`` when ``kind`` is ``KIND_FLOAT32``.
+    ``out_links`` (nb, R) int32 and ``out_deg`` (nb,) int32 receive the pruned links. Parallel
+    over ``n_threads`` chunks, each with its own visited marks and heaps.
     """
     nb_total = batch.shape[0]
-    n = vectors.shape[0]
+    n, d = vectors.shape
+    mode = MODE_L2 if metric == 0 else MODE_IP
     width = n + 1  # every node enters the candidate heap at most once (visited marks)
     for t in prange(n_threads):
         marks = np.zeros(n, np.uint32)
@@ -201,25 +246,21 @@ def build_batch_search(
         res_i = np.empty(ef, np.int64)
         tmp = np.empty(R, np.int64)
         fresh = np.empty(neighbors.shape[1], np.int64)
+        qm = np.empty(d, np.float32)
         for b in range(t, nb_total, n_threads):
             node = batch[b]
+            q = vectors[node]
+            q_sum = np.float32(0.0)
+            q_mu = np.float32(0.0)
+            for j in range(d):
+                qm[j] = q[j] - mu[j]
+                q_sum += q[j]
+                q_mu += q[j] * mu[j]
             epoch += np.uint32(1)
-            n_res = beam_search_float(
-                metric,
-                vectors,
-                neighbors,
-                degrees,
-                entry,
-                vectors[node],
-                ef,
-                marks,
-                epoch,
-                cand_s,
-                cand_i,
-                res_s,
-                res_i,
-                fresh,
-            )
+            n_res = beam_search_primary(
+                kind, mode, rows, vectors, f16, neighbors, degrees, entry, q, qm, q_sum, q_mu,
+                ef, marks, epoch, cand_s, cand_i, res_s, res_i, fresh,
+            )  # fmt: skip
             maxheap_sort(res_s, res_i, n_res)
             kept = robust_prune(metric, vectors, node, res_s, res_i, n_res, R, alpha, tmp, 0)
             for j in range(kept):
@@ -330,7 +371,7 @@ def search_codes(
     f16,
     neighbors,
     degrees,
-    entry,
+    entries,
     n_nodes,
     ef,
     n_threads,
@@ -346,7 +387,9 @@ def search_codes(
 
     ``rows`` (n, row_bytes) uint8 LVQ rows (``kind`` 0/1/2) or ``fvecs`` (n, d) float32
     (``kind`` 3); ``mu`` (d,) f32 the LVQ mean; ``sqnorms`` (n,) f32 exact database norms (mode 2).
-    Writes the ``ef`` best candidates, ascending by walk score, into ``out_ids`` (nq, ef) int64 and
+    ``entries`` (m,) int64, m >= 1: candidate entry points; every query scores all of them and
+    starts the walk from the best (an "entry layer": a few hundred cache-resident rows scanned per
+    query replace the walk's first hops from a fixed medoid). Writes the ``ef`` best candidates, ascending by walk score, into ``out_ids`` (nq, ef) int64 and
     ``out_scores`` (nq, ef) f32, their count into ``out_count`` (nq,) int64 and the number of
     primary vectors scored (the walk's reads) into ``out_visited`` (nq,) int64.
 
@@ -377,11 +420,18 @@ def search_codes(
             epoch += np.uint32(1)
             res_s = out_scores[qi]
             res_i = out_ids[qi]
+            entry = entries[0]
             s0 = primary_score(kind, mode, q, qm, q_sum, q_mu, rows, fvecs, sqnorms, entry, f16)
+            for a in range(1, entries.shape[0]):
+                e = entries[a]
+                s = primary_score(kind, mode, q, qm, q_sum, q_mu, rows, fvecs, sqnorms, e, f16)
+                if s < s0:
+                    s0 = s
+                    entry = e
             marks[entry] = epoch
             n_cand = minheap_push(cand_s, cand_i, 0, s0, entry)
             n_res = maxheap_push(res_s, res_i, 0, s0, entry)
-            visited = 1
+            visited = entries.shape[0]
             ps = pool_scores[qi] if use_pool else pool_scores[0]
             pi = pool_ids[qi] if use_pool else pool_ids[0]
             n_pool = 0
@@ -393,6 +443,11 @@ def search_codes(
                 if n_res >= ef and cs > res_s[0]:
                     break
                 n_cand = minheap_pop(cand_s, cand_i, n_cand)
+                # The new heap top is usually the next node expanded: start loading its link row
+                # now so that miss overlaps this node's scoring (7-10% less time per read measured at
+                # ef 24-48, 50k x 192 LVQ8).
+                if n_cand > 0:
+                    prefetch_links(neighbors, cand_i[0])
                 # Gather the unvisited neighbors and prefetch their rows before scoring any of them,
                 # so the memory loads overlap (hnswlib prefetches the same way).
                 n_new = 0
@@ -449,6 +504,23 @@ def _secondary_score(sec_kind, metric, q, qm, q_sum, q_mu, sec_f32, sec_f16bits,
     return -lvq_ip(0, q, q_sum, q_mu, sec_rows[i], f16)
 
 
+RERANK_PREFETCH = 4
+
+
+@jit(inline="always")
+def _prefetch_secondary(sec_kind, sec_f32, sec_f16bits, sec_rows, i):
+    """Prefetch every cache line of secondary row ``i`` (float32, float16 bits or LVQ8 bytes)."""
+    if sec_kind == SEC_FLOAT32:
+        for off in range(0, sec_f32.shape[1], 16):
+            prefetch_elem(sec_f32[i], off)
+    elif sec_kind == SEC_FLOAT16:
+        for off in range(0, sec_f16bits.shape[1], 32):
+            prefetch_elem(sec_f16bits[i], off)
+    else:
+        for off in range(0, sec_rows.shape[1], 64):
+            prefetch_elem(sec_rows[i], off)
+
+
 @jit_parallel
 def rerank(
     metric,
@@ -488,7 +560,16 @@ def rerank(
         hs = out_scores[qi]
         hi = out_ids[qi]
         m = min(n_rerank, cand_count[qi])
+        # Secondary rows are full-dimension and mostly out of cache: keep RERANK_PREFETCH rows in
+        # flight ahead of the one being scored (116k x 384 float32, cold cache: 3.1 -> 1.8 us per
+        # query at ef 20, 5.1 -> 3.2 at ef 40, vs no prefetch).
+        for a in range(min(m, RERANK_PREFETCH)):
+            _prefetch_secondary(sec_kind, sec_f32, sec_f16bits, sec_rows, cand_ids[qi, a])
         for a in range(m):
+            if a + RERANK_PREFETCH < m:
+                _prefetch_secondary(
+                    sec_kind, sec_f32, sec_f16bits, sec_rows, cand_ids[qi, a + RERANK_PREFETCH]
+                )
             i = cand_ids[qi, a]
             if deleted[i]:
                 continue
