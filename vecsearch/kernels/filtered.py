@@ -228,7 +228,7 @@ def filtered_walk_serial(metric, queries, k, ef, vectors, links0, counts0, upper
 @jit(inline="always")
 def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                        entry, max_level, allowed, visited, epoch, cand_s, cand_i, top_s, top_i,
-                       out_slots, out_scores, out_counts):
+                       min_local, min_scored, out_slots, out_scores, out_counts):
     """One query's unfiltered HNSW beam (width ``ef``) that keeps the best ``k`` passing nodes it scores.
 
     The walk is exactly the unfiltered level-0 search (every node may enter the beam, so it
@@ -238,7 +238,9 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     query are scored), so the planner widens ``ef`` as selectivity drops and checks for short rows.
     ``out_slots``/``out_scores`` (k,) pre-filled -1 / +inf receive the results best first;
     ``out_counts`` int64 (2,) how many level-0 nodes were scored and how many of them passed (the
-    local selectivity around the query, which exposes filters anti-correlated with it).
+    local selectivity around the query, which exposes filters anti-correlated with it). Once
+    ``min_scored`` nodes were scored, the walk gives up as soon as fewer than ``min_local`` of them
+    passed (the row will be answered again: finishing the beam would be wasted).
     """
     d_cur = score(metric, q, vectors[entry])
     cur, d_cur = _upper_descend(metric, q, vectors, upper_links, upper_counts, upper_start, entry, d_cur, max_level)
@@ -258,6 +260,8 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
         n_passed = 1
     while n_cand > 0:
         if n_top == ef and cand_s[0] > top_s[0]:
+            break
+        if n_scored >= min_scored and n_passed < min_local * n_scored:
             break
         c = cand_i[0]
         n_cand = minheap_pop(cand_s, cand_i, n_cand)
@@ -302,12 +306,13 @@ def _beam_row_is_doubtful(out_slots, counts, need, min_local):
 @jit_parallel
 def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                        entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
-                       need, min_local, out_slots, out_scores, out_doubtful):
+                       need, min_local, min_scored, out_slots, out_scores, out_doubtful):
     """:func:`beam_collect_query` for ``queries`` (nq, d) f32, parallel over queries.
 
     Arguments as :func:`filtered_walk_batch` (without seeds); outputs (nq, k) int64 / f32
     pre-filled -1 / +inf, and ``out_doubtful`` bool (nq,): rows with fewer than ``need`` results
-    or a local selectivity below ``min_local`` (to be answered again by a robust strategy).
+    or a local selectivity below ``min_local`` (to be answered again by a robust strategy); a walk
+    gives up early on that once it has scored ``min_scored`` nodes.
     """
     for qi in prange(queries.shape[0]):
         tid = numba.get_thread_id()
@@ -315,21 +320,23 @@ def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_l
         counts = np.zeros(2, np.int64)
         beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
                            upper_start, entry, max_level, allowed, visited[tid], epoch, cand_s[tid],
-                           cand_i[tid], top_s[tid], top_i[tid], out_slots[qi], out_scores[qi], counts)
+                           cand_i[tid], top_s[tid], top_i[tid], min_local, min_scored, out_slots[qi],
+                           out_scores[qi], counts)
         out_doubtful[qi] = _beam_row_is_doubtful(out_slots[qi], counts, need, min_local)
 
 
 @jit
 def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                         entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
-                        need, min_local, out_slots, out_scores, out_doubtful):
+                        need, min_local, min_scored, out_slots, out_scores, out_doubtful):
     """Same as :func:`beam_collect_batch` on the calling thread (scratch row 0): the low-latency path."""
     counts = np.zeros(2, np.int64)
     for qi in range(queries.shape[0]):
         epoch = next_epoch(visited, epochs, 0)
         beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
                            upper_start, entry, max_level, allowed, visited[0], epoch, cand_s[0],
-                           cand_i[0], top_s[0], top_i[0], out_slots[qi], out_scores[qi], counts)
+                           cand_i[0], top_s[0], top_i[0], min_local, min_scored, out_slots[qi],
+                           out_scores[qi], counts)
         out_doubtful[qi] = _beam_row_is_doubtful(out_slots[qi], counts, need, min_local)
 
 
