@@ -18,7 +18,7 @@ from .distances import METRIC_L2, score
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
 from .hnsw import prefetch_row
 from .ivf import list_l2_lut
-from .pq import inner_table_row
+from .pq import inner_table_row, scaled_table_row
 from .visited import next_epoch
 
 
@@ -352,11 +352,10 @@ def _ivf_masked_query(q, lists, coarse, min_probe, target, centroids, codebooks_
     lut = np.empty((m, ksub), np.float32)
     hs = np.full(n_cand, np.inf, np.float32)
     hi = np.full(n_cand, -1, np.int64)
-    inner_table_row(q, codebooks_t, qlut)
-    if metric != METRIC_L2:
-        for j in range(m):
-            for c in range(ksub):
-                lut[j, c] = -qlut[j, c]
+    if metric == METRIC_L2:
+        inner_table_row(q, codebooks_t, qlut)
+    else:  # the inner-product table is the negated query table, whatever the list
+        scaled_table_row(q, codebooks_t, np.float32(-1.0), lut)
     seen = 0
     for p in range(lists.shape[0]):
         if p >= min_probe and seen >= target:

