@@ -44,6 +44,18 @@ _POW2 = np.array([2.0 ** (e - 25) for e in range(32)], dtype=np.float32)
 
 
 @jit(inline="always")
+def query_terms(q, mu, qm):
+    """Per-query terms of the code kernels: ``qm`` (d,) f32 <- ``q - mu``; returns ``(sum(q), <q, mu>)``."""
+    q_sum = np.float32(0.0)
+    q_mu = np.float32(0.0)
+    for j in range(q.shape[0]):
+        qm[j] = q[j] - mu[j]
+        q_sum += q[j]
+        q_mu += q[j] * mu[j]
+    return q_sum, q_mu
+
+
+@jit(inline="always")
 def half_to_float(bits):
     """float32 value of float16 ``bits`` (int); finite values only (the encoder never stores inf/NaN).
 
@@ -248,12 +260,7 @@ def lvq_scores(kind, metric, queries, rows, mu, f16, out):
     for qi in prange(nq):
         q = queries[qi]
         qm = np.empty(d, np.float32)
-        q_sum = np.float32(0.0)
-        q_mu = np.float32(0.0)
-        for j in range(d):
-            qm[j] = q[j] - mu[j]
-            q_sum += q[j]
-            q_mu += q[j] * mu[j]
+        q_sum, q_mu = query_terms(q, mu, qm)
         for i in range(rows.shape[0]):
             if metric == 0:
                 out[qi, i] = lvq_l2(kind, qm, rows[i], f16)

@@ -16,6 +16,7 @@ from numba import prange
 
 from ._jit import jit, jit_parallel
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
+from .lvq import query_terms
 from .lvq_graph import prefetch_vector, primary_score
 
 
@@ -70,12 +71,7 @@ def filtered_walk_codes(
         qm = np.empty(d, np.float32)
         for qi in range(t, nq, n_threads):
             q = queries[qi]
-            q_sum = np.float32(0.0)
-            q_mu = np.float32(0.0)
-            for j in range(d):
-                qm[j] = q[j] - mu[j]
-                q_sum += q[j]
-                q_mu += q[j] * mu[j]
+            q_sum, q_mu = query_terms(q, mu, qm)
             epoch += np.uint32(1)
             res_s = out_scores[qi]
             res_i = out_ids[qi]

@@ -43,7 +43,7 @@ from numba.extending import intrinsic
 from ._jit import jit, jit_parallel
 from .distances import dot, sq_l2
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
-from .lvq import lvq_ip, lvq_l2
+from .lvq import lvq_ip, lvq_l2, query_terms
 
 MODE_L2 = 0
 MODE_IP = 1
@@ -250,12 +250,7 @@ def build_batch_search(
         for b in range(t, nb_total, n_threads):
             node = batch[b]
             q = vectors[node]
-            q_sum = np.float32(0.0)
-            q_mu = np.float32(0.0)
-            for j in range(d):
-                qm[j] = q[j] - mu[j]
-                q_sum += q[j]
-                q_mu += q[j] * mu[j]
+            q_sum, q_mu = query_terms(q, mu, qm)
             epoch += np.uint32(1)
             n_res = beam_search_primary(
                 kind, mode, rows, vectors, f16, neighbors, degrees, entry, q, qm, q_sum, q_mu,
@@ -411,12 +406,7 @@ def search_codes(
         use_pool = n_pool_max > ef
         for qi in range(t, nq, n_threads):
             q = queries[qi]
-            q_sum = np.float32(0.0)
-            q_mu = np.float32(0.0)
-            for j in range(d):
-                qm[j] = q[j] - mu[j]
-                q_sum += q[j]
-                q_mu += q[j] * mu[j]
+            q_sum, q_mu = query_terms(q, mu, qm)
             epoch += np.uint32(1)
             res_s = out_scores[qi]
             res_i = out_ids[qi]
