@@ -6,15 +6,12 @@ Reference behaviour: faiss ``IndexIVFPQ`` (``by_residual``, precomputed L2 table
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
 from typing import Any
 
 import numpy as np
 
 from ..base import Index, register_index
 from ..factory import register_factory
-from ..kernels._jit import num_threads
 from ..kernels.distances import METRIC_L2
 from ..kernels.ivf import (
     append_to_lists,
@@ -43,35 +40,6 @@ L2_TABLE_MAX_BYTES = 1 << 28
 BLAS_PROBE_MIN_QUERIES = 32
 # Queries per coarse matrix product (bounds the (queries x nlist) temporary).
 COARSE_BLOCK = 2048
-
-
-# The coarse product of a block is split over this many rows per thread at least: each part is a
-# single-threaded BLAS call on its own Python thread (numpy releases the GIL), so the product uses
-# every core without OpenBLAS' own threads, which fight numba's for the cores (see _probe).
-COARSE_ROWS_PER_THREAD = 128
-_COARSE_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _coarse_product(queries: np.ndarray, centroids_t: np.ndarray) -> np.ndarray:
-    """``queries @ centroids_t`` (nq, nlist) f32 as single-threaded BLAS products on up to
-    ``num_threads()`` Python threads (row blocks of at least ``COARSE_ROWS_PER_THREAD``)."""
-    global _COARSE_POOL
-    parts = min(num_threads(), queries.shape[0] // COARSE_ROWS_PER_THREAD)
-    out = np.empty((queries.shape[0], centroids_t.shape[1]), np.float32)
-    with single_threaded_blas():
-        if parts <= 1:
-            np.matmul(queries, centroids_t, out=out)
-            return out
-        if _COARSE_POOL is None:
-            _COARSE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
-        bounds = np.linspace(0, queries.shape[0], parts + 1).astype(int)
-        jobs = [
-            _COARSE_POOL.submit(np.matmul, queries[a:b], centroids_t, out=out[a:b])
-            for a, b in zip(bounds[:-1], bounds[1:])
-        ]
-        for job in jobs:
-            job.result()
-    return out
 
 
 @register_index("ivfpq")
@@ -323,7 +291,8 @@ class IVFPQIndex(Index):
             return lists, scores
         for start in range(0, nq, COARSE_BLOCK):
             qb = queries[start : start + COARSE_BLOCK]
-            coarse = _coarse_product(qb, self._centroids_t)
+            with single_threaded_blas():
+                coarse = qb @ self._centroids_t
             if self._metric_code == METRIC_L2:
                 coarse *= np.float32(-2.0)
                 coarse += self._c_sq_norms
