@@ -16,7 +16,7 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .distances import METRIC_L2, score
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
-from .hnsw import prefetch_row
+from .hnsw import greedy_descend, prefetch_row
 from .ivf import list_l2_lut
 from .pq import inner_table_row, scaled_table_row
 from .visited import next_epoch
@@ -96,25 +96,6 @@ def compact_allowed(rows, scores, allowed, k, out_rows, out_scores):
 # ``counts0`` int32 (n,) for level 0; upper levels in ``upper_links`` int32 (rows, M) +
 # ``upper_counts`` int32 (rows,), node ``u``'s level-l list at row ``upper_start[u] + l - 1``.
 @jit(inline="always")
-def _upper_descend(metric, q, vectors, upper_links, upper_counts, upper_start, cur, d_cur, top_level):
-    """Unfiltered greedy walk (ef=1) over levels ``top_level`` .. 1; returns ``(node, score)``."""
-    for level in range(top_level, 0, -1):
-        changed = True
-        while changed:
-            changed = False
-            row_index = upper_start[cur] + level - 1
-            row = upper_links[row_index]
-            for t in range(upper_counts[row_index]):
-                nb = row[t]
-                d = score(metric, q, vectors[nb])
-                if d < d_cur:
-                    d_cur = d
-                    cur = nb
-                    changed = True
-    return cur, d_cur
-
-
-@jit(inline="always")
 def _consider(d, node, ef, n_cand, n_top, cand_s, cand_i, top_s, top_i):
     """Offer a scored passing node to the frontier and the result heap; returns ``(n_cand, n_top)``."""
     if n_top < ef or d < top_s[0]:
@@ -139,7 +120,8 @@ def filtered_walk_query(metric, q, k, ef, vectors, links0, counts0, upper_links,
     descent's node and from ``seeds`` (int64, passing slots spread over the allowed set).
     """
     d_cur = score(metric, q, vectors[entry])
-    cur, d_cur = _upper_descend(metric, q, vectors, upper_links, upper_counts, upper_start, entry, d_cur, max_level)
+    cur, d_cur = greedy_descend(metric, q, vectors, links0, counts0, upper_links, upper_counts, upper_start, entry, d_cur,
+                                max_level, 0)
     visited[cur] = epoch
     cand_s[0] = d_cur
     cand_i[0] = cur
@@ -243,7 +225,8 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     passed (the row will be answered again: finishing the beam would be wasted).
     """
     d_cur = score(metric, q, vectors[entry])
-    cur, d_cur = _upper_descend(metric, q, vectors, upper_links, upper_counts, upper_start, entry, d_cur, max_level)
+    cur, d_cur = greedy_descend(metric, q, vectors, links0, counts0, upper_links, upper_counts, upper_start, entry, d_cur,
+                                max_level, 0)
     res_s = out_scores  # the result max-heap lives in the output row (pre-filled +inf / -1)
     res_i = out_slots
     visited[cur] = epoch
