@@ -313,18 +313,32 @@ def test_leanvec_ood_training_params_reach_the_trained_shard(
 
 
 # ---- faults -------------------------------------------------------------------------------------
+def _kill_and_wait(actor, timeout_s: float = 30.0) -> None:
+    """``ray.kill`` returns before the actor is dead: wait until a call to it fails, so the test
+    does not race the kill (a call in the gap was still answered by the dying actor)."""
+    ray.kill(actor)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=timeout_s)
+        except ray.exceptions.RayActorError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the killed actor still answers")
+
+
 def test_dead_shard_fails_over_to_its_replica_then_raises_shard_unavailable(
     wordnet_train, wordnet_queries_id
 ):
     index = ShardedIndex("Flat", n_shards=2, replicas=2, dim=384, metric="cosine", timeout_s=30.0)
     index.add(wordnet_train[:300])
     before = index.search(wordnet_queries_id[:20], K)
-    ray.kill(index.shard_actors[1][0])
+    _kill_and_wait(index.shard_actors[1][0])
     after = index.search(wordnet_queries_id[:20], K)  # served by shard 1's replica
     np.testing.assert_array_equal(after.ids, before.ids)
     index.add(wordnet_train[300:400])  # writes now go to the surviving replica only
     assert index.ntotal == 400
-    ray.kill(index.shard_actors[1][1])
+    _kill_and_wait(index.shard_actors[1][1])
     with pytest.raises(ShardUnavailableError, match="shard 1 of 2") as info:
         index.search(wordnet_queries_id[:20], K)
     assert info.value.shard == 1
