@@ -284,6 +284,8 @@ def test_planner_without_prefilter_picks_beam_and_reaches_recall_floor(indexes, 
 
     monkeypatch.setattr(planner, "PREFILTER_MAX_MATCHES", 50)
     monkeypatch.setattr(planner, "POSTFILTER_FALLBACK_EXACT_MAX", 50)  # fallback = the ACORN walk
+    monkeypatch.setattr(planner, "CODE_SCAN_PREFILTER_MAX_MATCHES", 50)
+    monkeypatch.setattr(planner, "CODE_SCAN_FALLBACK_MAX", 50)
     hnsw = indexes["hnsw"]
     cols, direction = attrs
     proj = cols["proj"]

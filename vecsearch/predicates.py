@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .attributes import AttributeStore, Column, _is_bool, _is_float, _is_int, _is_str
-from .kernels.predicates import range_mask
+from .kernels.predicates import mask_to_slots, range_mask
 
 _BOOL_ERROR = (
     "where: a predicate has no truth value; combine predicates with & | ~ and parentheses, "
@@ -367,7 +367,7 @@ class SlotSet:
 
     def ids(self) -> np.ndarray:
         if self._ids is None:
-            self._ids = np.flatnonzero(self._mask).astype(np.int64, copy=False)
+            self._ids = mask_to_slots(self._mask, self.count)
         return self._ids
 
     def __and__(self, other: SlotSet) -> SlotSet:

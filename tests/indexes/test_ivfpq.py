@@ -247,3 +247,15 @@ def test_blas_and_numba_coarse_probes_agree(built, queries, monkeypatch):
     via_numba = index.search(batch, K, nprobe=4)
     assert (via_blas.ids == via_numba.ids).mean() > 0.99  # float rounding may swap near-ties
     np.testing.assert_allclose(via_blas.distances, via_numba.distances, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("rerank", [None, RERANK])
+def test_single_query_serial_path_equals_batched_parallel_path(built, queries, rerank):
+    """One query per call runs the serial kernels, a batch of 8 the parallel ones: same answers."""
+    _, index = built
+    batch = np.ascontiguousarray(queries[:8])
+    params = {} if rerank is None else {"rerank": rerank}
+    together = index.search(batch, K, **params)
+    one_by_one = [index.search(q, K, **params) for q in batch]
+    np.testing.assert_array_equal(together.ids, np.vstack([r.ids for r in one_by_one]))
+    np.testing.assert_allclose(together.distances, np.vstack([r.distances for r in one_by_one]), rtol=1e-6)

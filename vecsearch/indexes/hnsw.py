@@ -22,6 +22,7 @@ from ..factory import register_factory
 from ..kernels import hnsw as kh
 from ..params import HNSWBuildParams, HNSWSearchParams, parse_params
 from ..progress import Progress, auto_enabled
+from ..shadow_codes import drop_shadow_codes
 
 # Nodes per insertion batch: at most max(MAX_BATCH, 16 * threads), and at most a quarter of the
 # graph so far, so early nodes are linked almost sequentially. Batch-mates see each other by
@@ -440,6 +441,7 @@ class HNSWIndex(Index):
         upper_links[uvalid] = old2new[upper_links[uvalid]]
         upper_links[~uvalid] = 0
         self._vectors = np.ascontiguousarray(self._vectors[keep])
+        drop_shadow_codes(self)  # slots are renumbered
         self._levels, self._counts0, self._links0 = levels, counts0, links0
         self._upper_start = np.where(levels > 0, first_row, -1).astype(np.int64)
         self._upper_links, self._upper_counts = upper_links, upper_counts
@@ -514,13 +516,24 @@ class HNSWIndex(Index):
     # ---- warmup -------------------------------------------------------------------------------
     @classmethod
     def _warmup(cls, data: np.ndarray) -> None:
-        """Compile (or load from cache) the add, search, remove and compact paths for every metric."""
+        """Compile (or load from cache) the add, search, filtered search (every strategy, and the
+        shadow-code scan), remove and compact paths for every metric."""
+        from ..predicates import F
+        from ..shadow_codes import code_scan
+
         data = np.ascontiguousarray(data[:200], np.float32)
+        n = data.shape[0]
         for metric in ("l2", "ip", "cosine"):
             index = cls(data.shape[1], metric, M=4, ef_construction=16, ef_search=16)
-            index.add(data, progress=False)
+            index.add(data, attributes={"rank": np.arange(n, dtype=np.int64)}, progress=False)
             index.search(data[:1], 5)
             index.search(data[:32], 5)
+            for strategy in ("prefilter", "beam_collect", "filtered_walk", "postfilter"):
+                for batch in (data[:1], data[:32]):
+                    index.search(batch, 5, where=F.rank < n // 2, strategy=strategy)
+            for serial in (True, False):
+                code_scan(index._metric_code, data[:2], index, index._vectors, index._ids.n_slots,
+                          np.arange(n, dtype=np.int64), 5, serial)
             index.remove(np.arange(0, data.shape[0], 3))
             index.search(data[:32], 5)
             index.compact()

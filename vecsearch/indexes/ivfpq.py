@@ -16,8 +16,10 @@ from ..kernels.distances import METRIC_L2
 from ..kernels.ivf import (
     append_to_lists,
     coarse_probes,
+    coarse_probes_serial,
     compact_lists,
     ivfpq_search,
+    ivfpq_search_serial,
     l2_list_tables,
     relayout_lists,
     select_probes,
@@ -38,6 +40,9 @@ L2_TABLE_MAX_BYTES = 1 << 28
 # threadpoolctl is installed): 7 us vs 15 us per query for 1024 x 384 centroids in the numba
 # kernel (1 core, CPU time). Smaller batches and single queries use the numba kernel.
 BLAS_PROBE_MIN_QUERIES = 32
+# A single query runs on the calling thread: starting numba's parallel region costs more than the
+# one query's work, and the woken worker spins on the other core afterwards.
+SERIAL_MAX_QUERIES = 1
 # Queries per coarse matrix product (bounds the (queries x nlist) temporary).
 COARSE_BLOCK = 2048
 
@@ -285,9 +290,8 @@ class IVFPQIndex(Index):
         lists = np.full((nq, nprobe), -1, np.int64)
         scores = np.full((nq, nprobe), np.inf, np.float32)
         if nq < BLAS_PROBE_MIN_QUERIES or not blas_limit_available():
-            coarse_probes(
-                queries, self._centroids_t, self._c_sq_norms, self._metric_code, lists, scores
-            )
+            kernel = coarse_probes_serial if nq <= SERIAL_MAX_QUERIES else coarse_probes
+            kernel(queries, self._centroids_t, self._c_sq_norms, self._metric_code, lists, scores)
             return lists, scores
         for start in range(0, nq, COARSE_BLOCK):
             qb = queries[start : start + COARSE_BLOCK]
@@ -318,7 +322,8 @@ class IVFPQIndex(Index):
         )
         out_scores = np.full((q.shape[0], k), np.inf, np.float32)
         out_slots = np.full((q.shape[0], k), -1, np.int64)
-        ivfpq_search(
+        kernel = ivfpq_search_serial if q.shape[0] <= SERIAL_MAX_QUERIES else ivfpq_search
+        kernel(
             q,
             lists,
             coarse,

@@ -218,7 +218,7 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     ``allowed[node]`` is offered to a size-``k`` result heap. Cost: the unfiltered search plus
     one mask read per scored node. Recall falls with selectivity (fewer passing nodes near the
     query are scored), so the planner widens ``ef`` as selectivity drops and checks for short rows.
-    ``out_slots``/``out_scores`` (k,) pre-filled -1 / +inf receive the results best first;
+    ``out_slots``/``out_scores`` (k,) receive the results best first, padded -1 / +inf;
     ``out_counts`` int64 (2,) how many level-0 nodes were scored and how many of them passed (the
     local selectivity around the query, which exposes filters anti-correlated with it). Once
     ``min_scored`` nodes were scored, the walk gives up as soon as fewer than ``min_local`` of them
@@ -227,8 +227,11 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     d_cur = score(metric, q, vectors[entry])
     cur, d_cur = greedy_descend(metric, q, vectors, links0, counts0, upper_links, upper_counts, upper_start, entry, d_cur,
                                 max_level, 0)
-    res_s = out_scores  # the result max-heap lives in the output row (pre-filled +inf / -1)
+    res_s = out_scores  # the result max-heap lives in the output row
     res_i = out_slots
+    for j in range(k):
+        res_s[j] = np.inf
+        res_i[j] = -1
     visited[cur] = epoch
     cand_s[0] = d_cur
     cand_i[0] = cur
@@ -276,26 +279,29 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
 
 
 @jit(inline="always")
-def _beam_row_is_doubtful(out_slots, counts, need, min_local):
-    """True when a beam row holds fewer than ``need`` results or saw passing nodes at a rate below
-    ``min_local`` (passed / scored): the filter fails around the query."""
+def _beam_row_local_ratio(out_slots, counts, need):
+    """Local selectivity of a finished beam row (passed / scored nodes), or -1.0 when the row
+    holds fewer than ``need`` results (it must be answered again whatever the ratio)."""
     found = 0
     for j in range(out_slots.shape[0]):
         if out_slots[j] >= 0:
             found += 1
-    return found < need or counts[1] < min_local * counts[0]
+    if found < need:
+        return np.float32(-1.0)
+    return np.float32(counts[1] / max(counts[0], 1))
 
 
 @jit_parallel
 def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                        entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
-                       need, min_local, min_scored, out_slots, out_scores, out_doubtful):
+                       need, min_local, min_scored, out_slots, out_scores, out_local):
     """:func:`beam_collect_query` for ``queries`` (nq, d) f32, parallel over queries.
 
-    Arguments as :func:`filtered_walk_batch` (without seeds); outputs (nq, k) int64 / f32
-    pre-filled -1 / +inf, and ``out_doubtful`` bool (nq,): rows with fewer than ``need`` results
-    or a local selectivity below ``min_local`` (to be answered again by a robust strategy); a walk
-    gives up early on that once it has scored ``min_scored`` nodes.
+    Arguments as :func:`filtered_walk_batch` (without seeds); outputs (nq, k) int64 / f32 (filled
+    here, padded -1 / +inf), and ``out_local`` f32 (nq,): each row's local selectivity (passed /
+    scored nodes), -1 for rows with fewer than ``need`` results. A walk gives up once it has
+    scored ``min_scored`` nodes with a local selectivity below ``min_local``. Returns how many rows
+    are doubtful (``out_local < min_local``): to be answered again by a robust strategy.
     """
     for qi in prange(queries.shape[0]):
         tid = numba.get_thread_id()
@@ -305,22 +311,31 @@ def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_l
                            upper_start, entry, max_level, allowed, visited[tid], epoch, cand_s[tid],
                            cand_i[tid], top_s[tid], top_i[tid], min_local, min_scored, out_slots[qi],
                            out_scores[qi], counts)
-        out_doubtful[qi] = _beam_row_is_doubtful(out_slots[qi], counts, need, min_local)
+        out_local[qi] = _beam_row_local_ratio(out_slots[qi], counts, need)
+    n_doubtful = 0
+    for qi in range(queries.shape[0]):
+        if out_local[qi] < min_local:
+            n_doubtful += 1
+    return n_doubtful
 
 
 @jit
 def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                         entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
-                        need, min_local, min_scored, out_slots, out_scores, out_doubtful):
+                        need, min_local, min_scored, out_slots, out_scores, out_local):
     """Same as :func:`beam_collect_batch` on the calling thread (scratch row 0): the low-latency path."""
     counts = np.zeros(2, np.int64)
+    n_doubtful = 0
     for qi in range(queries.shape[0]):
         epoch = next_epoch(visited, epochs, 0)
         beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
                            upper_start, entry, max_level, allowed, visited[0], epoch, cand_s[0],
                            cand_i[0], top_s[0], top_i[0], min_local, min_scored, out_slots[qi],
                            out_scores[qi], counts)
-        out_doubtful[qi] = _beam_row_is_doubtful(out_slots[qi], counts, need, min_local)
+        out_local[qi] = _beam_row_local_ratio(out_slots[qi], counts, need)
+        if out_local[qi] < min_local:
+            n_doubtful += 1
+    return n_doubtful
 
 
 # ---- IVF-PQ: mask-checked list scan with adaptive nprobe ----------------------------------------

@@ -44,6 +44,32 @@ def select_probes(coarse_scores, out_lists, out_scores):
         maxheap_sort(hs, hi, nprobe)
 
 
+@jit(inline="always")
+def _coarse_probe_query(q, centroids_t, c_sq_norms, metric, hi, hs):
+    """The ``hi.shape[0]`` nearest centroids of one query into ``hi`` int64 / ``hs`` f32, best first."""
+    d, nlist = centroids_t.shape
+    nprobe = hi.shape[0]
+    buf = np.zeros(nlist, np.float32)
+    for t in range(d):
+        qv = q[t]
+        for c in range(nlist):
+            buf[c] += qv * centroids_t[t, c]
+    if metric == METRIC_L2:
+        q_sq = np.float32(0.0)
+        for t in range(d):
+            q_sq += q[t] * q[t]
+        for c in range(nlist):
+            s = max(q_sq + c_sq_norms[c] - np.float32(2.0) * buf[c], np.float32(0.0))
+            if s < hs[0]:
+                maxheap_replace_top(hs, hi, nprobe, s, c)
+    else:
+        for c in range(nlist):
+            s = -buf[c]
+            if s < hs[0]:
+                maxheap_replace_top(hs, hi, nprobe, s, c)
+    maxheap_sort(hs, hi, nprobe)
+
+
 @jit_parallel
 def coarse_probes(queries, centroids_t, c_sq_norms, metric, out_lists, out_scores):
     """The ``nprobe`` nearest centroids of each query, computed directly (no BLAS).
@@ -51,33 +77,17 @@ def coarse_probes(queries, centroids_t, c_sq_norms, metric, out_lists, out_score
     ``queries`` (nq, d) f32; ``centroids_t`` (d, nlist) f32 (transposed: the inner loop runs over
     centroids); ``c_sq_norms`` (nlist,) f32. Writes ``out_lists`` (nq, nprobe) int64 and
     ``out_scores`` (nq, nprobe) f32 (``||q - c||^2`` or ``-<q, c>``), best first; both pre-filled
-    with -1 / +inf.
+    with -1 / +inf. Parallel over queries.
     """
-    d, nlist = centroids_t.shape
-    nprobe = out_lists.shape[1]
     for qi in prange(queries.shape[0]):
-        buf = np.zeros(nlist, np.float32)
-        q = queries[qi]
-        for t in range(d):
-            qv = q[t]
-            for c in range(nlist):
-                buf[c] += qv * centroids_t[t, c]
-        hs = out_scores[qi]
-        hi = out_lists[qi]
-        if metric == METRIC_L2:
-            q_sq = np.float32(0.0)
-            for t in range(d):
-                q_sq += q[t] * q[t]
-            for c in range(nlist):
-                s = max(q_sq + c_sq_norms[c] - np.float32(2.0) * buf[c], np.float32(0.0))
-                if s < hs[0]:
-                    maxheap_replace_top(hs, hi, nprobe, s, c)
-        else:
-            for c in range(nlist):
-                s = -buf[c]
-                if s < hs[0]:
-                    maxheap_replace_top(hs, hi, nprobe, s, c)
-        maxheap_sort(hs, hi, nprobe)
+        _coarse_probe_query(queries[qi], centroids_t, c_sq_norms, metric, out_lists[qi], out_scores[qi])
+
+
+@jit
+def coarse_probes_serial(queries, centroids_t, c_sq_norms, metric, out_lists, out_scores):
+    """:func:`coarse_probes` on the calling thread: the single-query path (no parallel region to start)."""
+    for qi in range(queries.shape[0]):
+        _coarse_probe_query(queries[qi], centroids_t, c_sq_norms, metric, out_lists[qi], out_scores[qi])
 
 
 @jit_parallel
@@ -183,6 +193,49 @@ def _scan_list(lut, codes, slots, start, stop, bias, hs, hi, n_cand):
             maxheap_replace_top(hs, hi, n_cand, acc, slots[start + i])
 
 
+@jit(inline="always")
+def _ivfpq_query(q, lists, list_scores, centroids, codebooks_t, cb_sq_norms, l2_table, codes, slots, offsets,
+                 sizes, metric, n_cand, vectors, os_, oi):
+    """One query of :func:`ivfpq_search`: ADC over its probed ``lists`` (nprobe,), re-rank, into ``os_``/``oi`` (k,)."""
+    m, _, ksub = codebooks_t.shape
+    nprobe = lists.shape[0]
+    k = os_.shape[0]
+    rerank = vectors.shape[0] > 0
+    has_table = l2_table.shape[0] > 0
+    qlut = np.empty((m, ksub), np.float32)
+    lut = np.empty((m, ksub), np.float32)
+    hs = np.full(n_cand, np.inf, np.float32)
+    hi = np.full(n_cand, -1, np.int64)
+    if metric == METRIC_L2:
+        inner_table_row(q, codebooks_t, qlut)
+    else:  # the inner-product table is the negated query table, whatever the list
+        scaled_table_row(q, codebooks_t, np.float32(-1.0), lut)
+    for p in range(nprobe):
+        lst = lists[p]
+        if lst < 0:
+            continue
+        if metric == METRIC_L2:
+            list_l2_lut(lst, has_table, l2_table, centroids, codebooks_t, cb_sq_norms, qlut, lut)
+        start = offsets[lst]
+        _scan_list(lut, codes, slots, start, start + sizes[lst], list_scores[p], hs, hi, n_cand)
+    if rerank:
+        for c in range(n_cand):  # start every candidate's load before scoring the first
+            if hi[c] >= 0:
+                prefetch_row(vectors, hi[c])
+        for c in range(n_cand):
+            slot = hi[c]
+            if slot >= 0:
+                s = score(metric, q, vectors[slot])
+                if s < os_[0]:
+                    maxheap_replace_top(os_, oi, k, s, slot)
+        maxheap_sort(os_, oi, k)
+    else:
+        maxheap_sort(hs, hi, n_cand)
+        for c in range(k):
+            os_[c] = hs[c]
+            oi[c] = hi[c]
+
+
 @jit_parallel
 def ivfpq_search(
     queries,
@@ -213,46 +266,17 @@ def ivfpq_search(
     ``k`` kept. Writes ``out_scores`` (nq, k) f32 and ``out_slots`` (nq, k) int64, pre-filled with
     +inf / -1, best first.
     """
-    m, _, ksub = codebooks_t.shape
-    nprobe = probe_lists.shape[1]
-    k = out_scores.shape[1]
-    rerank = vectors.shape[0] > 0
-    has_table = l2_table.shape[0] > 0
     for qi in prange(queries.shape[0]):
-        q = queries[qi]
-        qlut = np.empty((m, ksub), np.float32)
-        lut = np.empty((m, ksub), np.float32)
-        hs = np.full(n_cand, np.inf, np.float32)
-        hi = np.full(n_cand, -1, np.int64)
-        if metric == METRIC_L2:
-            inner_table_row(q, codebooks_t, qlut)
-        else:  # the inner-product table is the negated query table, whatever the list
-            scaled_table_row(q, codebooks_t, np.float32(-1.0), lut)
-        for p in range(nprobe):
-            lst = probe_lists[qi, p]
-            if lst < 0:
-                continue
-            if metric == METRIC_L2:
-                list_l2_lut(lst, has_table, l2_table, centroids, codebooks_t, cb_sq_norms, qlut, lut)
-            start = offsets[lst]
-            _scan_list(
-                lut, codes, slots, start, start + sizes[lst], probe_scores[qi, p], hs, hi, n_cand
-            )
-        if rerank:
-            os_ = out_scores[qi]
-            oi = out_slots[qi]
-            for c in range(n_cand):  # start every candidate's load before scoring the first
-                if hi[c] >= 0:
-                    prefetch_row(vectors, hi[c])
-            for c in range(n_cand):
-                slot = hi[c]
-                if slot >= 0:
-                    s = score(metric, q, vectors[slot])
-                    if s < os_[0]:
-                        maxheap_replace_top(os_, oi, k, s, slot)
-            maxheap_sort(os_, oi, k)
-        else:
-            maxheap_sort(hs, hi, n_cand)
-            for c in range(k):
-                out_scores[qi, c] = hs[c]
-                out_slots[qi, c] = hi[c]
+        _ivfpq_query(queries[qi], probe_lists[qi], probe_scores[qi], centroids, codebooks_t, cb_sq_norms,
+                     l2_table, codes, slots, offsets, sizes, metric, n_cand, vectors, out_scores[qi],
+                     out_slots[qi])
+
+
+@jit
+def ivfpq_search_serial(queries, probe_lists, probe_scores, centroids, codebooks_t, cb_sq_norms, l2_table,
+                        codes, slots, offsets, sizes, metric, n_cand, vectors, out_scores, out_slots):
+    """:func:`ivfpq_search` on the calling thread: the single-query path (no parallel region to start)."""
+    for qi in range(queries.shape[0]):
+        _ivfpq_query(queries[qi], probe_lists[qi], probe_scores[qi], centroids, codebooks_t, cb_sq_norms,
+                     l2_table, codes, slots, offsets, sizes, metric, n_cand, vectors, out_scores[qi],
+                     out_slots[qi])

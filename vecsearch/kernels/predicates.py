@@ -26,3 +26,29 @@ def range_mask(values, valid, live, lo, hi, out):
         out[i] = hit
         count += np.int64(hit)
     return count
+
+
+@jit
+def mask_to_slots(mask, count):
+    """Sorted positions (int64 ``(count,)``) of the True entries of ``mask`` bool (n,) holding ``count``.
+
+    Branch-free within 8-byte words (a random mask defeats the branch predictor that
+    ``np.flatnonzero`` relies on) and skipping all-False words (a sparse mask costs ~n/8 reads).
+    """
+    out = np.empty(max(count, 1) + 8, np.int64)  # + 8: the branch-free store may run one word past
+    n = mask.shape[0]
+    n_words = n // 8
+    words = mask[: n_words * 8].view(np.uint64)
+    j = 0
+    for w in range(n_words):
+        v = words[w]
+        if v == 0:
+            continue
+        base = w * 8
+        for b in range(8):
+            out[j] = base + b
+            j += np.int64((v >> np.uint64(8 * b)) & np.uint64(1))
+    for i in range(n_words * 8, n):
+        out[j] = i
+        j += np.int64(mask[i])
+    return out[:j]

@@ -1,0 +1,110 @@
+"""HNSW's scan of many allowed rows over LVQ8 shadow codes (vecsearch.shadow_codes): exact re-rank,
+kept in step with adds and compaction, both metrics, serial and parallel kernels alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import exact_knn, recall_at_k
+
+import vecsearch as vs
+from vecsearch import F
+from vecsearch import planner
+from vecsearch.shadow_codes import RERANK_MIN, code_scan
+
+K = 10
+N = 3000  # rows of the real slice used here: build stays ~1 s
+
+
+@pytest.fixture(scope="module")
+def data(wordnet_train, wordnet_queries_id):
+    """Shuffled rows: the slice is in WordNet order, where neighboring rows are similar (a stale
+    code row would still look plausible)."""
+    order = np.random.default_rng(0).permutation(wordnet_train.shape[0])[:N]
+    return np.ascontiguousarray(wordnet_train[order]), wordnet_queries_id[:40]
+
+
+def _index(x, metric):
+    index = vs.HNSWIndex(384, metric, M=16, ef_construction=64, seed=0)
+    index.add(x, attributes={"rank": np.arange(x.shape[0], dtype=np.int64)}, progress=False)
+    return index
+
+
+def _prefilter(index, q, where):
+    """Prefilter search in batches of 8 (the code scan serves batches below the BLAS scan's 16)."""
+    parts = [index.search(q[i : i + 8], K, where=where, strategy="prefilter") for i in range(0, q.shape[0], 8)]
+    return np.concatenate([p.ids for p in parts]), np.concatenate([p.distances for p in parts])
+
+
+def _truth(x, q, rows, metric):
+    return rows[exact_knn(x[rows], q, K, metric)]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_prefilter_past_the_code_scan_threshold_matches_the_exact_scan(data, metric):
+    """2,400 allowed rows (past CODE_SCAN_MIN_MATCHES): same ids as the exact scan and the exact
+    float32 distances for them (the code candidates are re-scored with the stored vectors)."""
+    x, q = data
+    index = _index(x, metric)
+    where = F.rank < 2400
+    assert index._compile_where(where).count >= planner.CODE_SCAN_MIN_MATCHES
+    found_ids, found_distances = _prefilter(index, q, where)
+    truth = _truth(x, q, np.arange(2400), metric)
+    assert recall_at_k(found_ids, truth) >= 0.99
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True) if metric == "cosine" else x
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True) if metric == "cosine" else q
+    rows = found_ids
+    if metric == "cosine":
+        expected = 1.0 - np.einsum("qd,qkd->qk", qn, xn[rows])
+    else:
+        expected = ((xn[rows] - qn[:, None, :]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(found_distances, expected, rtol=1e-4, atol=1e-5)
+    assert (found_ids < 2400).all()
+
+
+def test_code_scan_sees_vectors_added_after_the_codes_were_built(data):
+    x, q = data
+    index = _index(x, "cosine")
+    where = F.rank < 2400
+    index.search(q[:1], K, where=where, strategy="prefilter")  # builds the codes for N slots
+    index.add(q[:1] * 2.0, ids=[10**6], attributes={"rank": np.array([5], np.int64)}, progress=False)
+    found = index.search(q[:1], K, where=where, strategy="prefilter")
+    assert found.ids[0, 0] == 10**6
+    assert found.distances[0, 0] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_code_scan_after_compaction_reads_the_renumbered_slots(data, monkeypatch):
+    """Compaction renumbers slots: the shadow codes are dropped and rebuilt, not read stale."""
+    monkeypatch.setattr(planner, "CODE_SCAN_MIN_MATCHES", 100)  # the 1,733 rows left still use the codes
+    x, q = data
+    index = _index(x, "cosine")
+    where = F.rank < 2600
+    index.search(q[:1], K, where=where, strategy="prefilter")
+    removed = np.arange(0, N, 3)
+    index.remove(removed)
+    assert index.compact() == removed.size
+    found_ids, _ = _prefilter(index, q, where)
+    kept = np.setdiff1d(np.arange(2600), removed)
+    assert recall_at_k(found_ids, _truth(x, q, kept, "cosine")) >= 0.99
+    assert not np.isin(found_ids, removed).any()
+
+
+def test_serial_and_parallel_code_scans_agree(data):
+    x, q = data
+    index = _index(x, "l2")
+    slots = np.arange(0, N, 2, dtype=np.int64)
+    queries = np.ascontiguousarray(q[:8])
+    a = code_scan(index._metric_code, queries, index, index._vectors, index._ids.n_slots, slots, K, serial=True)
+    b = code_scan(index._metric_code, queries, index, index._vectors, index._ids.n_slots, slots, K, serial=False)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_code_scan_with_fewer_allowed_rows_than_candidates_returns_them_all(data):
+    x, q = data
+    index = _index(x, "cosine")
+    slots = np.arange(RERANK_MIN // 2, dtype=np.int64)
+    found, scores = code_scan(index._metric_code, np.ascontiguousarray(q[:3] / np.linalg.norm(q[:3], axis=1, keepdims=True)),
+                              index, index._vectors, index._ids.n_slots, slots, K, serial=True)
+    assert (found >= 0).all() and np.isfinite(scores).all()
+    assert set(found.ravel().tolist()) <= set(slots.tolist())
