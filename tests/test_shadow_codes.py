@@ -73,6 +73,21 @@ def test_code_scan_sees_vectors_added_after_the_codes_were_built(data):
     assert found.distances[0, 0] == pytest.approx(0.0, abs=1e-5)
 
 
+def test_code_scan_sees_a_deleted_slot_reused_by_add(data):
+    """allow_replace_deleted rewrites a slot in place: its code row is re-encoded."""
+    x, q = data
+    index = vs.HNSWIndex(384, "cosine", M=16, ef_construction=64, seed=0, allow_replace_deleted=True)
+    index.add(x, attributes={"rank": np.arange(x.shape[0], dtype=np.int64)}, progress=False)
+    where = F.rank < 2400
+    index.search(q[:1], K, where=where, strategy="prefilter")  # builds the codes
+    index.remove([7])
+    index.add(q[:1] * 2.0, ids=[10**6], attributes={"rank": np.array([5], np.int64)}, progress=False)
+    assert index._ids.n_slots == N  # the deleted slot was reused, not appended
+    found = index.search(q[:1], K, where=where, strategy="prefilter")
+    assert found.ids[0, 0] == 10**6
+    assert found.distances[0, 0] == pytest.approx(0.0, abs=1e-5)
+
+
 def test_code_scan_after_compaction_reads_the_renumbered_slots(data, monkeypatch):
     """Compaction renumbers slots: the shadow codes are dropped and rebuilt, not read stale."""
     monkeypatch.setattr(planner, "CODE_SCAN_MIN_MATCHES", 100)  # the 1,733 rows left still use the codes

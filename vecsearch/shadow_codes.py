@@ -9,8 +9,9 @@ recall@10 1.000 against the exact scan (116k WordNet vectors, 200 queries).
 
 The codes are built on the first scan that needs them (about 0.2 s per 100k 384-d vectors) and
 cost ``d + 4`` bytes per vector. They are not saved with the index: a loaded index rebuilds them
-on demand. Slots appended later are encoded on the next scan; an index that rewrites slots in
-place (compaction) must call :func:`drop_shadow_codes`.
+on demand. Slots appended later are encoded on the next scan; an index that rewrites a slot in
+place must call :func:`refresh_shadow_codes` (one slot reused) or :func:`drop_shadow_codes`
+(compaction renumbers them all).
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ def shadow_codes(index: Any, vectors: np.ndarray, n_slots: int) -> ShadowCodes:
         else:
             codes.extend(vectors, n_slots)
         return codes
+
+
+def refresh_shadow_codes(index: Any, vectors: np.ndarray, slots: np.ndarray) -> None:
+    """Re-encode ``slots`` whose vectors were rewritten in place (a deleted slot reused by ``add``)."""
+    with _LOCK:
+        codes = index.__dict__.get(_ATTR)
+        if codes is None:
+            return
+        stale = slots[slots < codes.n_encoded]
+        if stale.size:
+            codes.rows[stale] = codes.codec.encode(vectors[stale])
 
 
 def drop_shadow_codes(index: Any) -> None:

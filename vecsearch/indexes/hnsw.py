@@ -22,7 +22,7 @@ from ..factory import register_factory
 from ..kernels import hnsw as kh
 from ..params import HNSWBuildParams, HNSWSearchParams, parse_params
 from ..progress import Progress, auto_enabled
-from ..shadow_codes import drop_shadow_codes
+from ..shadow_codes import drop_shadow_codes, refresh_shadow_codes
 
 # Nodes per insertion batch: at most max(MAX_BATCH, 16 * threads), and at most a quarter of the
 # graph so far, so early nodes are linked almost sequentially. Batch-mates see each other by
@@ -180,6 +180,8 @@ class HNSWIndex(Index):
             self._unlink(reuse)
         slots = np.concatenate([reuse, np.arange(self._n, self._n + n_append, dtype=np.int64)])
         self._vectors[slots] = vectors
+        if reuse.size:
+            refresh_shadow_codes(self, self._vectors, reuse)
         self._levels[slots] = levels
         self._counts0[slots] = 0
         starts = self._n_upper + np.concatenate([[0], np.cumsum(levels[:-1], dtype=np.int64)])
