@@ -123,3 +123,62 @@ def test_code_scan_with_fewer_allowed_rows_than_candidates_returns_them_all(data
                               index, index._vectors, index._ids.n_slots, slots, K, serial=True)
     assert (found >= 0).all() and np.isfinite(scores).all()
     assert set(found.ravel().tolist()) <= set(slots.tolist())
+
+
+# ---- HNSWIndex(walk_codes=True): level 0 walked on the codes, best candidates re-scored exactly ----
+@pytest.fixture(scope="module")
+def walk_pair(data):
+    """The same graph build walked on float32 vectors and on the codes (cosine, all 3,000 rows)."""
+    x, _ = data
+    plain = vs.HNSWIndex(384, "cosine", M=16, ef_construction=64, seed=0)
+    coded = vs.HNSWIndex(384, "cosine", M=16, ef_construction=64, seed=0, walk_codes=True)
+    ranks = {"rank": np.arange(x.shape[0], dtype=np.int64)}
+    plain.add(x, attributes=ranks, progress=False)
+    coded.add(x, attributes=ranks, progress=False)
+    return plain, coded
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_walk_codes_recall_matches_the_float_walk_with_exact_distances(data, metric):
+    x, q = data
+    plain = vs.HNSWIndex(384, metric, M=16, ef_construction=64, seed=0)
+    coded = vs.HNSWIndex(384, metric, M=16, ef_construction=64, seed=0, walk_codes=True)
+    plain.add(x, progress=False)
+    coded.add(x, progress=False)
+    truth = exact_knn(x, q, K, metric)
+    for batch in (q[:1], q):  # the serial and the parallel kernels
+        found = coded.search(batch, K, ef=32)
+        assert recall_at_k(found.ids, truth[: batch.shape[0]]) >= recall_at_k(plain.search(batch, K, ef=32).ids,
+                                                                           truth[: batch.shape[0]]) - 0.02
+    found = coded.search(q, K, ef=32)
+    rows = found.ids
+    expected = ((x[rows] - q[:, None, :]) ** 2).sum(axis=2) if metric == "l2" else -np.einsum("qd,qkd->qk", q, x[rows])
+    np.testing.assert_allclose(found.distances, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_walk_codes_filtered_strategies_reach_the_recall_floor(walk_pair, data):
+    x, q = data
+    _, coded = walk_pair
+    for count in (1500, 600):
+        where = F.rank < count
+        truth = _truth(x, q, np.arange(count), "cosine")
+        for strategy in ("beam_collect", "postfilter"):
+            found = np.vstack([coded.search(q[i], K, where=where, strategy=strategy).ids for i in range(q.shape[0])])
+            assert recall_at_k(found, truth) >= 0.95, (count, strategy)
+            assert (found[found >= 0] < count).all()
+
+
+def test_walk_codes_survives_save_load_and_follows_removals(walk_pair, data, tmp_path):
+    x, q = data
+    _, coded = walk_pair
+    coded.save(str(tmp_path / "coded"))
+    loaded = vs.load(str(tmp_path / "coded"))
+    assert loaded.params.walk_codes
+    np.testing.assert_array_equal(loaded.search(q, K).ids, coded.search(q, K).ids)
+    removed = loaded.search(q[:5], 1).ids[:, 0]
+    loaded.remove(removed)
+    assert not np.isin(loaded.search(q[:5], K).ids, removed).any()
+    loaded.compact()
+    again = loaded.search(q, K)
+    kept = np.setdiff1d(np.arange(N), removed)
+    assert recall_at_k(again.ids, kept[exact_knn(x[kept], q, K, "cosine")]) >= 0.9

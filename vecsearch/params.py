@@ -35,6 +35,7 @@ class HNSWBuildParams(_Strict):
     ef_search: int = Field(64, ge=1)
     seed: int = 0
     allow_replace_deleted: bool = False
+    walk_codes: bool = False
 
 
 class HNSWSearchParams(_Strict):

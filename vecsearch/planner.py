@@ -418,7 +418,7 @@ def hnsw_beam_collect(index: Any, queries: np.ndarray, k: int, params: Any, allo
         n_doubtful = kernel(index._metric_code, queries, k, ef, index._vectors, *index._graph(), index._entry,
                             index._max_level, allowed.mask, *scratch, min(k, allowed.count), min_local,
                             max(BEAM_PROBE_NODES, math.ceil(BEAM_PROBE_PASSING / max(allowed.selectivity, 1e-9))),
-                            out_slots, out_scores, local)
+                            *index._walk_storage(k), out_slots, out_scores, local)
     finally:
         _give_scratch(index, scratch)
     if n_doubtful:

@@ -16,7 +16,8 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .distances import METRIC_L2, score
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
-from .hnsw import greedy_descend, prefetch_row
+from .hnsw import greedy_descend, prefetch_node, rerank_exact, walk_score
+from .lvq import query_terms
 from .ivf import list_l2_lut
 from .pq import inner_table_row, scaled_table_row
 from .visited import next_epoch
@@ -210,7 +211,7 @@ def filtered_walk_serial(metric, queries, k, ef, vectors, links0, counts0, upper
 @jit(inline="always")
 def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                        entry, max_level, allowed, visited, epoch, cand_s, cand_i, top_s, top_i,
-                       min_local, min_scored, out_slots, out_scores, out_counts):
+                       min_local, min_scored, codes, mu, f16, n_rerank, out_slots, out_scores, out_counts):
     """One query's unfiltered HNSW beam (width ``ef``) that keeps the best ``k`` passing nodes it scores.
 
     The walk is exactly the unfiltered level-0 search (every node may enter the beam, so it
@@ -222,16 +223,30 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     ``out_counts`` int64 (2,) how many level-0 nodes were scored and how many of them passed (the
     local selectivity around the query, which exposes filters anti-correlated with it). Once
     ``min_scored`` nodes were scored, the walk gives up as soon as fewer than ``min_local`` of them
-    passed (the row will be answered again: finishing the beam would be wasted).
+    passed (the row will be answered again: finishing the beam would be wasted). With LVQ8
+    ``codes`` (``codes.shape[0] > 0``, as in :func:`vecsearch.kernels.hnsw.search_query`) level 0
+    is walked on the codes, the best ``n_rerank`` passing nodes are kept and re-scored exactly.
     """
+    use_codes = codes.shape[0] > 0
+    qm = np.empty(q.shape[0], np.float32)
+    q_sum = np.float32(0.0)
+    q_mu = np.float32(0.0)
+    if use_codes:
+        q_sum, q_mu = query_terms(q, mu, qm)
     d_cur = score(metric, q, vectors[entry])
     cur, d_cur = greedy_descend(metric, q, vectors, links0, counts0, upper_links, upper_counts, upper_start, entry, d_cur,
                                 max_level, 0)
-    res_s = out_scores  # the result max-heap lives in the output row
-    res_i = out_slots
     for j in range(k):
-        res_s[j] = np.inf
-        res_i[j] = -1
+        out_scores[j] = np.inf
+        out_slots[j] = -1
+    n_res = k
+    res_s = out_scores  # the result max-heap lives in the output row (float walk)
+    res_i = out_slots
+    if use_codes:
+        d_cur = walk_score(metric, q, qm, q_sum, q_mu, vectors, codes, f16, cur)
+        n_res = max(n_rerank, k)
+        res_s = np.full(n_res, np.inf, np.float32)
+        res_i = np.full(n_res, -1, np.int64)
     visited[cur] = epoch
     cand_s[0] = d_cur
     cand_i[0] = cur
@@ -242,7 +257,7 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     n_scored = 1
     n_passed = 0
     if allowed[cur]:
-        maxheap_replace_top(res_s, res_i, k, d_cur, cur)
+        maxheap_replace_top(res_s, res_i, n_res, d_cur, cur)
         n_passed = 1
     while n_cand > 0:
         if n_top == ef and cand_s[0] > top_s[0]:
@@ -255,25 +270,32 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
         cnt = counts0[c]
         for t in range(cnt):
             if visited[row[t]] != epoch:
-                prefetch_row(vectors, row[t])
+                prefetch_node(vectors, codes, row[t])
         for t in range(cnt):
             nb = row[t]
             if visited[nb] == epoch:
                 continue
             visited[nb] = epoch
-            d = score(metric, q, vectors[nb])
+            d = walk_score(metric, q, qm, q_sum, q_mu, vectors, codes, f16, nb)
             n_scored += 1
             if allowed[nb]:
                 n_passed += 1
                 if d < res_s[0]:
-                    maxheap_replace_top(res_s, res_i, k, d, nb)
+                    maxheap_replace_top(res_s, res_i, n_res, d, nb)
             if n_top < ef or d < top_s[0]:
                 n_cand = minheap_push(cand_s, cand_i, n_cand, d, nb)
                 if n_top < ef:
                     n_top = maxheap_push(top_s, top_i, n_top, d, nb)
                 else:
                     maxheap_replace_top(top_s, top_i, ef, d, nb)
-    maxheap_sort(res_s, res_i, k)
+    if use_codes:
+        maxheap_sort(res_s, res_i, n_res)
+        n_found = 0
+        while n_found < n_res and res_i[n_found] >= 0:
+            n_found += 1
+        rerank_exact(metric, q, vectors, res_i, n_found, out_slots, out_scores)
+    else:
+        maxheap_sort(res_s, res_i, k)
     out_counts[0] = n_scored
     out_counts[1] = n_passed
 
@@ -294,14 +316,15 @@ def _beam_row_local_ratio(out_slots, counts, need):
 @jit_parallel
 def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                        entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
-                       need, min_local, min_scored, out_slots, out_scores, out_local):
+                       need, min_local, min_scored, codes, mu, f16, n_rerank, out_slots, out_scores, out_local):
     """:func:`beam_collect_query` for ``queries`` (nq, d) f32, parallel over queries.
 
     Arguments as :func:`filtered_walk_batch` (without seeds); outputs (nq, k) int64 / f32 (filled
     here, padded -1 / +inf), and ``out_local`` f32 (nq,): each row's local selectivity (passed /
     scored nodes), -1 for rows with fewer than ``need`` results. A walk gives up once it has
-    scored ``min_scored`` nodes with a local selectivity below ``min_local``. Returns how many rows
-    are doubtful (``out_local < min_local``): to be answered again by a robust strategy.
+    scored ``min_scored`` nodes with a local selectivity below ``min_local``. ``codes``, ``mu``,
+    ``f16``, ``n_rerank``: the optional LVQ8 walk (empty ``codes``: the float32 one). Returns how
+    many rows are doubtful (``out_local < min_local``): to be answered again by a robust strategy.
     """
     for qi in prange(queries.shape[0]):
         tid = numba.get_thread_id()
@@ -309,7 +332,7 @@ def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_l
         counts = np.zeros(2, np.int64)
         beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
                            upper_start, entry, max_level, allowed, visited[tid], epoch, cand_s[tid],
-                           cand_i[tid], top_s[tid], top_i[tid], min_local, min_scored, out_slots[qi],
+                           cand_i[tid], top_s[tid], top_i[tid], min_local, min_scored, codes, mu, f16, n_rerank, out_slots[qi],
                            out_scores[qi], counts)
         out_local[qi] = _beam_row_local_ratio(out_slots[qi], counts, need)
     n_doubtful = 0
@@ -322,7 +345,7 @@ def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_l
 @jit
 def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                         entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
-                        need, min_local, min_scored, out_slots, out_scores, out_local):
+                        need, min_local, min_scored, codes, mu, f16, n_rerank, out_slots, out_scores, out_local):
     """Same as :func:`beam_collect_batch` on the calling thread (scratch row 0): the low-latency path."""
     counts = np.zeros(2, np.int64)
     n_doubtful = 0
@@ -330,7 +353,7 @@ def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_
         epoch = next_epoch(visited, epochs, 0)
         beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
                            upper_start, entry, max_level, allowed, visited[0], epoch, cand_s[0],
-                           cand_i[0], top_s[0], top_i[0], min_local, min_scored, out_slots[qi],
+                           cand_i[0], top_s[0], top_i[0], min_local, min_scored, codes, mu, f16, n_rerank, out_slots[qi],
                            out_scores[qi], counts)
         out_local[qi] = _beam_row_local_ratio(out_slots[qi], counts, need)
         if out_local[qi] < min_local:

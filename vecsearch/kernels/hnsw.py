@@ -43,8 +43,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import jit, jit_parallel
-from .distances import score
+from .distances import METRIC_L2, score
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
+from .lvq import KIND_LVQ8, lvq_ip, lvq_l2, query_terms
 from .visited import next_epoch
 
 
@@ -95,6 +96,43 @@ def node_score(metric, query, vectors, node):
 def pair_score(metric, vectors, a, b):
     """Score between two stored nodes ``a`` and ``b``."""
     return score(metric, vectors[a], vectors[b])
+
+
+@jit(inline="always")
+def walk_score(metric, query, qm, q_sum, q_mu, vectors, codes, f16, node):
+    """Query score of ``node`` on the walk's storage: LVQ8 ``codes`` (n, d + 4) uint8 when given
+    (``codes.shape[0] > 0``; ``qm``, ``q_sum``, ``q_mu`` from :func:`vecsearch.kernels.lvq.query_terms`),
+    else the float32 ``vectors``."""
+    if codes.shape[0] > 0:
+        if metric == METRIC_L2:
+            return lvq_l2(KIND_LVQ8, qm, codes[node], f16)
+        return -lvq_ip(KIND_LVQ8, query, q_sum, q_mu, codes[node], f16)
+    return node_score(metric, query, vectors, node)
+
+
+@jit(inline="always")
+def prefetch_node(vectors, codes, node):
+    """Start loading ``node``'s row of the walk's storage (every cache line of a code row)."""
+    if codes.shape[0] > 0:
+        for b in range(0, codes.shape[1], 64):
+            prefetch_at(codes, node, b)
+    else:
+        prefetch_row(vectors, node)
+
+
+@jit(inline="always")
+def rerank_exact(metric, query, vectors, cand_i, n_cand, out_slots, out_scores):
+    """Re-score ``cand_i[:n_cand]`` with the float32 ``vectors``; best ``k`` into ``out_slots``/``out_scores``
+    (k,) pre-filled -1 / +inf, sorted best first."""
+    for j in range(n_cand):
+        prefetch_row(vectors, cand_i[j])
+    k = out_slots.shape[0]
+    for j in range(n_cand):
+        node = cand_i[j]
+        s = score(metric, query, vectors[node])
+        if s < out_scores[0]:
+            maxheap_replace_top(out_scores, out_slots, k, s, node)
+    maxheap_sort(out_scores, out_slots, k)
 
 
 # ---- list accessors ---------------------------------------------------------------------------
@@ -177,6 +215,11 @@ def beam_search(
     cand_i,
     top_s,
     top_i,
+    qm,
+    q_sum,
+    q_mu,
+    codes,
+    f16,
 ):
     """Best-first search of one level from ``ep``; returns how many results the max-heap holds.
 
@@ -184,7 +227,8 @@ def beam_search(
     the frontier min-heap; ``top_s``/``top_i`` (>= ef) f32/int32 receive the ``ef`` best as a
     max-heap (worst at 0). With ``skip_deleted``, nodes flagged in ``deleted`` (bool) are walked
     through but never enter the results, and the walk continues until ``ef`` live results exist
-    or the reachable graph is exhausted.
+    or the reachable graph is exhausted. Nodes are scored by :func:`walk_score` (on LVQ8 ``codes``
+    when given, ``d_ep`` included; the build passes none).
     """
     visited[ep] = epoch
     cand_s[0] = d_ep
@@ -206,13 +250,13 @@ def beam_search(
         # Start loading every unvisited neighbor's vector before scoring the first one.
         for t in range(cnt):
             if visited[row[t]] != epoch:
-                prefetch_row(vectors, row[t])
+                prefetch_node(vectors, codes, row[t])
         for t in range(cnt):
             nb = row[t]
             if visited[nb] == epoch:
                 continue
             visited[nb] = epoch
-            d = node_score(metric, query, vectors, nb)
+            d = walk_score(metric, query, qm, q_sum, q_mu, vectors, codes, f16, nb)
             if n_top < ef or d < top_s[0]:
                 n_cand = minheap_push(cand_s, cand_i, n_cand, d, nb)
                 if not (skip_deleted and deleted[nb]):
@@ -349,6 +393,8 @@ def insert_batch_search(
     int32 (T,), ``cand_s``/``cand_i`` (T, n), ``top_s``/``top_i`` (T, ef_construction), ``sel`` int32 (T, M).
     """
     dummy_deleted = np.zeros(1, np.bool_)
+    no_codes = np.empty((0, 1), np.uint8)  # the build walks the float32 vectors
+    no_f16 = np.empty(0, np.float32)
     for b in prange(batch.shape[0]):
         tid = numba.get_thread_id()
         node = batch[b]
@@ -403,6 +449,11 @@ def insert_batch_search(
                     cand_i[tid],
                     ts,
                     ti,
+                    q,
+                    np.float32(0.0),
+                    np.float32(0.0),
+                    no_codes,
+                    no_f16,
                 )
                 # Entry of the next level: the closest node of the old graph (batch-mates are
                 # not linked in yet, their lists are being written by other threads).
@@ -503,10 +554,25 @@ def search_query(
     cand_i,
     top_s,
     top_i,
+    codes,
+    mu,
+    f16,
+    n_rerank,
     out_slots,
     out_scores,
 ):
-    """Search one query: greedy descent to level 0, beam search with ``ef``, best ``k`` into out rows."""
+    """Search one query: greedy descent to level 0, beam search with ``ef``, best ``k`` into out rows.
+
+    With LVQ8 ``codes`` (n, d + 4) uint8, global mean ``mu`` (d,) f32 and the float16 table
+    ``f16`` (``codes.shape[0] == 0``: none), level 0 is walked on the codes and its best
+    ``n_rerank`` nodes are re-scored with the float32 ``vectors`` (scores returned are exact).
+    """
+    use_codes = codes.shape[0] > 0
+    qm = np.empty(q.shape[0], np.float32)
+    q_sum = np.float32(0.0)
+    q_mu = np.float32(0.0)
+    if use_codes:
+        q_sum, q_mu = query_terms(q, mu, qm)
     d_cur = node_score(metric, q, vectors, entry)
     cur, d_cur = greedy_descend(
         metric,
@@ -523,6 +589,8 @@ def search_query(
         0,
     )
     epoch = next_epoch(visited, epochs, tid)
+    if use_codes:
+        d_cur = walk_score(metric, q, qm, q_sum, q_mu, vectors, codes, f16, cur)
     n_top = beam_search(
         metric,
         q,
@@ -544,11 +612,19 @@ def search_query(
         cand_i,
         top_s,
         top_i,
+        qm,
+        q_sum,
+        q_mu,
+        codes,
+        f16,
     )
     maxheap_sort(top_s, top_i, n_top)
-    for j in range(min(k, n_top)):
-        out_slots[j] = top_i[j]
-        out_scores[j] = top_s[j]
+    if use_codes:
+        rerank_exact(metric, q, vectors, top_i, min(n_rerank, n_top), out_slots, out_scores)
+    else:
+        for j in range(min(k, n_top)):
+            out_slots[j] = top_i[j]
+            out_scores[j] = top_s[j]
 
 
 @jit_parallel
@@ -573,13 +649,18 @@ def search_batch(
     cand_i,
     top_s,
     top_i,
+    codes,
+    mu,
+    f16,
+    n_rerank,
     out_slots,
     out_scores,
 ):
     """k-NN of ``queries`` (nq, d) f32, parallel over queries; out (nq, k) int64 / f32 pre-filled -1 / +inf.
 
     Per-thread scratch (rows by thread id): ``visited`` int32 (T, n) + ``epochs`` (T,),
-    ``cand_s``/``cand_i`` f32/int32 (T, n), ``top_s``/``top_i`` f32/int32 (T, >= ef).
+    ``cand_s``/``cand_i`` f32/int32 (T, n), ``top_s``/``top_i`` f32/int32 (T, >= ef). ``codes``,
+    ``mu``, ``f16``, ``n_rerank``: the optional LVQ8 walk of :func:`search_query`.
     """
     for qi in prange(queries.shape[0]):
         tid = numba.get_thread_id()
@@ -605,6 +686,10 @@ def search_batch(
             cand_i[tid],
             top_s[tid],
             top_i[tid],
+            codes,
+            mu,
+            f16,
+            n_rerank,
             out_slots[qi],
             out_scores[qi],
         )
@@ -632,6 +717,10 @@ def search_serial(
     cand_i,
     top_s,
     top_i,
+    codes,
+    mu,
+    f16,
+    n_rerank,
     out_slots,
     out_scores,
 ):
@@ -659,6 +748,10 @@ def search_serial(
             cand_i[0],
             top_s[0],
             top_i[0],
+            codes,
+            mu,
+            f16,
+            n_rerank,
             out_slots[qi],
             out_scores[qi],
         )
