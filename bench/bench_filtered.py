@@ -212,6 +212,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--M", type=int, default=16)
+    parser.add_argument("--walk-codes", action="store_true",
+                        help="our HNSW walks LVQ8 shadow codes (HNSWIndex(walk_codes=True), +d+4 bytes per vector)")
     parser.add_argument("--ef-construction", type=int, default=100)
     parser.add_argument("--ef", type=int, default=64)
     parser.add_argument("--peer-ef", default="16,32,64,128,256,512", help="efSearch sweep for faiss HNSW")
@@ -237,7 +239,8 @@ def main() -> None:
     print(f"data: {n} x {x.shape[1]}, {q.shape[0]} queries, k={k}; load average {load_before}")
 
     t0 = time.perf_counter()
-    ours = vs.HNSWIndex(x.shape[1], "cosine", M=args.M, ef_construction=args.ef_construction, ef_search=args.ef)
+    ours = vs.HNSWIndex(x.shape[1], "cosine", M=args.M, ef_construction=args.ef_construction, ef_search=args.ef,
+                        walk_codes=args.walk_codes)
     ours.add(x, attributes={c: attrs[c] for c in ("pos", "lexfile", "n_lemmas", "gloss_len", "has_example", "proj", "rand")}, progress=False)
     build = {"ours_hnsw": time.perf_counter() - t0}
     prefixes = [p for p in args.methods.split(",") if p]
@@ -371,7 +374,8 @@ def main() -> None:
     print_summary(summary)
     out = {
         "n": n, "queries": int(q.shape[0]), "k": k, "M": args.M, "ef_construction": args.ef_construction,
-        "ef": args.ef, "peer_ef": peer_efs, "hnswlib_ef": hnswlib_efs, "filter_cache": not args.no_filter_cache,
+        "ef": args.ef, "walk_codes": args.walk_codes, "peer_ef": peer_efs, "hnswlib_ef": hnswlib_efs,
+        "filter_cache": not args.no_filter_cache,
         "build_seconds": build, "load_before": load_before, "load_after": os.getloadavg(), "rows": rows_out,
         "summary": summary,
     }

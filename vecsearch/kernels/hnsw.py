@@ -102,22 +102,14 @@ def pair_score(metric, vectors, a, b):
 def walk_score(metric, query, qm, q_sum, q_mu, vectors, codes, f16, node):
     """Query score of ``node`` on the walk's storage: LVQ8 ``codes`` (n, d + 4) uint8 when given
     (``codes.shape[0] > 0``; ``qm``, ``q_sum``, ``q_mu`` from :func:`vecsearch.kernels.lvq.query_terms`),
-    else the float32 ``vectors``."""
+    else the float32 ``vectors``. For one-off scores (a walk's entry): the walks' inner loops
+    spell the same branch out, since this helper inlined there measured 1.5x slower (numba's IR
+    inlining; 116k x 384, ef 64: 225 vs 148 us on the float path)."""
     if codes.shape[0] > 0:
         if metric == METRIC_L2:
             return lvq_l2(KIND_LVQ8, qm, codes[node], f16)
         return -lvq_ip(KIND_LVQ8, query, q_sum, q_mu, codes[node], f16)
     return node_score(metric, query, vectors, node)
-
-
-@jit(inline="always")
-def prefetch_node(vectors, codes, node):
-    """Start loading ``node``'s row of the walk's storage (every cache line of a code row)."""
-    if codes.shape[0] > 0:
-        for b in range(0, codes.shape[1], 64):
-            prefetch_at(codes, node, b)
-    else:
-        prefetch_row(vectors, node)
 
 
 @jit(inline="always")
@@ -230,6 +222,7 @@ def beam_search(
     or the reachable graph is exhausted. Nodes are scored by :func:`walk_score` (on LVQ8 ``codes``
     when given, ``d_ep`` included; the build passes none).
     """
+    use_codes = codes.shape[0] > 0
     visited[ep] = epoch
     cand_s[0] = d_ep
     cand_i[0] = ep
@@ -250,13 +243,23 @@ def beam_search(
         # Start loading every unvisited neighbor's vector before scoring the first one.
         for t in range(cnt):
             if visited[row[t]] != epoch:
-                prefetch_node(vectors, codes, row[t])
+                if use_codes:  # every cache line of a code row
+                    for b in range(0, codes.shape[1], 64):
+                        prefetch_at(codes, row[t], b)
+                else:
+                    prefetch_row(vectors, row[t])
         for t in range(cnt):
             nb = row[t]
             if visited[nb] == epoch:
                 continue
             visited[nb] = epoch
-            d = walk_score(metric, query, qm, q_sum, q_mu, vectors, codes, f16, nb)
+            if use_codes:  # walk_score spelled out (see its docstring)
+                if metric == METRIC_L2:
+                    d = lvq_l2(KIND_LVQ8, qm, codes[nb], f16)
+                else:
+                    d = -lvq_ip(KIND_LVQ8, query, q_sum, q_mu, codes[nb], f16)
+            else:
+                d = node_score(metric, query, vectors, nb)
             if n_top < ef or d < top_s[0]:
                 n_cand = minheap_push(cand_s, cand_i, n_cand, d, nb)
                 if not (skip_deleted and deleted[nb]):
