@@ -206,6 +206,11 @@ def test_ann_benchmarks_module_follows_the_base_ann_protocol(wordnet_train, word
     assert "ef=64" in str(hnsw)
     hnsw.batch_query(q, 10)
     assert recall_at_k(np.stack(hnsw.get_batch_results()), truth) >= 0.9
+    coded = VecsearchHNSW("angular", {"M": 8, "efConstruction": 64, "walkCodes": True})
+    coded.fit(train)
+    assert coded._index.params.walk_codes and "_shadow_codes" in coded._index.__dict__  # built in fit
+    coded.set_query_arguments(64)
+    assert recall_at_k(np.stack([coded.query(v, 10) for v in q]), truth) >= 0.9
     with pytest.raises(ValueError, match="distance"):
         VecsearchFlat("hamming", {})
 

@@ -182,3 +182,12 @@ def test_walk_codes_survives_save_load_and_follows_removals(walk_pair, data, tmp
     again = loaded.search(q, K)
     kept = np.setdiff1d(np.arange(N), removed)
     assert recall_at_k(again.ids, kept[exact_knn(x[kept], q, K, "cosine")]) >= 0.9
+
+
+def test_planner_scans_fewer_matches_when_the_beam_walks_codes(walk_pair):
+    """The code walk makes beam_collect cheaper, so the scan/beam crossover is lower for it."""
+    plain, coded = walk_pair
+    assert planner.prefilter_max_matches(plain) == planner.CODE_SCAN_PREFILTER_MAX_MATCHES
+    assert planner.prefilter_max_matches(coded) == planner.CODE_WALK_PREFILTER_MAX_MATCHES
+    assert planner.CODE_WALK_PREFILTER_MAX_MATCHES < planner.CODE_SCAN_PREFILTER_MAX_MATCHES
+    assert planner.prefilter_max_matches(vs.FlatIndex(384, "cosine")) == planner.PREFILTER_MAX_MATCHES

@@ -108,5 +108,5 @@ def code_scan(metric: int, queries: np.ndarray, index: Any, vectors: np.ndarray,
     n_cand = max(n_cand, k)
     out_scores, out_slots = empty_heaps(queries.shape[0], k)
     kernel = topk_codes_rows_serial if serial else topk_codes_rows
-    kernel(metric, queries, codes.rows, codes.codec.mu, f16_values(), slots, n_cand, vectors, k, out_scores, out_slots)
+    kernel(metric, queries, codes.rows, codes.codec.mu, f16_values(), slots, n_cand, vectors, out_scores, out_slots)
     return out_slots, out_scores

@@ -124,7 +124,8 @@ class VecsearchFlat(_VecsearchANN):
 
 
 class VecsearchHNSW(_VecsearchANN):
-    """``vecsearch.HNSWIndex``; ``method_param``: ``M``, ``efConstruction``; query argument: ``ef``."""
+    """``vecsearch.HNSWIndex``; ``method_param``: ``M``, ``efConstruction``, ``walkCodes`` (walk
+    LVQ8 codes, re-rank with float32); query argument: ``ef``."""
 
     kind = "hnsw"
 
@@ -137,7 +138,13 @@ class VecsearchHNSW(_VecsearchANN):
             self._metric,
             M=int(p.get("M", 16)),
             ef_construction=int(p.get("efConstruction", 200)),
+            walk_codes=bool(p.get("walkCodes", False)),
         )
+
+    def fit(self, X: np.ndarray) -> None:
+        super().fit(X)
+        if self._index.params.walk_codes:  # build the codes now: fit's memory figure includes them
+            self._index.search(np.asarray(X[:1], np.float32), 1)
 
     def set_query_arguments(self, ef: int) -> None:
         self._search_params = {"ef": int(ef)}

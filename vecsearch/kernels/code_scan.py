@@ -14,9 +14,9 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, jit_parallel
-from .distances import METRIC_L2, score
+from .distances import METRIC_L2
 from .heaps import maxheap_replace_top, maxheap_sort
-from .hnsw import prefetch_at
+from .hnsw import prefetch_at, rerank_exact
 from .lvq import KIND_LVQ8, lvq_ip, lvq_l2, query_terms
 
 
@@ -25,7 +25,7 @@ PREFETCH_AHEAD = 8
 
 
 @jit(inline="always")
-def _codes_rows_query(metric, q, codes, mu, f16, rows, n_cand, vectors, k, out_scores, out_slots):
+def _codes_rows_query(metric, q, codes, mu, f16, rows, n_cand, vectors, out_scores, out_slots):
     d = q.shape[0]
     qm = np.empty(d, np.float32)
     q_sum, q_mu = query_terms(q, mu, qm)
@@ -45,18 +45,15 @@ def _codes_rows_query(metric, q, codes, mu, f16, rows, n_cand, vectors, k, out_s
             s = -lvq_ip(KIND_LVQ8, q, q_sum, q_mu, codes[r], f16)
         if s < cand_s[0]:
             maxheap_replace_top(cand_s, cand_i, n_cand, s, r)
-    for j in range(n_cand):
-        r = cand_i[j]
-        if r < 0:
-            continue
-        s = score(metric, q, vectors[r])
-        if s < out_scores[0]:
-            maxheap_replace_top(out_scores, out_slots, k, s, r)
-    maxheap_sort(out_scores, out_slots, k)
+    maxheap_sort(cand_s, cand_i, n_cand)
+    n_found = 0
+    while n_found < n_cand and cand_i[n_found] >= 0:
+        n_found += 1
+    rerank_exact(metric, q, vectors, cand_i, n_found, out_slots, out_scores)
 
 
 @jit
-def topk_codes_rows_serial(metric, queries, codes, mu, f16, rows, n_cand, vectors, k, out_scores, out_slots):
+def topk_codes_rows_serial(metric, queries, codes, mu, f16, rows, n_cand, vectors, out_scores, out_slots):
     """Top-``k`` of ``queries`` (nq, d) f32 over ``rows`` (m,) int64: LVQ8 scan, exact re-rank.
 
     ``codes`` uint8 (>= max(rows) + 1, d + 4) LVQ8 rows with global mean ``mu`` (d,) f32 and the
@@ -65,13 +62,13 @@ def topk_codes_rows_serial(metric, queries, codes, mu, f16, rows, n_cand, vector
     ``out_scores`` f32 / ``out_slots`` int64 (nq, k), pre-filled +inf / -1, best first.
     """
     for qi in range(queries.shape[0]):
-        _codes_rows_query(metric, queries[qi], codes, mu, f16, rows, n_cand, vectors, k,
-                          out_scores[qi], out_slots[qi])
+        _codes_rows_query(metric, queries[qi], codes, mu, f16, rows, n_cand, vectors, out_scores[qi],
+                          out_slots[qi])
 
 
 @jit_parallel
-def topk_codes_rows(metric, queries, codes, mu, f16, rows, n_cand, vectors, k, out_scores, out_slots):
+def topk_codes_rows(metric, queries, codes, mu, f16, rows, n_cand, vectors, out_scores, out_slots):
     """:func:`topk_codes_rows_serial`, parallel over queries."""
     for qi in prange(queries.shape[0]):
-        _codes_rows_query(metric, queries[qi], codes, mu, f16, rows, n_cand, vectors, k,
-                          out_scores[qi], out_slots[qi])
+        _codes_rows_query(metric, queries[qi], codes, mu, f16, rows, n_cand, vectors, out_scores[qi],
+                          out_slots[qi])
