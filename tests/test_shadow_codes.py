@@ -8,8 +8,7 @@ import pytest
 from conftest import exact_knn, recall_at_k
 
 import vecsearch as vs
-from vecsearch import F
-from vecsearch import planner
+from vecsearch import F, planner
 from vecsearch.shadow_codes import RERANK_MIN, code_scan
 
 K = 10

@@ -181,7 +181,8 @@ def choose_strategy(index: Any, allowed: Any, k: int, nq: int, requested: str | 
     ``ivf_masked`` (checking the mask in the list scan costs about nothing, so it dominates
     post-filtering at every selectivity), or ``prefilter`` up to :data:`IVF_PREFILTER_MAX_MATCHES`
     matches when the index keeps its vectors. Otherwise at most :func:`prefilter_max_matches`
-    matches (:data:`CODE_SCAN_PREFILTER_MAX_MATCHES` on HNSW, else :data:`PREFILTER_MAX_MATCHES`)
+    matches (on HNSW :data:`CODE_SCAN_PREFILTER_MAX_MATCHES`, or :data:`CODE_WALK_PREFILTER_MAX_MATCHES`
+    when it walks codes; else :data:`PREFILTER_MAX_MATCHES`)
     -> ``prefilter``; HNSW -> ``beam_collect`` from :data:`BEAM_MIN_SELECTIVITY` up (it re-answers the
     rows where the filter is anti-correlated with the query), else ``filtered_walk``; other graph
     indexes -> ``postfilter`` from :data:`POSTFILTER_MIN_SELECTIVITY` up, else their walk.
@@ -398,6 +399,8 @@ BEAM_MIN_LOCAL_RATIO = 0.5
 # for the exact scan it falls back to).
 BEAM_PROBE_NODES = 256
 BEAM_PROBE_PASSING = 32
+
+
 def hnsw_beam_collect(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any,
                       ef_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Unfiltered HNSW walk keeping the best passing nodes it scores; doubtful rows fall back.

@@ -20,9 +20,9 @@ import numpy as np
 from ..base import Index, register_index
 from ..factory import register_factory
 from ..kernels import hnsw as kh
+from ..lvq import f16_values
 from ..params import HNSWBuildParams, HNSWSearchParams, parse_params
 from ..progress import Progress, auto_enabled
-from ..lvq import f16_values
 from ..shadow_codes import drop_shadow_codes, refresh_shadow_codes, shadow_codes, walk_rerank
 
 # Nodes per insertion batch: at most max(MAX_BATCH, 16 * threads), and at most a quarter of the

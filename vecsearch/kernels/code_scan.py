@@ -19,7 +19,6 @@ from .heaps import maxheap_replace_top, maxheap_sort
 from .hnsw import prefetch_at, rerank_exact
 from .lvq import KIND_LVQ8, lvq_ip, lvq_l2, query_terms
 
-
 # Rows prefetched ahead of the one being scored (a 388-byte row is 7 cache lines).
 PREFETCH_AHEAD = 8
 

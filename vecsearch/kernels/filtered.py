@@ -17,8 +17,8 @@ from ._jit import jit, jit_parallel
 from .distances import METRIC_L2, score
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
 from .hnsw import greedy_descend, prefetch_at, prefetch_row, rerank_exact, walk_score
-from .lvq import KIND_LVQ8, lvq_ip, lvq_l2, query_terms
 from .ivf import list_l2_lut
+from .lvq import KIND_LVQ8, lvq_ip, lvq_l2, query_terms
 from .pq import inner_table_row, scaled_table_row
 from .visited import next_epoch
 
