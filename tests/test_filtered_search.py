@@ -357,3 +357,38 @@ def test_wide_range_mask_honours_bound_inclusiveness(op):
         allowed = compile_where(expr, store, np.zeros(n, bool))
         np.testing.assert_array_equal(allowed.mask, expected)
         assert allowed.count == int(expected.sum())
+
+
+def test_beam_flags_anti_correlated_rows_but_not_random_or_correlated_ones(indexes, attrs, wordnet_queries_id):
+    """The beam's local-selectivity checks (the free two-hop look, then the scored probe) send rows
+    whose neighborhood fails the filter to the fallback, and leave rows of a filter that passes
+    everywhere, or around the query, alone."""
+    import math
+
+    import vecsearch.planner as planner
+    from vecsearch.kernels.filtered import beam_collect_serial
+
+    hnsw = indexes["hnsw"]
+    cols, direction = attrs
+    proj_sorted = np.sort(cols["proj"])
+    n = hnsw.ntotal
+    queries = np.ascontiguousarray(wordnet_queries_id[:40] / np.linalg.norm(wordnet_queries_id[:40], axis=1, keepdims=True))
+
+    def doubtful(where_for):
+        count = 0
+        for q in queries:
+            allowed = hnsw._compile_where(where_for(q))
+            scratch = planner._take_scratch(hnsw, 1, 64)
+            out_s, out_i = np.empty((1, K), np.float32), np.empty((1, K), np.int64)
+            local = np.empty(1, np.float32)
+            count += beam_collect_serial(
+                hnsw._metric_code, q[None, :], K, 64, hnsw._vectors, *hnsw._graph(), hnsw._entry, hnsw._max_level,
+                allowed.mask, *scratch, K, planner.BEAM_MIN_LOCAL_RATIO * allowed.selectivity,
+                max(planner.BEAM_PROBE_NODES, math.ceil(planner.BEAM_PROBE_PASSING / allowed.selectivity)),
+                *hnsw._walk_storage(K), out_i, out_s, local)
+            planner._give_scratch(hnsw, scratch)
+        return count
+
+    assert doubtful(lambda q: F.gloss_len >= 0) == 0  # every row passes
+    assert doubtful(lambda q: F.proj.between(*_proj_filter(proj_sorted, float(q @ direction), n // 5, True))) <= 2
+    assert doubtful(lambda q: F.proj.between(*_proj_filter(proj_sorted, float(q @ direction), n // 5, False))) >= 30

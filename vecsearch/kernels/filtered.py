@@ -208,6 +208,29 @@ def filtered_walk_serial(metric, queries, k, ef, vectors, links0, counts0, upper
 
 
 # ---- HNSW: unfiltered beam that collects the passing nodes it scores -----------------------------
+# The beam's first look at the local selectivity counts at least this many two-hop ids (about 16
+# passing ones expected at the 5% floor of beam_collect; a random filter trips the 0.5 ratio by
+# chance at ~3 standard deviations).
+PRE_PROBE_MIN_SEEN = 320
+
+
+@jit(inline="always")
+def _two_hop_passing(links0, counts0, allowed, node):
+    """``(ids seen, ids passing)`` over ``node``'s level-0 neighbors and theirs (repeats counted)."""
+    seen = 0
+    passed = 0
+    row = links0[node]
+    for t in range(counts0[node]):
+        nb = row[t]
+        seen += 1
+        passed += np.int64(allowed[nb])
+        row2 = links0[nb]
+        for t2 in range(counts0[nb]):
+            seen += 1
+            passed += np.int64(allowed[row2[t2]])
+    return seen, passed
+
+
 @jit(inline="always")
 def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                        entry, max_level, allowed, visited, epoch, cand_s, cand_i, top_s, top_i,
@@ -223,7 +246,9 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     ``out_counts`` int64 (2,) how many level-0 nodes were scored and how many of them passed (the
     local selectivity around the query, which exposes filters anti-correlated with it). Once
     ``min_scored`` nodes were scored, the walk gives up as soon as fewer than ``min_local`` of them
-    passed (the row will be answered again: finishing the beam would be wasted). With LVQ8
+    passed (the row will be answered again: finishing the beam would be wasted); it gives up
+    before scoring when the two-hop neighborhood of its level-0 entry already passes at a rate
+    below ``min_local``. With LVQ8
     ``codes`` (``codes.shape[0] > 0``, as in :func:`vecsearch.kernels.hnsw.search_query`) level 0
     is walked on the codes, the best ``n_rerank`` passing nodes are kept and re-scored exactly.
     """
@@ -239,6 +264,14 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     for j in range(k):
         out_scores[j] = np.inf
         out_slots[j] = -1
+    # Free first look: the share of passing nodes among the descent's level-0 node's two-hop
+    # neighborhood (mask reads only). Far below ``min_local`` the filter fails around the query:
+    # give up before scoring anything.
+    seen, passed = _two_hop_passing(links0, counts0, allowed, cur)
+    if seen >= PRE_PROBE_MIN_SEEN and passed < min_local * seen:
+        out_counts[0] = seen
+        out_counts[1] = passed
+        return
     n_res = k
     res_s = out_scores  # the result max-heap lives in the output row (float walk)
     res_i = out_slots
