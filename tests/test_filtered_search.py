@@ -385,7 +385,7 @@ def test_beam_flags_anti_correlated_rows_but_not_random_or_correlated_ones(index
                 hnsw._metric_code, q[None, :], K, 64, hnsw._vectors, *hnsw._graph(), hnsw._entry, hnsw._max_level,
                 allowed.mask, *scratch, K, planner.BEAM_MIN_LOCAL_RATIO * allowed.selectivity,
                 max(planner.BEAM_PROBE_NODES, math.ceil(planner.BEAM_PROBE_PASSING / allowed.selectivity)),
-                *hnsw._walk_storage(K), out_i, out_s, local)
+                True, *hnsw._walk_storage(K), out_i, out_s, local)
             planner._give_scratch(hnsw, scratch)
         return count
 

@@ -212,6 +212,10 @@ def filtered_walk_serial(metric, queries, k, ef, vectors, links0, counts0, upper
 # passing ones expected at the 5% floor of beam_collect; a random filter trips the 0.5 ratio by
 # chance at ~3 standard deviations).
 PRE_PROBE_MIN_SEEN = 320
+# It gives up only below this fraction of ``min_local``: the two-hop sample reaches farther than
+# the nodes the beam scores first, and a filter centred on the query can pass sparsely there
+# (116k, correlated 50%: giving up at ``min_local`` itself sent a few rows to a 58k-row scan).
+PRE_PROBE_RATIO = 0.5
 
 
 @jit(inline="always")
@@ -234,7 +238,8 @@ def _two_hop_passing(links0, counts0, allowed, node):
 @jit(inline="always")
 def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                        entry, max_level, allowed, visited, epoch, cand_s, cand_i, top_s, top_i,
-                       min_local, min_scored, codes, mu, f16, n_rerank, out_slots, out_scores, out_counts):
+                       min_local, min_scored, pre_probe, codes, mu, f16, n_rerank, out_slots, out_scores,
+                       out_counts):
     """One query's unfiltered HNSW beam (width ``ef``) that keeps the best ``k`` passing nodes it scores.
 
     The walk is exactly the unfiltered level-0 search (every node may enter the beam, so it
@@ -247,8 +252,8 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     local selectivity around the query, which exposes filters anti-correlated with it). Once
     ``min_scored`` nodes were scored, the walk gives up as soon as fewer than ``min_local`` of them
     passed (the row will be answered again: finishing the beam would be wasted); it gives up
-    before scoring when the two-hop neighborhood of its level-0 entry already passes at a rate
-    below ``min_local``. With LVQ8
+    before scoring (``pre_probe``) when the two-hop neighborhood of its level-0 entry already
+    passes at a rate below ``PRE_PROBE_RATIO * min_local``. With LVQ8
     ``codes`` (``codes.shape[0] > 0``, as in :func:`vecsearch.kernels.hnsw.search_query`) level 0
     is walked on the codes, the best ``n_rerank`` passing nodes are kept and re-scored exactly.
     """
@@ -265,13 +270,14 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
         out_scores[j] = np.inf
         out_slots[j] = -1
     # Free first look: the share of passing nodes among the descent's level-0 node's two-hop
-    # neighborhood (mask reads only). Far below ``min_local`` the filter fails around the query:
-    # give up before scoring anything.
-    seen, passed = _two_hop_passing(links0, counts0, allowed, cur)
-    if seen >= PRE_PROBE_MIN_SEEN and passed < min_local * seen:
-        out_counts[0] = seen
-        out_counts[1] = passed
-        return
+    # neighborhood (mask reads only). Far below ``min_local`` (PRE_PROBE_RATIO of it) the filter
+    # fails around the query: give up before scoring anything.
+    if pre_probe:
+        seen, passed = _two_hop_passing(links0, counts0, allowed, cur)
+        if seen >= PRE_PROBE_MIN_SEEN and passed < PRE_PROBE_RATIO * min_local * seen:
+            out_counts[0] = seen
+            out_counts[1] = passed
+            return
     n_res = k
     res_s = out_scores  # the result max-heap lives in the output row (float walk)
     res_i = out_slots
@@ -360,13 +366,15 @@ def _beam_row_local_ratio(out_slots, counts, need):
 @jit_parallel
 def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                        entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
-                       need, min_local, min_scored, codes, mu, f16, n_rerank, out_slots, out_scores, out_local):
+                       need, min_local, min_scored, pre_probe, codes, mu, f16, n_rerank, out_slots, out_scores,
+                       out_local):
     """:func:`beam_collect_query` for ``queries`` (nq, d) f32, parallel over queries.
 
     Arguments as :func:`filtered_walk_batch` (without seeds); outputs (nq, k) int64 / f32 (filled
     here, padded -1 / +inf), and ``out_local`` f32 (nq,): each row's local selectivity (passed /
     scored nodes), -1 for rows with fewer than ``need`` results. A walk gives up once it has
-    scored ``min_scored`` nodes with a local selectivity below ``min_local``. ``codes``, ``mu``,
+    scored ``min_scored`` nodes with a local selectivity below ``min_local`` (with ``pre_probe``,
+    already before scoring when its entry's two-hop neighborhood passes far less). ``codes``, ``mu``,
     ``f16``, ``n_rerank``: the optional LVQ8 walk (empty ``codes``: the float32 one). Returns how
     many rows are doubtful (``out_local < min_local``): to be answered again by a robust strategy.
     """
@@ -376,8 +384,8 @@ def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_l
         counts = np.zeros(2, np.int64)
         beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
                            upper_start, entry, max_level, allowed, visited[tid], epoch, cand_s[tid],
-                           cand_i[tid], top_s[tid], top_i[tid], min_local, min_scored, codes, mu, f16, n_rerank, out_slots[qi],
-                           out_scores[qi], counts)
+                           cand_i[tid], top_s[tid], top_i[tid], min_local, min_scored, pre_probe, codes, mu,
+                           f16, n_rerank, out_slots[qi], out_scores[qi], counts)
         out_local[qi] = _beam_row_local_ratio(out_slots[qi], counts, need)
     n_doubtful = 0
     for qi in range(queries.shape[0]):
@@ -389,7 +397,8 @@ def beam_collect_batch(metric, queries, k, ef, vectors, links0, counts0, upper_l
 @jit
 def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                         entry, max_level, allowed, visited, epochs, cand_s, cand_i, top_s, top_i,
-                        need, min_local, min_scored, codes, mu, f16, n_rerank, out_slots, out_scores, out_local):
+                        need, min_local, min_scored, pre_probe, codes, mu, f16, n_rerank, out_slots, out_scores,
+                       out_local):
     """Same as :func:`beam_collect_batch` on the calling thread (scratch row 0): the low-latency path."""
     counts = np.zeros(2, np.int64)
     n_doubtful = 0
@@ -397,8 +406,8 @@ def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_
         epoch = next_epoch(visited, epochs, 0)
         beam_collect_query(metric, queries[qi], k, ef, vectors, links0, counts0, upper_links, upper_counts,
                            upper_start, entry, max_level, allowed, visited[0], epoch, cand_s[0],
-                           cand_i[0], top_s[0], top_i[0], min_local, min_scored, codes, mu, f16, n_rerank, out_slots[qi],
-                           out_scores[qi], counts)
+                           cand_i[0], top_s[0], top_i[0], min_local, min_scored, pre_probe, codes, mu,
+                           f16, n_rerank, out_slots[qi], out_scores[qi], counts)
         out_local[qi] = _beam_row_local_ratio(out_slots[qi], counts, need)
         if out_local[qi] < min_local:
             n_doubtful += 1
