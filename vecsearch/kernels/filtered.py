@@ -16,10 +16,16 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .distances import METRIC_L2, score
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
-from .hnsw import greedy_descend, prefetch_at, prefetch_row, rerank_exact, walk_score
-from .ivf import list_l2_lut
-from .lvq import KIND_LVQ8, lvq_ip, lvq_l2, query_terms
-from .pq import inner_table_row, scaled_table_row
+from .hnsw import (
+    greedy_descend,
+    prefetch_at,
+    prefetch_row,
+    rerank_exact,
+    walk_query_terms,
+    walk_score,
+)
+from .ivf import list_l2_lut, query_tables
+from .lvq import KIND_LVQ8, lvq_ip, lvq_l2
 from .visited import next_epoch
 
 
@@ -258,11 +264,7 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     is walked on the codes, the best ``n_rerank`` passing nodes are kept and re-scored exactly.
     """
     use_codes = codes.shape[0] > 0
-    qm = np.empty(q.shape[0], np.float32)
-    q_sum = np.float32(0.0)
-    q_mu = np.float32(0.0)
-    if use_codes:
-        q_sum, q_mu = query_terms(q, mu, qm)
+    qm, q_sum, q_mu = walk_query_terms(q, mu, use_codes)
     d_cur = score(metric, q, vectors[entry])
     cur, d_cur = greedy_descend(metric, q, vectors, links0, counts0, upper_links, upper_counts, upper_start, entry, d_cur,
                                 max_level, 0)
@@ -420,16 +422,11 @@ def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_
 @jit(inline="always")
 def _ivf_masked_query(q, lists, coarse, min_probe, target, centroids, codebooks_t, cb_sq_norms, l2_table, codes,
                       slots, offsets, sizes, metric, allowed, n_cand, vectors, os_, oi):
-    m, _, ksub = codebooks_t.shape
+    m = codebooks_t.shape[0]
     has_table = l2_table.shape[0] > 0
-    qlut = np.empty((m, ksub), np.float32)
-    lut = np.empty((m, ksub), np.float32)
+    qlut, lut = query_tables(q, codebooks_t, metric)
     hs = np.full(n_cand, np.inf, np.float32)
     hi = np.full(n_cand, -1, np.int64)
-    if metric == METRIC_L2:
-        inner_table_row(q, codebooks_t, qlut)
-    else:  # the inner-product table is the negated query table, whatever the list
-        scaled_table_row(q, codebooks_t, np.float32(-1.0), lut)
     seen = 0
     for p in range(lists.shape[0]):
         if p >= min_probe and seen >= target:

@@ -113,6 +113,18 @@ def walk_score(metric, query, qm, q_sum, q_mu, vectors, codes, f16, node):
 
 
 @jit(inline="always")
+def walk_query_terms(q, mu, use_codes):
+    """``(qm, q_sum, q_mu)`` for :func:`walk_score` on codes (:func:`vecsearch.kernels.lvq.query_terms`),
+    or an unused buffer and zeros when the walk reads the float32 vectors."""
+    qm = np.empty(q.shape[0], np.float32)
+    q_sum = np.float32(0.0)
+    q_mu = np.float32(0.0)
+    if use_codes:
+        q_sum, q_mu = query_terms(q, mu, qm)
+    return qm, q_sum, q_mu
+
+
+@jit(inline="always")
 def rerank_exact(metric, query, vectors, cand_i, n_cand, out_slots, out_scores):
     """Re-score ``cand_i[:n_cand]`` with the float32 ``vectors``; best ``k`` into ``out_slots``/``out_scores``
     (k,) pre-filled -1 / +inf, sorted best first."""
@@ -571,11 +583,7 @@ def search_query(
     ``n_rerank`` nodes are re-scored with the float32 ``vectors`` (scores returned are exact).
     """
     use_codes = codes.shape[0] > 0
-    qm = np.empty(q.shape[0], np.float32)
-    q_sum = np.float32(0.0)
-    q_mu = np.float32(0.0)
-    if use_codes:
-        q_sum, q_mu = query_terms(q, mu, qm)
+    qm, q_sum, q_mu = walk_query_terms(q, mu, use_codes)
     d_cur = node_score(metric, q, vectors, entry)
     cur, d_cur = greedy_descend(
         metric,

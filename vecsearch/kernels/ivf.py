@@ -194,22 +194,31 @@ def _scan_list(lut, codes, slots, start, stop, bias, hs, hi, n_cand):
 
 
 @jit(inline="always")
+def query_tables(q, codebooks_t, metric):
+    """Per-query ADC tables ``(qlut, lut)`` f32 (m, ksub): for L2 the query's inner-product table
+    ``qlut`` (``lut`` is filled per probed list by :func:`list_l2_lut`); for IP ``lut`` is the
+    negated query table, the same for every list."""
+    m, _, ksub = codebooks_t.shape
+    qlut = np.empty((m, ksub), np.float32)
+    lut = np.empty((m, ksub), np.float32)
+    if metric == METRIC_L2:
+        inner_table_row(q, codebooks_t, qlut)
+    else:
+        scaled_table_row(q, codebooks_t, np.float32(-1.0), lut)
+    return qlut, lut
+
+
+@jit(inline="always")
 def _ivfpq_query(q, lists, list_scores, centroids, codebooks_t, cb_sq_norms, l2_table, codes, slots, offsets,
                  sizes, metric, n_cand, vectors, os_, oi):
     """One query of :func:`ivfpq_search`: ADC over its probed ``lists`` (nprobe,), re-rank, into ``os_``/``oi`` (k,)."""
-    m, _, ksub = codebooks_t.shape
     nprobe = lists.shape[0]
     k = os_.shape[0]
     rerank = vectors.shape[0] > 0
     has_table = l2_table.shape[0] > 0
-    qlut = np.empty((m, ksub), np.float32)
-    lut = np.empty((m, ksub), np.float32)
+    qlut, lut = query_tables(q, codebooks_t, metric)
     hs = np.full(n_cand, np.inf, np.float32)
     hi = np.full(n_cand, -1, np.int64)
-    if metric == METRIC_L2:
-        inner_table_row(q, codebooks_t, qlut)
-    else:  # the inner-product table is the negated query table, whatever the list
-        scaled_table_row(q, codebooks_t, np.float32(-1.0), lut)
     for p in range(nprobe):
         lst = lists[p]
         if lst < 0:
