@@ -67,6 +67,9 @@ class ShadowCodes:
 
 def shadow_codes(index: Any, vectors: np.ndarray, n_slots: int) -> ShadowCodes:
     """The index's shadow codes covering slots ``< n_slots`` of ``vectors`` (built or extended here)."""
+    codes = index.__dict__.get(_ATTR)
+    if codes is not None and codes.n_encoded >= n_slots:
+        return codes  # the search hot path: up to date, no lock
     with _LOCK:
         codes = index.__dict__.get(_ATTR)
         if codes is None:
