@@ -51,6 +51,7 @@ from .kernels.filtered import (
     topk_scan_rows_serial,
 )
 from .kernels.heaps import empty_heaps, sort_heaps, topk_merge_block
+from .kernels.visited import new_visited
 from .shadow_codes import code_scan
 
 STRATEGIES = ("prefilter", "beam_collect", "filtered_walk", "postfilter", "ivf_masked")
@@ -438,8 +439,11 @@ def hnsw_beam_collect(index: Any, queries: np.ndarray, k: int, params: Any, allo
     finally:
         _give_scratch(index, scratch)
     if n_doubtful:
+        scan = "prefilter" in available_strategies(index) and allowed.count <= fallback_scan_max(index)
+        if scan and nq == 1:  # the latency path: the scan's answer is the answer
+            return run_strategy(index, queries, k, params, allowed, "prefilter")
         doubtful = np.flatnonzero(local < min_local)
-        if "prefilter" in available_strategies(index) and allowed.count <= fallback_scan_max(index):
+        if scan:
             rows_, scores_ = run_strategy(index, queries[doubtful], k, params, allowed, "prefilter")
             out_slots[doubtful], out_scores[doubtful] = rows_, scores_
         else:  # the walk is approximate too: keep the better of both answers per result
@@ -501,7 +505,7 @@ def _take_scratch(index: Any, rows: int, ef: int) -> tuple[np.ndarray, ...]:
     with _SCRATCH_LOCK:
         cached = index.__dict__.setdefault("_filter_scratch", {}).pop(rows, None)
     if cached is None or cached[0].shape[1] != n_cap or cached[4].shape[1] < ef:
-        cached = (np.zeros((rows, n_cap), np.int32), np.zeros(rows, np.int32), np.empty((rows, n_cap), np.float32),
+        cached = (*new_visited(rows, n_cap), np.empty((rows, n_cap), np.float32),
                   np.empty((rows, n_cap), np.int32), np.empty((rows, ef), np.float32), np.empty((rows, ef), np.int32))
     return cached
 

@@ -73,6 +73,14 @@ def test_single_query_matches_batch(cosine_index, wordnet_queries_ood):
         np.testing.assert_array_equal(one.ids[0], batch.ids[i])
 
 
+def test_results_unchanged_across_visited_table_wraps(cosine_index, wordnet_queries_ood):
+    # The uint8 visited table is reset every 254 walks: 600 single searches cross it twice.
+    first = cosine_index.search(wordnet_queries_ood[:3], 10, ef=32).ids
+    for i in range(600):
+        again = cosine_index.search(wordnet_queries_ood[i % 3], 10, ef=32).ids[0]
+        np.testing.assert_array_equal(again, first[i % 3])
+
+
 def test_removed_ids_never_returned_even_when_most_are_removed(wordnet_train, wordnet_queries_id):
     db = wordnet_train[:1500]
     index = HNSWIndex(384, "cosine", M=8, ef_construction=48, seed=0)

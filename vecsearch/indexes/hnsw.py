@@ -20,6 +20,7 @@ import numpy as np
 from ..base import Index, register_index
 from ..factory import register_factory
 from ..kernels import hnsw as kh
+from ..kernels.visited import new_visited
 from ..lvq import f16_values
 from ..params import HNSWBuildParams, HNSWSearchParams, parse_params
 from ..progress import Progress, auto_enabled
@@ -301,8 +302,7 @@ class HNSWIndex(Index):
         cached = self._scratch.get(key)
         if cached is not None and cached[0].shape[1] >= cap and cached[4].shape[1] >= ef:
             return cached
-        visited = np.zeros((rows, cap), np.int32)
-        epochs = np.zeros(rows, np.int32)
+        visited, epochs = new_visited(rows, cap)
         cand_s = np.empty((rows, cap), np.float32)
         cand_i = np.empty((rows, cap), np.int32)
         top_s = np.empty((rows, max(ef, 64)), np.float32)
@@ -316,8 +316,8 @@ class HNSWIndex(Index):
     ) -> tuple[np.ndarray, np.ndarray]:
         ef = max(params.ef if params.ef is not None else self.ef_search, k)
         nq = queries.shape[0]
-        out_slots = np.full((nq, k), -1, np.int64)
-        out_scores = np.full((nq, k), np.inf, np.float32)
+        out_slots = np.empty((nq, k), np.int64)  # the kernel fills them, padding included
+        out_scores = np.empty((nq, k), np.float32)
         serial = nq <= SERIAL_MAX_QUERIES or numba.get_num_threads() == 1
         rows = 1 if serial else _max_threads()
         kernel = kh.search_serial if serial else kh.search_batch
@@ -329,8 +329,7 @@ class HNSWIndex(Index):
                 scratch = self._scratch_for(rows, ef)
             else:  # another thread is searching this index: private scratch
                 scratch = (
-                    np.zeros((rows, self._n), np.int32),
-                    np.zeros(rows, np.int32),
+                    *new_visited(rows, self._n),
                     np.empty((rows, self._n), np.float32),
                     np.empty((rows, self._n), np.int32),
                     np.empty((rows, ef), np.float32),
@@ -364,8 +363,7 @@ class HNSWIndex(Index):
     def _repair(self, removed: np.ndarray) -> None:
         """Reconnect every list that points into ``removed`` (bool (n,)) without those nodes."""
         threads = _max_threads()
-        visited = np.zeros((threads, self._n), np.int32)
-        epochs = np.zeros(threads, np.int32)
+        visited, epochs = new_visited(threads, self._n)
         width = 2 * self.M * (1 + 2 * self.M)
         cand_s = np.empty((threads, width), np.float32)
         cand_i = np.empty((threads, width), np.int32)

@@ -128,7 +128,8 @@ def filtered_walk_query(metric, q, k, ef, vectors, links0, counts0, upper_links,
     """
     d_cur = score(metric, q, vectors[entry])
     cur, d_cur = greedy_descend(metric, q, vectors, links0, counts0, upper_links, upper_counts, upper_start, entry, d_cur,
-                                max_level, 0)
+                                max_level, 0, q, np.float32(0.0), np.float32(0.0), np.empty((0, 1), np.uint8),
+                                np.empty(0, np.float32))
     visited[cur] = epoch
     cand_s[0] = d_cur
     cand_i[0] = cur
@@ -189,7 +190,7 @@ def filtered_walk_batch(metric, queries, k, ef, vectors, links0, counts0, upper_
     """ACORN-1 filtered k-NN of ``queries`` (nq, d) f32 over an HNSW graph, parallel over queries.
 
     ``allowed`` bool (n,) (live and passing), ``seeds`` int64 (s,) passing entry slots. Scratch
-    rows by thread id: ``visited`` int32 (T, n) + ``epochs`` int32 (T,), ``cand_s``/``cand_i``
+    rows by thread id: ``visited`` uint8 (T, n) + ``epochs`` int32 (T,), ``cand_s``/``cand_i``
     f32/int32 (T, n), ``top_s``/``top_i`` f32/int32 (T, >= ef). Outputs (nq, k) int64 / f32,
     pre-filled -1 / +inf.
     """
@@ -265,9 +266,9 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     """
     use_codes = codes.shape[0] > 0
     qm, q_sum, q_mu = walk_query_terms(q, mu, use_codes)
-    d_cur = score(metric, q, vectors[entry])
+    d_cur = walk_score(metric, q, qm, q_sum, q_mu, vectors, codes, f16, entry)
     cur, d_cur = greedy_descend(metric, q, vectors, links0, counts0, upper_links, upper_counts, upper_start, entry, d_cur,
-                                max_level, 0)
+                                max_level, 0, qm, q_sum, q_mu, codes, f16)
     for j in range(k):
         out_scores[j] = np.inf
         out_slots[j] = -1
@@ -284,7 +285,6 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     res_s = out_scores  # the result max-heap lives in the output row (float walk)
     res_i = out_slots
     if use_codes:
-        d_cur = walk_score(metric, q, qm, q_sum, q_mu, vectors, codes, f16, cur)
         n_res = max(n_rerank, k)
         res_s = np.full(n_res, np.inf, np.float32)
         res_i = np.full(n_res, -1, np.int64)
