@@ -12,7 +12,7 @@ it measures, one query per call (per-query filters; latency-style QPS, 1 thread 
   hnswlib:    knn_query(filter=callback), over an ef sweep (--hnswlib-ef);
   faiss:      IndexHNSWFlat + SearchParametersHNSW(sel=IDSelectorBitmap) over an ef sweep
               (--peer-ef), and with --ivf
-              IndexIVFPQ + SearchParametersIVF(sel=..., nprobe).
+              IndexIVFPQ + SearchParametersIVF(sel=..., nprobe) over an nprobe sweep (--ivf-peer-nprobe).
 Recall@10 is against the exact top-10 over the allowed subset, divided by min(10, matches).
 QPS is wall-clock; cpuQPS divides by this process's CPU time (every method runs one query per
 call on one thread), which is the steadier figure on a machine shared with other jobs.
@@ -22,7 +22,8 @@ bitmap selector is packed from the precomputed mask (evaluating the predicate is
 faiss) and kept in an LRU cache of the same capacity as ours, so both pay per call for the
 per-query filters of the correlated and anti shapes (100+ distinct filters, 16 cached). The closing summary compares the
 planner with the best fixed strategy (recall >= 0.95) and with each peer at the planner's recall,
-interpolated on the peer's ef sweep ("r<0.xx": the peer never reaches it).
+interpolated on the peer's ef sweep ("r<0.xx": the peer never reaches it); with --ivf a second
+summary does the same for our IVF-PQ planner against faiss IndexIVFPQ (nprobe sweep).
 
     python bench/bench_filtered.py [--n 116659] [--queries 200] [--ef 64] [--ivf]
 
@@ -189,6 +190,58 @@ def summarize(rows: list[dict], measure: str = "qps") -> list[dict]:
     return out
 
 
+OURS_IVF_FIXED = ("ivf_masked", "prefilter")
+# IVF-PQ without re-ranking stays far below RECALL_FLOOR (its unfiltered recall@10 is ~0.7 here):
+# a fixed strategy counts as "as accurate" within this much of the planner's recall.
+IVF_RECALL_SLACK = 0.01
+
+
+def summarize_ivf(rows: list[dict], measure: str = "qps") -> list[dict]:
+    """Per (shape, selectivity): our IVF-PQ planner vs its best fixed strategy (the fastest within
+    ``IVF_RECALL_SLACK`` of the planner's recall, else the most accurate) and vs faiss IndexIVFPQ
+    with an IDSelector at the planner's recall, interpolated on faiss' nprobe sweep."""
+    out = []
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["shape"], row["selectivity"]), []).append(row)
+    for (shape, sel), group in groups.items():
+        by = {r["method"]: r for r in group}
+        planner = by.get("ours_ivfpq:planner")
+        if planner is None:
+            continue
+        entry = {"shape": shape, "selectivity": sel, "matches": planner["matches"], "measure": measure,
+                 "planner_recall": planner["recall_at_10"], "planner_qps": planner[measure]}
+        fixed = [by[f"ours_ivfpq:{s}"] for s in OURS_IVF_FIXED if f"ours_ivfpq:{s}" in by]
+        if fixed:
+            ok = [r for r in fixed if r["recall_at_10"] >= planner["recall_at_10"] - IVF_RECALL_SLACK]
+            best = max(ok, key=lambda r: r[measure]) if ok else max(fixed, key=lambda r: r["recall_at_10"])
+            entry.update(best_fixed=best["method"].split(":")[1], best_fixed_recall=best["recall_at_10"],
+                         best_fixed_qps=best[measure], ratio_vs_best_fixed=planner[measure] / best[measure])
+        sweep = sorted((r for r in group if r["method"].startswith("faiss_ivfpq:nprobe")),
+                       key=lambda r: int(r["method"].split(":nprobe")[1]))
+        if sweep:
+            at = qps_at_recall([(r["recall_at_10"], r[measure]) for r in sweep], planner["recall_at_10"])
+            entry["faiss_ivfpq_max_recall"] = max(r["recall_at_10"] for r in sweep)
+            entry["faiss_ivfpq_qps_at_planner_recall"] = at
+            entry["ratio_vs_faiss_ivfpq"] = None if at is None else planner[measure] / at
+        out.append(entry)
+    return out
+
+
+def print_summary_ivf(summary: list[dict]) -> None:
+    if not summary:
+        return
+    print(f"\nIVF-PQ planner vs its best fixed strategy and vs faiss IndexIVFPQ at the planner's recall "
+          f"({summary[0]['measure']})")
+    print(f"{'shape':<11}{'sel':>8}  {'recall':>6}{'QPS':>7}  {'best fixed':<14}{'x':>6}  {'faiss x':>8}")
+    for e in summary:
+        ratio = e.get("ratio_vs_faiss_ivfpq")
+        peer = f"{ratio:.2f}" if ratio is not None else (
+            f"r<{e['faiss_ivfpq_max_recall']:.2f}" if "faiss_ivfpq_max_recall" in e else "-")
+        print(f"{e['shape']:<11}{e['selectivity']:>8.4%}  {e['planner_recall']:>6.3f}{e['planner_qps']:>7.0f}  "
+              f"{e.get('best_fixed', '-'):<14}{e.get('ratio_vs_best_fixed', float('nan')):>6.2f}  {peer:>8}")
+
+
 def print_summary(summary: list[dict]) -> None:
     measure = summary[0]["measure"] if summary else "qps"
     print(f"\nplanner vs best fixed strategy (recall >= 0.95) and vs peers at the planner's recall ({measure})")
@@ -227,6 +280,8 @@ def main() -> None:
     parser.add_argument("--nlist", type=int, default=512)
     parser.add_argument("--pq-m", type=int, default=48)
     parser.add_argument("--nprobe", type=int, default=16)
+    parser.add_argument("--ivf-peer-nprobe", default="8,12,16,24,32,64,128",
+                        help="nprobe sweep for faiss IndexIVFPQ (compared at our IVF planner's recall)")
     parser.add_argument("--repeats", type=int, default=1, help="passes per method; the best is reported")
     parser.add_argument("--methods", default="", help="only methods whose name starts with one of these (comma list)")
     parser.add_argument("--out", default=str(here / "results" / "bench_filtered.json"))
@@ -283,6 +338,7 @@ def main() -> None:
 
     peer_efs = [int(e) for e in args.peer_ef.split(",") if e]
     hnswlib_efs = [int(e) for e in args.hnswlib_ef.split(",") if e]
+    ivf_peer_nprobes = [int(e) for e in args.ivf_peer_nprobe.split(",") if e]
     if args.no_filter_cache:
         vs.base.WHERE_CACHE_MAX_ENTRIES = 0
     rows_out = []
@@ -354,13 +410,13 @@ def main() -> None:
                         lambda i, s=strat: ivf.search(q[i], k, where=filters[i][0], strategy=s).ids[0]
                     )
 
-                def fivf_fn(i):
+            for nprobe in ivf_peer_nprobes if fivf is not None else []:
+                def fivf_fn(i, nprobe=nprobe):
                     selector = faiss_selector(filters[i][1])
-                    params = faiss.SearchParametersIVF(sel=selector[2], nprobe=args.nprobe)
+                    params = faiss.SearchParametersIVF(sel=selector[2], nprobe=nprobe)
                     return fivf.search(q[i : i + 1], k, params=params)[1][0]
 
-                if fivf is not None:
-                    methods["faiss_ivfpq"] = fivf_fn
+                methods[f"faiss_ivfpq:nprobe{nprobe}"] = fivf_fn
             for name, fn in methods.items():
                 if prefixes and not any(name.startswith(p) for p in prefixes):
                     continue
@@ -372,12 +428,16 @@ def main() -> None:
             print()
     summary = summarize(rows_out, args.summary_measure)
     print_summary(summary)
+    summary_ivf = summarize_ivf(rows_out, args.summary_measure)
+    print_summary_ivf(summary_ivf)
     out = {
         "n": n, "queries": int(q.shape[0]), "k": k, "M": args.M, "ef_construction": args.ef_construction,
         "ef": args.ef, "walk_codes": args.walk_codes, "peer_ef": peer_efs, "hnswlib_ef": hnswlib_efs,
+        "ivf": {"nlist": args.nlist, "m": args.pq_m, "nprobe": args.nprobe, "peer_nprobe": ivf_peer_nprobes}
+        if args.ivf else None,
         "filter_cache": not args.no_filter_cache,
         "build_seconds": build, "load_before": load_before, "load_after": os.getloadavg(), "rows": rows_out,
-        "summary": summary,
+        "summary": summary, "summary_ivf": summary_ivf,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))

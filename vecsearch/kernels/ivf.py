@@ -44,6 +44,13 @@ def select_probes(coarse_scores, out_lists, out_scores):
         maxheap_sort(hs, hi, nprobe)
 
 
+# Select the probed lists by sorting every centroid score once nprobe reaches 1/4 of nlist. Measured
+# per query (116k x 384, nlist 512, centroid scores included): heap selection 12 us at nprobe 16,
+# 19 at 64, 25 at 127, 52 at 512; the sort 26 at any nprobe. Filtered IVF raises nprobe up to
+# nlist at low selectivity.
+PROBE_SORT_MIN_FRACTION = 4
+
+
 @jit(inline="always")
 def _coarse_probe_query(q, centroids_t, c_sq_norms, metric, hi, hs):
     """The ``hi.shape[0]`` nearest centroids of one query into ``hi`` int64 / ``hs`` f32, best first."""
@@ -59,14 +66,26 @@ def _coarse_probe_query(q, centroids_t, c_sq_norms, metric, hi, hs):
         for t in range(d):
             q_sq += q[t] * q[t]
         for c in range(nlist):
-            s = max(q_sq + c_sq_norms[c] - np.float32(2.0) * buf[c], np.float32(0.0))
-            if s < hs[0]:
-                maxheap_replace_top(hs, hi, nprobe, s, c)
+            buf[c] = max(q_sq + c_sq_norms[c] - np.float32(2.0) * buf[c], np.float32(0.0))
     else:
         for c in range(nlist):
-            s = -buf[c]
-            if s < hs[0]:
-                maxheap_replace_top(hs, hi, nprobe, s, c)
+            buf[c] = -buf[c]
+    if nprobe * PROBE_SORT_MIN_FRACTION >= nlist:
+        keys = np.empty(nlist, np.int64)  # (order-preserving score bits << 32) | list: one int sort
+        for c in range(nlist):
+            bits = np.int64(buf[c:c + 1].view(np.int32)[0])
+            if bits < 0:
+                bits = np.int64(-2147483648) - bits
+            keys[c] = (bits << 32) | c
+        keys.sort()
+        for j in range(nprobe):
+            c = keys[j] & 0xFFFFFFFF
+            hi[j] = c
+            hs[j] = buf[c]
+        return
+    for c in range(nlist):
+        if buf[c] < hs[0]:
+            maxheap_replace_top(hs, hi, nprobe, buf[c], c)
     maxheap_sort(hs, hi, nprobe)
 
 
