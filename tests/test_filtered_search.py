@@ -385,10 +385,47 @@ def test_beam_flags_anti_correlated_rows_but_not_random_or_correlated_ones(index
                 hnsw._metric_code, q[None, :], K, 64, hnsw._vectors, *hnsw._graph(), hnsw._entry, hnsw._max_level,
                 allowed.mask, *scratch, K, planner.BEAM_MIN_LOCAL_RATIO * allowed.selectivity,
                 max(planner.BEAM_PROBE_NODES, math.ceil(planner.BEAM_PROBE_PASSING / allowed.selectivity)),
-                True, *hnsw._walk_storage(K), out_i, out_s, local)
+                True, *hnsw._code_walk_storage(K), out_i, out_s, local)
             planner._give_scratch(hnsw, scratch)
         return count
 
     assert doubtful(lambda q: F.gloss_len >= 0) == 0  # every row passes
     assert doubtful(lambda q: F.proj.between(*_proj_filter(proj_sorted, float(q @ direction), n // 5, True))) <= 2
     assert doubtful(lambda q: F.proj.between(*_proj_filter(proj_sorted, float(q @ direction), n // 5, False))) >= 30
+
+
+def test_cached_filter_the_beam_keeps_doubting_goes_to_the_scan(indexes, attrs, wordnet_queries_id, monkeypatch):
+    """Feedback: once the beam re-answered most rows under a cached (repeated) filter, the planner
+    scans directly, rechecking with the beam one call in BEAM_FEEDBACK_RECHECK; a filter the beam
+    answers well keeps the beam."""
+    import vecsearch.planner as planner
+
+    monkeypatch.setattr(planner, "CODE_SCAN_PREFILTER_MAX_MATCHES", 50)  # the 5000-row slice: force the beam
+    hnsw = indexes["hnsw"]
+    cols, direction = attrs
+    proj_sorted = np.sort(cols["proj"])
+    # one filter for all queries: the 20% of rows at the low end of `direction`, and the 40
+    # queries that lie farthest towards the high end
+    queries = wordnet_queries_id[np.argsort(wordnet_queries_id @ direction)[-40:]]
+    anti = F.proj.between(float(proj_sorted[0]), float(proj_sorted[999]))
+    everyone = F.gloss_len >= 0
+    import vecsearch.base as base
+
+    chosen = []
+
+    def recording(*args, **kwargs):
+        chosen.append(planner.choose_strategy(*args, **kwargs))
+        return chosen[-1]
+
+    monkeypatch.setattr(base, "choose_strategy", recording)
+    for where, expect_scan in ((anti, True), (everyone, False)):
+        chosen.clear()
+        for q in queries:
+            hnsw.search(q, K, where=where)
+        late = chosen[planner.BEAM_FEEDBACK_MIN_ROWS + 1:]
+        if expect_scan:
+            assert chosen[0] == "beam_collect"
+            assert late.count("prefilter") >= len(late) - 1 - len(late) // planner.BEAM_FEEDBACK_RECHECK
+            assert "beam_collect" in late  # the periodic recheck
+        else:
+            assert set(chosen) == {"beam_collect"}

@@ -157,14 +157,14 @@ def test_walk_codes_recall_matches_the_float_walk_with_exact_distances(data, met
 
 def test_walk_codes_filtered_strategies_reach_the_recall_floor(walk_pair, data):
     x, q = data
-    _, coded = walk_pair
-    for count in (1500, 600):
-        where = F.rank < count
-        truth = _truth(x, q, np.arange(count), "cosine")
-        for strategy in ("beam_collect", "postfilter"):
-            found = np.vstack([coded.search(q[i], K, where=where, strategy=strategy).ids for i in range(q.shape[0])])
-            assert recall_at_k(found, truth) >= 0.95, (count, strategy)
-            assert (found[found >= 0] < count).all()
+    for index in walk_pair:
+        for count in (1500, 600):
+            where = F.rank < count
+            truth = _truth(x, q, np.arange(count), "cosine")
+            for strategy in ("beam_collect", "postfilter"):
+                found = np.vstack([index.search(q[i], K, where=where, strategy=strategy).ids for i in range(q.shape[0])])
+                assert recall_at_k(found, truth) >= 0.95, (index.params.walk_codes, count, strategy)
+                assert (found[found >= 0] < count).all()
 
 
 def test_walk_codes_survives_save_load_and_follows_removals(walk_pair, data, tmp_path):
@@ -183,10 +183,19 @@ def test_walk_codes_survives_save_load_and_follows_removals(walk_pair, data, tmp
     assert recall_at_k(again.ids, kept[exact_knn(x[kept], q, K, "cosine")]) >= 0.9
 
 
-def test_planner_scans_fewer_matches_when_the_beam_walks_codes(walk_pair):
-    """The code walk makes beam_collect cheaper, so the scan/beam crossover is lower for it."""
-    plain, coded = walk_pair
+def test_filtered_beam_walks_the_shadow_codes_on_a_float_walk_index_with_exact_distances(data):
+    """beam_collect walks the LVQ8 codes whatever walk_codes says: same crossover, exact distances."""
+    x, q = data
+    plain = vs.HNSWIndex(384, "cosine", M=16, ef_construction=64, seed=0)
+    plain.add(x, attributes={"rank": np.arange(x.shape[0], dtype=np.int64)}, progress=False)
+    assert "_shadow_codes" not in plain.__dict__
+    found = plain.search(q, K, where=F.rank < 1500, strategy="beam_collect")
+    assert "_shadow_codes" in plain.__dict__
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    expected = 1 - np.einsum("qd,qkd->qk", qn, xn[found.ids])
+    np.testing.assert_allclose(found.distances, expected, rtol=1e-4, atol=1e-4)
     assert planner.prefilter_max_matches(plain) == planner.CODE_SCAN_PREFILTER_MAX_MATCHES
-    assert planner.prefilter_max_matches(coded) == planner.CODE_WALK_PREFILTER_MAX_MATCHES
-    assert planner.CODE_WALK_PREFILTER_MAX_MATCHES < planner.CODE_SCAN_PREFILTER_MAX_MATCHES
     assert planner.prefilter_max_matches(vs.FlatIndex(384, "cosine")) == planner.PREFILTER_MAX_MATCHES
+
+

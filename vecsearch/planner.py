@@ -11,7 +11,8 @@ Strategies
                    indexes, else retry with 4x the fetch and, past ``POSTFILTER_MAX_FETCH``, fall
                    back to ``prefilter``.
 ``beam_collect``   the unfiltered HNSW beam, widened as selectivity drops, keeping the best passing
-                   nodes among all it scores (:func:`vecsearch.kernels.filtered.beam_collect_batch`);
+                   nodes among all it scores (:func:`vecsearch.kernels.filtered.beam_collect_batch`),
+                   walking the LVQ8 shadow codes and re-scoring its best passing nodes exactly;
                    rows that look anti-correlated (few passing nodes seen, see
                    ``BEAM_MIN_LOCAL_RATIO``) or end short are answered again by the exact scan or
                    the walk below.
@@ -92,18 +93,20 @@ POSTFILTER_MAX_FETCH = 4_096
 POSTFILTER_FALLBACK_EXACT_MAX = 4 * PREFILTER_MAX_MATCHES
 POSTFILTER_WALK_EF_SCALE = 6.0
 # HNSW scans the allowed rows over LVQ8 shadow codes (hnsw_prefilter), ~18-25 ns per 384-d row
-# instead of ~55-80 ns for float32, re-ranked exactly. Measured on 116k WordNet vectors (ef 64, one
-# query per call, a repeated random filter; code scan vs beam_collect, recall 1.000 vs beam's):
+# instead of ~55-80 ns for float32, re-ranked exactly, and its beam_collect walks the same codes
+# (re-ranked exactly too), whether or not the index's unfiltered search does (walk_codes): the
+# codes are kept for the scans anyway, and the code beam ran ~1.7x faster than the float32 one.
+# Crossover on 116k WordNet vectors (ef 64, one query per call), float32 beam vs code scan, a
+# repeated random filter (recall 1.000 for the scan):
 #   matches     8,000     12,000     16,000     30,000
 #   code scan   161 us    226 us     287 us     534 us
 #   beam        385 (r .968)  330 (r .976)  277 (r .980)  212 (r .986)
-# so the scan is chosen up to 15,000 matches, and answers the beam's doubtful rows up to 4x that.
-CODE_SCAN_PREFILTER_MAX_MATCHES = 15_000
-CODE_SCAN_FALLBACK_MAX = 4 * CODE_SCAN_PREFILTER_MAX_MATCHES
-# An HNSW index that walks its codes too (walk_codes=True) runs the beam ~1.7x faster, which moves
-# the crossover down (116k, same bench, 10% random / correlated, 11,666 matches: beam 5,556 / 4,273
-# QPS, scan 4,975 / 2,264).
-CODE_WALK_PREFILTER_MAX_MATCHES = 8_000
+# and with the code beam, 11,666 matches (10% random / correlated): beam 5,556 / 4,273 QPS, scan
+# 4,975 / 2,264: the scan is chosen up to 8,000 matches.
+CODE_SCAN_PREFILTER_MAX_MATCHES = 8_000
+# Rows the beam doubts (anti-correlated filters) are answered by the code scan up to this many
+# matches, beyond it by the ACORN walk.
+CODE_SCAN_FALLBACK_MAX = 60_000
 
 # Exact-scan implementation choices (chosen, not separately benchmarked): the row-list scan is
 # used up to 1/8 of the slots passing, the mask scan above (contiguous reads); batches of at least
@@ -182,10 +185,11 @@ def choose_strategy(index: Any, allowed: Any, k: int, nq: int, requested: str | 
     ``ivf_masked`` (checking the mask in the list scan costs about nothing, so it dominates
     post-filtering at every selectivity), or ``prefilter`` up to :data:`IVF_PREFILTER_MAX_MATCHES`
     matches when the index keeps its vectors. Otherwise at most :func:`prefilter_max_matches`
-    matches (on HNSW :data:`CODE_SCAN_PREFILTER_MAX_MATCHES`, or :data:`CODE_WALK_PREFILTER_MAX_MATCHES`
-    when it walks codes; else :data:`PREFILTER_MAX_MATCHES`)
+    matches (on HNSW :data:`CODE_SCAN_PREFILTER_MAX_MATCHES`, else :data:`PREFILTER_MAX_MATCHES`)
     -> ``prefilter``; HNSW -> ``beam_collect`` from :data:`BEAM_MIN_SELECTIVITY` up (it re-answers the
-    rows where the filter is anti-correlated with the query), else ``filtered_walk``; other graph
+    rows where the filter is anti-correlated with the query; a cached filter under which it re-answered
+    most recent rows goes to ``prefilter`` instead, see :func:`_beam_mostly_doubted`), else
+    ``filtered_walk``; other graph
     indexes -> ``postfilter`` from :data:`POSTFILTER_MIN_SELECTIVITY` up, else their walk.
     """
     if requested is not None:
@@ -201,10 +205,53 @@ def choose_strategy(index: Any, allowed: Any, k: int, nq: int, requested: str | 
         if allowed.count <= prefilter_max_matches(index):
             return "prefilter"
     if "beam_collect" in available and allowed.selectivity >= BEAM_MIN_SELECTIVITY:
-        return "beam_collect"
+        return "prefilter" if _beam_mostly_doubted(index, allowed) else "beam_collect"
     if allowed.selectivity >= POSTFILTER_MIN_SELECTIVITY or not approximate:
         return "postfilter"
     return "filtered_walk" if "filtered_walk" in available else approximate[0]
+
+
+# ---- feedback: a repeated filter under which the beam keeps doubting goes straight to the scan ---
+# A compiled filter is cached per index and reused by later calls (a tenant, a language, a date
+# range). When the beam had to re-answer most of its recent rows under it (queries land where the
+# filter fails: anti-correlated), later calls scan directly instead of walking first, except one
+# call in BEAM_FEEDBACK_RECHECK that still runs the beam to keep the estimate current. On 116k
+# WordNet vectors the doubtful rows of an anti-correlated 10% filter cost the walk (~35 us) on top
+# of the scan they fall back to (~220 us). The counts halve past BEAM_FEEDBACK_WINDOW rows, so
+# recent calls weigh most. Counters are updated without a lock: concurrent searches may lose an
+# update, which only delays the switch.
+BEAM_FEEDBACK_MIN_ROWS = 8
+BEAM_FEEDBACK_SKIP_RATE = 0.75
+BEAM_FEEDBACK_RECHECK = 16
+BEAM_FEEDBACK_WINDOW = 64
+
+
+def _beam_mostly_doubted(index: Any, allowed: Any) -> bool:
+    """True when ``allowed``'s feedback says the beam re-answered most rows and the scan is affordable."""
+    feedback = getattr(allowed, "plan_feedback", None)
+    if feedback is None:
+        return False
+    rows, doubtful, skipped = feedback
+    if rows < BEAM_FEEDBACK_MIN_ROWS or doubtful < BEAM_FEEDBACK_SKIP_RATE * rows:
+        return False
+    if "prefilter" not in available_strategies(index) or allowed.count > fallback_scan_max(index):
+        return False
+    feedback[2] = skipped + 1
+    return feedback[2] % BEAM_FEEDBACK_RECHECK != 0
+
+
+def _record_beam_feedback(allowed: Any, n_rows: int, n_doubtful: int) -> None:
+    """Count ``n_rows`` beam rows, ``n_doubtful`` of them re-answered, into ``allowed.plan_feedback``."""
+    if not hasattr(allowed, "plan_feedback"):
+        return
+    feedback = allowed.plan_feedback
+    if feedback is None:
+        feedback = allowed.plan_feedback = [0, 0, 0]
+    feedback[0] += n_rows
+    feedback[1] += n_doubtful
+    if feedback[0] > BEAM_FEEDBACK_WINDOW:
+        feedback[0] //= 2
+        feedback[1] //= 2
 
 
 def _scans_codes(index: Any) -> bool:
@@ -215,10 +262,7 @@ def _scans_codes(index: Any) -> bool:
 
 def prefilter_max_matches(index: Any) -> int:
     """Most matches for which the planner scans the allowed rows of this approximate index."""
-    if not _scans_codes(index):
-        return PREFILTER_MAX_MATCHES
-    walks_codes = getattr(getattr(index, "params", None), "walk_codes", False)
-    return CODE_WALK_PREFILTER_MAX_MATCHES if walks_codes else CODE_SCAN_PREFILTER_MAX_MATCHES
+    return CODE_SCAN_PREFILTER_MAX_MATCHES if _scans_codes(index) else PREFILTER_MAX_MATCHES
 
 
 def fallback_scan_max(index: Any) -> int:
@@ -404,7 +448,7 @@ BEAM_PROBE_PASSING = 32
 # reads only). Only where the fallback scan is cheap: the look reaches past the nodes the beam
 # scores first and flags a few rows the scored probe keeps (116k, walk_codes, correlated 50%:
 # 6,635 QPS with the look vs 8,853 without; anti-correlated 10%: 3,322 vs 2,791).
-BEAM_PRE_PROBE_MAX_MATCHES = CODE_SCAN_PREFILTER_MAX_MATCHES
+BEAM_PRE_PROBE_MAX_MATCHES = 15_000
 
 
 def hnsw_beam_collect(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any,
@@ -434,10 +478,11 @@ def hnsw_beam_collect(index: Any, queries: np.ndarray, k: int, params: Any, allo
         n_doubtful = kernel(index._metric_code, queries, k, ef, index._vectors, *index._graph(), index._entry,
                             index._max_level, allowed.mask, *scratch, min(k, allowed.count), min_local,
                             max(BEAM_PROBE_NODES, math.ceil(BEAM_PROBE_PASSING / max(allowed.selectivity, 1e-9))),
-                            allowed.count <= BEAM_PRE_PROBE_MAX_MATCHES, *index._walk_storage(k),
+                            allowed.count <= BEAM_PRE_PROBE_MAX_MATCHES, *index._code_walk_storage(k),
                             out_slots, out_scores, local)
     finally:
         _give_scratch(index, scratch)
+    _record_beam_feedback(allowed, nq, n_doubtful)
     if n_doubtful:
         scan = "prefilter" in available_strategies(index) and allowed.count <= fallback_scan_max(index)
         if scan and nq == 1:  # the latency path: the scan's answer is the answer

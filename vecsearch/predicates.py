@@ -389,12 +389,17 @@ class SlotSet:
 
 
 class AllowedSlots:
-    """Compiled filter: ``mask`` bool (n_slots,) over live slots, exact ``count``, sorted ``slots`` int64."""
+    """Compiled filter: ``mask`` bool (n_slots,) over live slots, exact ``count``, sorted ``slots`` int64.
+
+    ``plan_feedback`` belongs to :mod:`vecsearch.planner`: what its strategies observed while
+    answering under this filter (a compiled filter is cached and reused by later calls).
+    """
 
     def __init__(self, slot_set: SlotSet, n_live: int):
         self._set = slot_set
         self.count = slot_set.count
         self.n_live = n_live
+        self.plan_feedback: list[int] | None = None
 
     @property
     def mask(self) -> np.ndarray:

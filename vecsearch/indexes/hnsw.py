@@ -150,6 +150,12 @@ class HNSWIndex(Index):
         else empty arrays (walk the float32 vectors)."""
         if not self.params.walk_codes:
             return _NO_CODES, _NO_F32, _NO_F32, 0
+        return self._code_walk_storage(k)
+
+    def _code_walk_storage(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """``(codes, mu, f16, n_rerank)`` of the LVQ8 shadow codes (built here on first use) for a
+        walk on the codes whatever ``walk_codes`` says: the filtered beam (:mod:`vecsearch.planner`)
+        always walks them, since filtered search keeps them for its scans anyway."""
         codes = shadow_codes(self, self._vectors, self._ids.n_slots)
         return codes.rows, codes.codec.mu, f16_values(), walk_rerank(k)
 
