@@ -422,6 +422,8 @@ def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_
 @jit(inline="always")
 def _ivf_masked_query(q, lists, coarse, min_probe, target, centroids, codebooks_t, cb_sq_norms, l2_table, codes,
                       slots, offsets, sizes, metric, allowed, n_cand, vectors, os_, oi):
+    """One query of :func:`ivfpq_search_masked`; returns the share of passing rows among the rows of
+    its first ``min_probe`` lists (the filter's selectivity near the query; 1.0 for empty lists)."""
     m = codebooks_t.shape[0]
     has_table = l2_table.shape[0] > 0
     qlut, lut = query_tables(q, codebooks_t, metric)
@@ -429,6 +431,8 @@ def _ivf_masked_query(q, lists, coarse, min_probe, target, centroids, codebooks_
     hi = np.full(n_cand, -1, np.int64)
     passing = np.empty(sizes.max() if sizes.shape[0] else 0, np.int64)
     seen = 0
+    near_rows = 0
+    near_passing = 0
     for p in range(lists.shape[0]):
         if p >= min_probe and seen >= target:
             break
@@ -447,6 +451,9 @@ def _ivf_masked_query(q, lists, coarse, min_probe, target, centroids, codebooks_
             passing[n_pass] = i
             n_pass += np.int64(allowed[slots[i]])
         seen += n_pass
+        if p < min_probe:
+            near_rows += sizes[lst]
+            near_passing += n_pass
         for r in range(n_pass):
             i = passing[r]
             acc = bias
@@ -467,12 +474,13 @@ def _ivf_masked_query(q, lists, coarse, min_probe, target, centroids, codebooks_
         for c in range(os_.shape[0]):
             os_[c] = hs[c]
             oi[c] = hi[c]
+    return near_passing / near_rows if near_rows > 0 else 1.0
 
 
 @jit_parallel
 def ivfpq_search_masked(queries, probe_lists, probe_scores, min_probe, target, centroids, codebooks_t, cb_sq_norms,
                         l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
-                        out_scores, out_slots):
+                        out_scores, out_slots, out_near):
     """IVF-PQ search over the ``allowed`` slots only: the ADC runs on rows whose slot passes.
 
     ``probe_lists`` (nq, P) int64 best first (-1 = none) with coarse scores (nq, P) f32; a query
@@ -481,10 +489,12 @@ def ivfpq_search_masked(queries, probe_lists, probe_scores, min_probe, target, c
     tighter. Other arguments as in :func:`vecsearch.kernels.ivf.ivfpq_search` (``l2_table``
     (nlist, m, ksub) or (0, m, ksub); ``vectors`` (n_slots, d) f32 re-ranks the ``n_cand`` best
     ADC candidates exactly when non-empty). ``allowed`` bool (n_slots,). Outputs (nq, k) f32 /
-    int64 pre-filled +inf / -1, best first. Parallel over queries.
+    int64 pre-filled +inf / -1, best first, and ``out_near`` f32 (nq,): the share of passing rows in
+    each query's first ``min_probe`` lists (far below the global selectivity: the filter is
+    anti-correlated with the query). Parallel over queries.
     """
     for qi in prange(queries.shape[0]):
-        _ivf_masked_query(queries[qi], probe_lists[qi], probe_scores[qi], min_probe, target, centroids, codebooks_t,
+        out_near[qi] = _ivf_masked_query(queries[qi], probe_lists[qi], probe_scores[qi], min_probe, target, centroids, codebooks_t,
                           cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
                           out_scores[qi], out_slots[qi])
 
@@ -492,9 +502,9 @@ def ivfpq_search_masked(queries, probe_lists, probe_scores, min_probe, target, c
 @jit
 def ivfpq_search_masked_serial(queries, probe_lists, probe_scores, min_probe, target, centroids, codebooks_t,
                                cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
-                               out_scores, out_slots):
+                               out_scores, out_slots, out_near):
     """:func:`ivfpq_search_masked` on the calling thread (one or a few queries)."""
     for qi in range(queries.shape[0]):
-        _ivf_masked_query(queries[qi], probe_lists[qi], probe_scores[qi], min_probe, target, centroids, codebooks_t,
+        out_near[qi] = _ivf_masked_query(queries[qi], probe_lists[qi], probe_scores[qi], min_probe, target, centroids, codebooks_t,
                           cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
                           out_scores[qi], out_slots[qi])
