@@ -337,10 +337,10 @@ def main() -> None:
         quant = faiss.IndexFlatIP(x.shape[1])
         fivf = faiss.IndexIVFPQ(quant, x.shape[1], args.nlist, args.pq_m, 8, faiss.METRIC_INNER_PRODUCT)
         fivf.train(x)
-        fivf.add(x)
-        if args.ivf_rerank > 0:
-            fivf_base, fivf = fivf, faiss.IndexRefineFlat(fivf)  # keep the base alive: the refine index points to it
+        if args.ivf_rerank > 0:  # wrapped before add: the refine index stores the vectors as they are added
+            fivf_base, fivf = fivf, faiss.IndexRefineFlat(fivf)  # keep the base alive: the wrapper points to it
             fivf.k_factor = float(args.ivf_rerank)
+        fivf.add(x)
         faiss.omp_set_num_threads(1)
         build["faiss_ivfpq"] = time.perf_counter() - t0
     print("build seconds:", {k_: round(v, 1) for k_, v in build.items()})

@@ -441,7 +441,7 @@ def test_ivf_rows_whose_nearest_lists_fail_the_filter_are_answered_over_every_li
     ivf.add(wordnet_train, attributes={"proj": cols["proj"]})
     proj_sorted = np.sort(cols["proj"])
     queries = wordnet_queries_id[:40]
-    count = 2500  # half the rows: above IVF_PREFILTER_MAX_MATCHES, so ivf_masked answers
+    count = 2500  # half the rows
 
     def recall_anti():
         hits = 0
@@ -449,7 +449,7 @@ def test_ivf_rows_whose_nearest_lists_fail_the_filter_are_answered_over_every_li
             lo, hi = _proj_filter(proj_sorted, float(q @ direction), count, False)
             mask = (cols["proj"] >= lo) & (cols["proj"] <= hi)
             truth = _truth_over_subset(wordnet_train, q[None, :], mask, K)
-            found = ivf.search(q, K, where=F.proj.between(lo, hi), rerank=8).ids
+            found = ivf.search(q, K, where=F.proj.between(lo, hi), strategy="ivf_masked", rerank=8).ids
             assert mask[found[found >= 0]].all()
             hits += len(set(found[0].tolist()) & set(truth[0].tolist()))
         return hits / (K * len(queries))

@@ -76,9 +76,11 @@ PREFILTER_MAX_MATCHES = 5_000
 # IVF-PQ: the mask-checked list scan beats the ADC scan of every allowed row at every selectivity
 # (116k, nlist 512, m 48, no stored vectors; QPS prefilter vs ivf_masked at equal recall +-0.01:
 # 4%: 2,760 vs 13,988; 1%: 4,370 vs 8,673; 0.1%: 4,500 vs 5,675; 0.01%: 4,120 vs 6,336). With
-# stored vectors the exact scan (~0.1 us per allowed row) is kept for few matches, where it costs
-# about one re-ranked masked scan (~100-150 us) and is exact.
-IVF_PREFILTER_MAX_MATCHES = 1_000
+# stored vectors the exact scan (~45 ns per allowed row) is kept for few matches, where it is
+# exact and at least as fast as the re-ranked masked scan (116k, re-rank 8, one query per call,
+# exact scan vs ivf_masked QPS: 1,167 matches 19,550 vs 9,526 (recall 1.000 vs 0.955); 3,589:
+# 6,413 vs 4,822; 11,666: 1,351 vs 10,412).
+IVF_PREFILTER_MAX_MATCHES = 4_000
 # From 10% up post-filtering matches or beats the walk at equal or better recall (rows above;
 # correlated 10% at 116k: 1976 vs 1813 QPS, recall 0.991 vs 0.982).
 POSTFILTER_MIN_SELECTIVITY = 0.1
@@ -588,7 +590,6 @@ def _ivf_run(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any,
     per_list = max(allowed.count / nlist, 1e-9)
     n_probe_max = int(min(nlist, max(4 * min_probe, math.ceil(4 * target / per_list))))
     q = index._rotate(queries)
-    lists, coarse = index._probe(q, n_probe_max)  # (nq, n_probe_max) best first, -1 padded
     rerank = params.rerank
     n_cand = k * rerank if rerank else k
     n_slots = index._ids.n_slots
@@ -597,7 +598,8 @@ def _ivf_run(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any,
     pq = index._pq
     kernel = ivfpq_search_masked_serial if q.shape[0] < _PARALLEL_MIN_QUERIES else ivfpq_search_masked
     near = np.empty(q.shape[0], np.float32)
-    kernel(q, lists, coarse, min_probe, target, index._centroids, pq._codebooks_t, pq._cb_sq_norms,
+    kernel(q, index._centroids_t, index._c_sq_norms, n_probe_max, min_probe, target, index._centroids,
+           pq._codebooks_t, pq._cb_sq_norms,
            index._l2_table, index._codes, index._slots, index._offsets, index._sizes,
            index._metric_code, allowed.mask, n_cand, vectors, out_scores, out_slots, near)
     if index._metric_code == METRIC_L2:
@@ -606,7 +608,8 @@ def _ivf_run(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any,
 
 
 def ivfpq_masked(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Filtered IVF-PQ search (reads ``probe``, ``_rotate``, ``_pq``, list arrays of ``IVFPQIndex``).
+    """Filtered IVF-PQ search (reads ``_rotate``, ``_centroids_t``, ``_c_sq_norms``, ``_pq`` and the
+    list arrays of ``IVFPQIndex``).
 
     Rows whose nearest lists pass far less than the filter does overall (``IVF_MIN_NEAR_RATIO``)
     are answered again by the ADC over every allowed row.

@@ -52,11 +52,12 @@ PROBE_SORT_MIN_FRACTION = 4
 
 
 @jit(inline="always")
-def _coarse_probe_query(q, centroids_t, c_sq_norms, metric, hi, hs):
-    """The ``hi.shape[0]`` nearest centroids of one query into ``hi`` int64 / ``hs`` f32, best first."""
+def centroid_scores(q, centroids_t, c_sq_norms, metric, buf):
+    """Coarse scores of one query against every centroid into ``buf`` (nlist,) f32:
+    ``||q - c||^2`` for L2, ``-<q, c>`` for IP (``centroids_t`` (d, nlist), ``c_sq_norms`` (nlist,))."""
     d, nlist = centroids_t.shape
-    nprobe = hi.shape[0]
-    buf = np.zeros(nlist, np.float32)
+    for c in range(nlist):
+        buf[c] = np.float32(0.0)
     for t in range(d):
         qv = q[t]
         for c in range(nlist):
@@ -70,7 +71,19 @@ def _coarse_probe_query(q, centroids_t, c_sq_norms, metric, hi, hs):
     else:
         for c in range(nlist):
             buf[c] = -buf[c]
-    if nprobe * PROBE_SORT_MIN_FRACTION >= nlist:
+
+
+@jit(inline="always")
+def take_best_lists(buf, hi, hs):
+    """Move the ``hi.shape[0]`` best (smallest) finite scores of ``buf`` (nlist,) f32 into ``hi``
+    int64 / ``hs`` f32, best first, and mark them taken (+inf in ``buf``); returns how many were
+    found (fewer when ``buf`` runs out; the rest stay -1 / +inf)."""
+    nlist = buf.shape[0]
+    n = hi.shape[0]
+    for j in range(n):
+        hi[j] = -1
+        hs[j] = np.inf
+    if n * PROBE_SORT_MIN_FRACTION >= nlist:
         keys = np.empty(nlist, np.int64)  # (order-preserving score bits << 32) | list: one int sort
         for c in range(nlist):
             bits = np.int64(buf[c:c + 1].view(np.int32)[0])
@@ -78,15 +91,30 @@ def _coarse_probe_query(q, centroids_t, c_sq_norms, metric, hi, hs):
                 bits = np.int64(-2147483648) - bits
             keys[c] = (bits << 32) | c
         keys.sort()
-        for j in range(nprobe):
+        for j in range(n):
             c = keys[j] & 0xFFFFFFFF
-            hi[j] = c
-            hs[j] = buf[c]
-        return
-    for c in range(nlist):
-        if buf[c] < hs[0]:
-            maxheap_replace_top(hs, hi, nprobe, buf[c], c)
-    maxheap_sort(hs, hi, nprobe)
+            if buf[c] < np.inf:
+                hi[j] = c
+                hs[j] = buf[c]
+    else:
+        for c in range(nlist):
+            if buf[c] < hs[0]:
+                maxheap_replace_top(hs, hi, n, buf[c], c)
+        maxheap_sort(hs, hi, n)
+    found = 0
+    for j in range(n):
+        if hi[j] >= 0:
+            buf[hi[j]] = np.inf
+            found += 1
+    return found
+
+
+@jit(inline="always")
+def _coarse_probe_query(q, centroids_t, c_sq_norms, metric, hi, hs):
+    """The ``hi.shape[0]`` nearest centroids of one query into ``hi`` int64 / ``hs`` f32, best first."""
+    buf = np.empty(centroids_t.shape[1], np.float32)
+    centroid_scores(q, centroids_t, c_sq_norms, metric, buf)
+    take_best_lists(buf, hi, hs)
 
 
 @jit_parallel
