@@ -153,6 +153,21 @@ def qps_at_recall(points: list[tuple[float, float]], target: float) -> float | N
     return None
 
 
+def _cells(rows: list[dict], planner_method: str, measure: str):
+    """Per (shape, selectivity) cell holding a ``planner_method`` row: ``(rows of the cell, rows by
+    method, the planner's row, a summary entry started with the planner's recall and QPS)``."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["shape"], row["selectivity"]), []).append(row)
+    for (shape, sel), group in groups.items():
+        by = {r["method"]: r for r in group}
+        planner = by.get(planner_method)
+        if planner is not None:
+            yield group, by, planner, {"shape": shape, "selectivity": sel, "matches": planner["matches"],
+                                       "measure": measure, "planner_recall": planner["recall_at_10"],
+                                       "planner_qps": planner[measure]}
+
+
 def summarize(rows: list[dict], measure: str = "qps") -> list[dict]:
     """Per (shape, selectivity): planner vs best fixed strategy, and vs each peer at the planner's recall.
 
@@ -162,16 +177,7 @@ def summarize(rows: list[dict], measure: str = "qps") -> list[dict]:
     reaches ``RECALL_FLOOR`` (else the most accurate one).
     """
     out = []
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["shape"], row["selectivity"]), []).append(row)
-    for (shape, sel), group in groups.items():
-        by = {r["method"]: r for r in group}
-        planner = by.get("ours_hnsw:planner")
-        if planner is None:
-            continue
-        entry = {"shape": shape, "selectivity": sel, "matches": planner["matches"],
-                 "measure": measure, "planner_recall": planner["recall_at_10"], "planner_qps": planner[measure]}
+    for group, by, planner, entry in _cells(rows, "ours_hnsw:planner", measure):
         fixed = [by[f"ours_hnsw:{s}"] for s in OURS_FIXED if f"ours_hnsw:{s}" in by]
         if fixed:
             ok = [r for r in fixed if r["recall_at_10"] >= RECALL_FLOOR]
@@ -203,16 +209,7 @@ def summarize_ivf(rows: list[dict], measure: str = "qps") -> list[dict]:
     ``IVF_RECALL_SLACK`` of the planner's recall, else the most accurate) and vs faiss IndexIVFPQ
     with an IDSelector at the planner's recall, interpolated on faiss' nprobe sweep."""
     out = []
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["shape"], row["selectivity"]), []).append(row)
-    for (shape, sel), group in groups.items():
-        by = {r["method"]: r for r in group}
-        planner = by.get("ours_ivfpq:planner")
-        if planner is None:
-            continue
-        entry = {"shape": shape, "selectivity": sel, "matches": planner["matches"], "measure": measure,
-                 "planner_recall": planner["recall_at_10"], "planner_qps": planner[measure]}
+    for group, by, planner, entry in _cells(rows, "ours_ivfpq:planner", measure):
         fixed = [by[f"ours_ivfpq:{s}"] for s in OURS_IVF_FIXED if f"ours_ivfpq:{s}" in by]
         if fixed:
             ok = [r for r in fixed if r["recall_at_10"] >= planner["recall_at_10"] - IVF_RECALL_SLACK]

@@ -76,7 +76,8 @@ class HNSWIndex(Index):
     encoded by ``add``; not saved: a loaded index encodes them on its first search) and re-score
     the best ``max(2 k, 20)`` candidates with the float32 vectors: returned distances stay exact;
     single queries ran 1.7x faster at equal recall on 116k 384-d WordNet vectors (ef 64: 92 vs
-    155 us per call, recall@10 0.987 both).
+    155 us per call, recall@10 0.987 both). Filtered searches build and walk the same codes in
+    either mode (:mod:`vecsearch.planner`, ``beam_collect``).
 
     Concurrency: ``search`` may be called from several Python threads at once (kernels release
     the GIL; a busy scratch buffer makes the other caller allocate its own) when numba's threading

@@ -417,15 +417,22 @@ class IVFPQIndex(Index):
     # ---- warm-up ---------------------------------------------------------------------------------
     @classmethod
     def _warmup(cls, data: np.ndarray) -> None:
-        """Compile every IVF-PQ kernel on a tiny index (nlist=4, m=2, nbits=4) for every metric."""
+        """Compile every IVF-PQ kernel on a tiny index (nlist=4, m=2, nbits=4) for every metric,
+        filtered search (both strategies) included."""
+        from ..predicates import F
+
         data = np.ascontiguousarray(data, np.float32)
+        n = data.shape[0]
         for metric in ("l2", "ip", "cosine"):
             index = cls(data.shape[1], metric, nlist=4, m=2, nbits=4, keep_vectors=True, nprobe=2)
             index.train(data)
-            index.add(data)
+            index.add(data, attributes={"rank": np.arange(n, dtype=np.int64)})
             for batch in (data[:1], data[:32]):
                 index.search(batch, 5)
                 index.search(batch, 5, rerank=2)
+                for strategy in ("ivf_masked", "prefilter"):
+                    index.search(batch, 5, where=F.rank < n // 2, strategy=strategy, rerank=2)
+                    index.search(batch, 5, where=F.rank < n // 2, strategy=strategy)
             index.remove([0])
 
 
