@@ -19,7 +19,7 @@ Strategies
 ``filtered_walk``  ACORN-1 style walk over the HNSW graph (:func:`vecsearch.kernels.filtered.filtered_walk_batch`).
 ``ivf_masked``     IVF-PQ list scan that checks the mask, nprobe raised until enough allowed rows
                    were scanned (:func:`vecsearch.kernels.filtered.ivfpq_search_masked`); rows whose
-                   nearest lists barely pass (anti-correlated) are answered again over every list.
+                   nearest lists barely pass (anti-correlated) are answered again over more lists.
 
 Index types add strategies with :func:`register_strategy` (the base ``Index._search_filtered``
 dispatches to them); an index may also override ``_search_filtered`` itself.
@@ -574,12 +574,16 @@ IVF_TARGET_PER_K = 32
 
 # A query whose first nprobe lists pass at under IVF_MIN_NEAR_RATIO of the global selectivity sits
 # where the filter fails (anti-correlated): the allowed rows nearest to it lie in lists far down the
-# probe order, and the adaptive scan stops on nearer, worse ones (116k, nlist 512, rerank 8,
-# anti-correlated 10%: recall@10 0.2 with ADC scores only). Such rows are answered again by the ADC
-# over every allowed row in every list (re-ranked). Judged only when the first lists should hold at
-# least IVF_NEAR_MIN_EXPECTED passing rows (fewer: the share is noise).
+# probe order, and the adaptive scan stops on nearer, worse ones (116k, nlist 512, anti-correlated
+# 10%: recall@10 0.2 with ADC scores only). Such rows are answered again with the target of allowed
+# rows raised by global / near share (at most IVF_WIDEN_MAX times), so more lists are probed. On
+# the 116k bench (re-rank 8, 400 queries) this beat re-scanning every list: pos == "v" (11.7%)
+# 5,243 -> 7,206 QPS (recall 0.831 -> 0.817), anti-correlated 50% 1,306 -> 2,531 (0.895 -> 0.884).
+# Judged only when the first lists should hold at least IVF_NEAR_MIN_EXPECTED passing rows (fewer:
+# the share is noise).
 IVF_MIN_NEAR_RATIO = 0.5
 IVF_NEAR_MIN_EXPECTED = 32
+IVF_WIDEN_MAX = 64.0
 
 
 def _ivf_run(index: Any, queries: np.ndarray, k: int, params: Any, allowed: Any, min_probe: int,
@@ -612,7 +616,7 @@ def ivfpq_masked(index: Any, queries: np.ndarray, k: int, params: Any, allowed: 
     list arrays of ``IVFPQIndex``).
 
     Rows whose nearest lists pass far less than the filter does overall (``IVF_MIN_NEAR_RATIO``)
-    are answered again by the ADC over every allowed row.
+    are answered again with a proportionally larger target of allowed rows (more lists).
     """
     nlist = index.params.nlist
     nprobe = min(params.nprobe or index.params.nprobe, nlist)
@@ -621,9 +625,11 @@ def ivfpq_masked(index: Any, queries: np.ndarray, k: int, params: Any, allowed: 
     if nprobe >= nlist or nprobe * allowed.count / nlist < IVF_NEAR_MIN_EXPECTED:
         return slots, scores
     doubtful = np.flatnonzero(near < IVF_MIN_NEAR_RATIO * allowed.selectivity)
-    if doubtful.size:
-        again_slots, again_scores, _ = _ivf_run(index, queries[doubtful], k, params, allowed, nlist, allowed.count)
-        slots[doubtful], scores[doubtful] = again_slots, again_scores
+    for row in doubtful:  # see as many allowed rows as the filter's share near the query hid
+        widen = allowed.selectivity / max(float(near[row]), 1e-9)
+        again = min(allowed.count, math.ceil(target * min(widen, IVF_WIDEN_MAX)))
+        again_slots, again_scores, _ = _ivf_run(index, queries[row : row + 1], k, params, allowed, nprobe, again)
+        slots[row], scores[row] = again_slots[0], again_scores[0]
     return slots, scores
 
 
