@@ -335,7 +335,7 @@ def main() -> None:
         fivf = faiss.IndexIVFPQ(quant, x.shape[1], args.nlist, args.pq_m, 8, faiss.METRIC_INNER_PRODUCT)
         fivf.train(x)
         if args.ivf_rerank > 0:  # wrapped before add: the refine index stores the vectors as they are added
-            fivf_base, fivf = fivf, faiss.IndexRefineFlat(fivf)  # keep the base alive: the wrapper points to it
+            keep_base_alive, fivf = fivf, faiss.IndexRefineFlat(fivf)  # the wrapper points to the base  # noqa: F841
             fivf.k_factor = float(args.ivf_rerank)
         fivf.add(x)
         faiss.omp_set_num_threads(1)
