@@ -3,8 +3,8 @@
 The mask is a bool array over slots (``allowed[s]`` True when slot ``s`` passes the predicate
 and is live). Also the ACORN-1 style filtered walk over the HNSW graph arrays of
 :mod:`vecsearch.kernels.hnsw` (read only; a separate specialization, so the unfiltered walk
-carries no per-node filter branch), and the IVF-PQ list scan that checks the mask and raises
-nprobe until enough allowed rows were seen (lists of :mod:`vecsearch.kernels.ivf`, read only).
+carries no per-node filter branch). The IVF-PQ masked list scan is in
+:mod:`vecsearch.kernels.ivf_masked`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from .hnsw import (
     walk_query_terms,
     walk_score,
 )
-from .ivf import centroid_scores, list_l2_lut, query_tables, take_best_lists
 from .lvq import KIND_LVQ8, lvq_ip, lvq_l2
 from .visited import next_epoch
 
@@ -414,113 +413,3 @@ def beam_collect_serial(metric, queries, k, ef, vectors, links0, counts0, upper_
         if out_local[qi] < min_local:
             n_doubtful += 1
     return n_doubtful
-
-
-# ---- IVF-PQ: mask-checked list scan with adaptive nprobe ----------------------------------------
-# List layout as in vecsearch.kernels.ivf (read only): list ``l`` holds rows
-# ``offsets[l] .. offsets[l] + sizes[l]`` of ``codes`` (N, m) uint8 and ``slots`` (N,) int32.
-# Lists are taken from the query's centroid scores in chunks: the first ``min_probe`` at once, then
-# IVF_PROBE_CHUNK more at a time, only while too few allowed rows were seen (116k, nlist 512: ordering
-# 64 lists up front cost 7 us per query more than 16, and usually only the first 16 are scanned).
-IVF_PROBE_CHUNK = 16
-
-
-@jit(inline="always")
-def _ivf_masked_query(q, centroids_t, c_sq_norms, n_probe_max, min_probe, target, centroids, codebooks_t,
-                      cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors, os_, oi):
-    """One query of :func:`ivfpq_search_masked`; returns the share of passing rows among the rows of
-    its first ``min_probe`` lists (the filter's selectivity near the query; 1.0 for empty lists)."""
-    m = codebooks_t.shape[0]
-    has_table = l2_table.shape[0] > 0
-    qlut, lut = query_tables(q, codebooks_t, metric)
-    hs = np.full(n_cand, np.inf, np.float32)
-    hi = np.full(n_cand, -1, np.int64)
-    passing = np.empty(sizes.max() if sizes.shape[0] else 0, np.int64)
-    nlist = centroids_t.shape[1]
-    n_probe_max = min(n_probe_max, nlist)
-    buf = np.empty(nlist, np.float32)
-    centroid_scores(q, centroids_t, c_sq_norms, metric, buf)
-    lists = np.empty(n_probe_max, np.int64)
-    coarse = np.empty(n_probe_max, np.float32)
-    n_lists = 0
-    seen = 0
-    near_rows = 0
-    near_passing = 0
-    for p in range(n_probe_max):
-        if p >= min_probe and seen >= target:
-            break
-        if p == n_lists:  # take the next chunk of lists, nearest first
-            want = min(min_probe if p == 0 else IVF_PROBE_CHUNK, n_probe_max - n_lists)
-            n_lists += take_best_lists(buf, lists[n_lists : n_lists + want], coarse[n_lists : n_lists + want])
-            if p == n_lists:
-                break
-        lst = lists[p]
-        if metric == METRIC_L2:
-            list_l2_lut(lst, has_table, l2_table, centroids, codebooks_t, cb_sq_norms, qlut, lut)
-        bias = coarse[p]
-        start = offsets[lst]
-        # Rows whose slot passes, gathered without a branch: a branch on the mask per row is
-        # mispredicted about half the time at 50% selectivity (116k, nlist 512, m 48, nprobe 16,
-        # single queries, random filter: 9,408 -> 11,603 QPS at 50%, 6,031 -> 7,914 at 10%).
-        n_pass = 0
-        for i in range(start, start + sizes[lst]):
-            passing[n_pass] = i
-            n_pass += np.int64(allowed[slots[i]])
-        seen += n_pass
-        if p < min_probe:
-            near_rows += sizes[lst]
-            near_passing += n_pass
-        for r in range(n_pass):
-            i = passing[r]
-            acc = bias
-            for j in range(m):
-                acc += lut[j, codes[i, j]]
-            if acc < hs[0]:
-                maxheap_replace_top(hs, hi, n_cand, acc, slots[i])
-    if vectors.shape[0] > 0:
-        for c in range(n_cand):
-            slot = hi[c]
-            if slot >= 0:
-                s = score(metric, q, vectors[slot])
-                if s < os_[0]:
-                    maxheap_replace_top(os_, oi, os_.shape[0], s, slot)
-        maxheap_sort(os_, oi, os_.shape[0])
-    else:
-        maxheap_sort(hs, hi, n_cand)
-        for c in range(os_.shape[0]):
-            os_[c] = hs[c]
-            oi[c] = hi[c]
-    return near_passing / near_rows if near_rows > 0 else 1.0
-
-
-@jit_parallel
-def ivfpq_search_masked(queries, centroids_t, c_sq_norms, n_probe_max, min_probe, target, centroids, codebooks_t,
-                        cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
-                        out_scores, out_slots, out_near):
-    """IVF-PQ search over the ``allowed`` slots only: the ADC runs on rows whose slot passes.
-
-    Each query ranks the lists by its centroid scores (``centroids_t`` (d, nlist) f32,
-    ``c_sq_norms`` (nlist,) f32), scans at least ``min_probe`` of them and keeps probing further
-    lists until ``target`` allowed rows have been scanned (or ``n_probe_max`` lists were): nprobe
-    rises as the filter gets tighter. Other arguments as in :func:`vecsearch.kernels.ivf.ivfpq_search` (``l2_table``
-    (nlist, m, ksub) or (0, m, ksub); ``vectors`` (n_slots, d) f32 re-ranks the ``n_cand`` best
-    ADC candidates exactly when non-empty). ``allowed`` bool (n_slots,). Outputs (nq, k) f32 /
-    int64 pre-filled +inf / -1, best first, and ``out_near`` f32 (nq,): the share of passing rows in
-    each query's first ``min_probe`` lists (far below the global selectivity: the filter is
-    anti-correlated with the query). Parallel over queries.
-    """
-    for qi in prange(queries.shape[0]):
-        out_near[qi] = _ivf_masked_query(queries[qi], centroids_t, c_sq_norms, n_probe_max, min_probe, target,
-                                         centroids, codebooks_t, cb_sq_norms, l2_table, codes, slots, offsets, sizes,
-                                         metric, allowed, n_cand, vectors, out_scores[qi], out_slots[qi])
-
-
-@jit
-def ivfpq_search_masked_serial(queries, centroids_t, c_sq_norms, n_probe_max, min_probe, target, centroids,
-                               codebooks_t, cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand,
-                               vectors, out_scores, out_slots, out_near):
-    """:func:`ivfpq_search_masked` on the calling thread (one or a few queries)."""
-    for qi in range(queries.shape[0]):
-        out_near[qi] = _ivf_masked_query(queries[qi], centroids_t, c_sq_norms, n_probe_max, min_probe, target,
-                                         centroids, codebooks_t, cb_sq_norms, l2_table, codes, slots, offsets, sizes,
-                                         metric, allowed, n_cand, vectors, out_scores[qi], out_slots[qi])
