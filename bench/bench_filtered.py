@@ -118,17 +118,22 @@ def recall(found_rows, truth, k):
     return hits / tot if tot else 1.0
 
 
-def run(fn, filters, k, repeats):
-    """Run every query ``repeats`` times; returns (results, best wall-clock QPS, best CPU-time QPS)."""
-    for i in range(len(filters)):  # warm-up pass: compile, caches
-        fn(i)
-    best_dt = best_dc = np.inf
+def run_interleaved(methods: dict, filters, repeats: int) -> dict:
+    """Time every method over all queries, ``repeats`` passes with the methods interleaved (a slow
+    spell of a shared machine then hits every method of the cell alike, not the one that ran in
+    it); returns name -> (results, best wall-clock QPS, best CPU-time QPS). One untimed warm-up
+    pass per method first (compile, caches)."""
+    found = {name: [fn(i) for i in range(len(filters))] for name, fn in methods.items()}
+    best_dt = dict.fromkeys(methods, np.inf)
+    best_dc = dict.fromkeys(methods, np.inf)
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        found = [fn(i) for i in range(len(filters))]
-        best_dt = min(best_dt, time.perf_counter() - t0)
-        best_dc = min(best_dc, time.process_time() - c0)
-    return found, len(filters) / best_dt, len(filters) / max(best_dc, 1e-9)
+        for name, fn in methods.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            found[name] = [fn(i) for i in range(len(filters))]
+            best_dt[name] = min(best_dt[name], time.perf_counter() - t0)
+            best_dc[name] = min(best_dc[name], time.process_time() - c0)
+    return {name: (found[name], len(filters) / best_dt[name], len(filters) / max(best_dc[name], 1e-9))
+            for name in methods}
 
 
 RECALL_FLOOR = 0.95
@@ -286,7 +291,8 @@ def main() -> None:
                              "faiss wraps its index in IndexRefineFlat(k_factor=R); 0: ADC scores only")
     parser.add_argument("--ivf-peer-nprobe", default="48,64,96,128,192,256",
                         help="nprobe sweep for faiss IndexIVFPQ (compared at our IVF planner's recall)")
-    parser.add_argument("--repeats", type=int, default=1, help="passes per method; the best is reported")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="timed passes per method, the methods of a cell interleaved; the best is reported")
     parser.add_argument("--methods", default="", help="only methods whose name starts with one of these (comma list)")
     parser.add_argument("--out", default=str(here / "results" / "bench_filtered.json"))
     args = parser.parse_args()
@@ -429,10 +435,9 @@ def main() -> None:
                     return fivf.search(q[i : i + 1], k, params=params)[1][0]
 
                 methods[f"faiss_ivfpq:nprobe{nprobe}"] = fivf_fn
-            for name, fn in methods.items():
-                if prefixes and not any(name.startswith(p) for p in prefixes):
-                    continue
-                found, qps, cpu_qps = run(fn, filters, k, args.repeats)
+            methods = {name: fn for name, fn in methods.items()
+                       if not prefixes or any(name.startswith(p) for p in prefixes)}
+            for name, (found, qps, cpu_qps) in run_interleaved(methods, filters, args.repeats).items():
                 r = recall(found, truth, k)
                 print(f"{shape:<11}{sel:>8.4%}{matches:>9}  {name:<28}{r:>10.3f}{qps:>9.0f}{cpu_qps:>9.0f}")
                 rows_out.append({"shape": shape, "selectivity": sel, "matches": matches, "method": name,
