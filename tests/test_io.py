@@ -136,3 +136,42 @@ def test_unknown_type_and_newer_format_are_rejected(saved_flat):
     (path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
     with pytest.raises(vs.IndexFileError, match="format_version 99"):
         vs.load(path)
+
+
+def _readonly_specializations(dispatcher) -> list:
+    """Compiled signatures of a numba kernel that take a read-only array."""
+    from numba import types
+
+    return [sig for sig in dispatcher.signatures if any(isinstance(t, types.Array) and not t.mutable for t in sig)]
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivfpq", "leanvec"])
+def test_mapped_index_and_read_only_queries_reuse_the_compiled_kernels(tmp_path, wordnet_train, kind):
+    """A memory-mapped index and read-only queries reach the search kernels as writable arrays, so
+    numba never compiles a second (read-only) specialization of them (tens of seconds each).
+    l2: cosine would hand the kernels normalized copies of the queries anyway."""
+    from vecsearch.kernels import hnsw as kh
+    from vecsearch.kernels import ivf as kivf
+    from vecsearch.kernels import lvq_graph as klg
+
+    x = wordnet_train[:600]
+    if kind == "hnsw":
+        index, kernels = vs.HNSWIndex(384, "l2", M=8, ef_construction=32), (kh.search_serial, kh.search_batch)
+    elif kind == "ivfpq":
+        index = vs.IVFPQIndex(384, "l2", nlist=8, m=16, keep_vectors=True)
+        index.train(x)
+        kernels = (kivf.ivfpq_search_serial, kivf.ivfpq_search)
+    else:
+        index = vs.LeanVecIndex(384, "l2", reduced_dim=32, M=8, ef_construction=32)
+        index.train(x)
+        kernels = (klg.search_codes, klg.rerank)
+    index.add(x)
+    index.save(tmp_path / kind)
+    mapped = vs.load(tmp_path / kind, mmap=True)
+    frozen = x[:40].copy()
+    frozen.setflags(write=False)
+    np.testing.assert_array_equal(mapped.search(frozen, 5).ids, index.search(x[:40], 5).ids)
+    np.testing.assert_array_equal(mapped.search(frozen[3], 5).ids, index.search(x[3], 5).ids)
+    for kernel in kernels:
+        assert kernel.signatures, kernel
+        assert _readonly_specializations(kernel) == [], kernel

@@ -109,16 +109,20 @@ def normalize_rows(x: np.ndarray, name: str = "vectors") -> np.ndarray:
 _NO_OUTPUT = np.empty((0, 0), np.float32)
 
 
+def _writable_queries(arr: np.ndarray) -> np.ndarray:
+    """``arr``, copied when read-only (a memory map, a Ray object-store view): numba would compile
+    every search kernel again for read-only arrays, and a query batch is cheap to copy."""
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def prepare_query_rows(x: Any, dim: int, name: str, normalize: bool) -> np.ndarray:
     """:func:`as_vectors` (single rows allowed) plus, for cosine, :func:`normalize_rows`, in one kernel pass.
 
     The latency path of ``search``: numpy's finite check, norms and division cost several
     microseconds of call overhead per query. Same errors as the numpy path.
     """
-    arr = as_vectors(x, dim, name, allow_single=True, check_finite=False)
-    # ``out`` is only written when normalizing; otherwise a writable placeholder (``arr`` may be
-    # read-only, e.g. a Ray object-store view, and numba rejects a read-only output argument).
-    out = np.empty_like(arr) if normalize else _NO_OUTPUT
+    arr = _writable_queries(as_vectors(x, dim, name, allow_single=True, check_finite=False))
+    out = np.empty_like(arr) if normalize else _NO_OUTPUT  # only written when normalizing
     status, row = check_rows(arr, normalize, out)
     if status == ROWS_OK:
         return out if normalize else arr
@@ -326,7 +330,7 @@ class Index(ABC):
         arr = as_vectors(vectors, self.dim, name, allow_single=allow_single)
         if self.metric == "cosine":
             arr = normalize_rows(arr, name)
-        return arr
+        return _writable_queries(arr) if allow_single else arr
 
     def add(self, vectors: Any, ids: Any = None, attributes: Any = None, **kwargs: Any) -> np.ndarray:
         """Add ``vectors`` (n, dim) with optional int64 ``ids`` (n,); returns the ids used.

@@ -29,6 +29,23 @@ class IndexFileError(ValueError):
     """A saved index is missing, truncated, edited or of an unknown format."""
 
 
+def copy_on_write(arr: np.ndarray) -> np.ndarray:
+    """A writable stand-in for a read-only array from ``load(mmap=True)``.
+
+    numba compiles a separate specialization of a kernel for read-only arrays (the graph walks
+    take tens of seconds each to compile on a 2-core machine). A ``mode="c"`` mapping of the same
+    file is writable, shares the file's pages until written and never writes to the file, so an
+    index sees one array type whether it was built, loaded or mapped. Writable arrays are returned
+    as they are; other read-only arrays are copied.
+    """
+    if arr.flags.writeable:
+        return arr
+    if isinstance(arr, np.memmap) and arr.filename is not None and arr.size:
+        mapped = np.memmap(arr.filename, dtype=arr.dtype, mode="c", shape=arr.shape, offset=arr.offset, order="C")
+        return np.asarray(mapped)
+    return np.array(arr)
+
+
 def _checksum(arr: np.ndarray) -> str:
     crc = 0
     flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)

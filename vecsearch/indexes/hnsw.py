@@ -19,6 +19,7 @@ import numpy as np
 
 from ..base import Index, register_index
 from ..factory import register_factory
+from ..io import copy_on_write
 from ..kernels import hnsw as kh
 from ..kernels.visited import new_visited
 from ..lvq import f16_values
@@ -42,26 +43,6 @@ _NO_F32 = np.empty(0, np.float32)
 
 def _max_threads() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)
-
-
-def _copy_on_write(arr: np.ndarray) -> np.ndarray:
-    """A writeable view of a read-only memory map, mapped copy-on-write (``mode="c"``).
-
-    Writes (e.g. ``add`` after ``load(mmap=True)``) land in private memory, never in the file;
-    the kernels then see one array type whether the index was built, loaded or mapped, so a
-    mapped index needs no extra compiled specialization for read-only arrays.
-    """
-    if (
-        arr.flags.writeable
-        or not isinstance(arr, np.memmap)
-        or arr.size == 0
-        or arr.filename is None
-    ):
-        return arr
-    mapped = np.memmap(
-        arr.filename, dtype=arr.dtype, mode="c", shape=arr.shape, offset=arr.offset, order="C"
-    )
-    return np.asarray(mapped)
 
 
 @register_index("hnsw")
@@ -529,7 +510,7 @@ class HNSWIndex(Index):
             if arr is None or arr.dtype != dtype or arr.shape != shape:
                 got = "missing" if arr is None else f"{arr.dtype} {arr.shape}"
                 raise ValueError(f"{name}: expected {np.dtype(dtype)} {shape}, got {got}")
-        arrays = {name: _copy_on_write(arr) for name, arr in arrays.items()}
+        arrays = {name: copy_on_write(arr) for name, arr in arrays.items()}
         index._vectors, index._levels = arrays["vectors"], arrays["levels"]
         index._links0, index._counts0 = arrays["links0"], arrays["counts0"]
         index._upper_start = arrays["upper_start"]

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..base import Index, register_index
 from ..factory import register_factory
+from ..io import copy_on_write
 from ..kernels.distances import METRIC_L2
 from ..kernels.ivf import (
     append_to_lists,
@@ -385,7 +386,7 @@ class IVFPQIndex(Index):
             if arr is None or arr.shape != shape or arr.dtype != dtype:
                 got = "missing" if arr is None else f"{arr.dtype} {arr.shape}"
                 raise ValueError(f"{name}: expected {np.dtype(dtype)} {shape}, got {got}")
-        codes, slots, offsets = arrays["list_codes"], arrays["list_slots"], arrays["list_offsets"]
+        codes, slots, offsets = (copy_on_write(arrays[name]) for name in ("list_codes", "list_slots", "list_offsets"))
         total = int(offsets[-1])
         if (
             codes.shape != (total, p.m)
@@ -404,14 +405,14 @@ class IVFPQIndex(Index):
                 raise ValueError(
                     "vectors: expected the raw vectors of an index built with keep_vectors=True, got none"
                 )
-            index._vectors = arrays["vectors"]
+            index._vectors = copy_on_write(arrays["vectors"])
         if p.opq:
             if "rotation" not in arrays:
                 raise ValueError(
                     "rotation: expected the OPQ rotation of an index built with opq=True, got none"
                 )
             index._rotation = np.ascontiguousarray(arrays["rotation"], np.float32)
-        index._set_centroids(arrays["centroids"])
+        index._set_centroids(copy_on_write(arrays["centroids"]))
         return index
 
     # ---- warm-up ---------------------------------------------------------------------------------

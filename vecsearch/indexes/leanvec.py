@@ -37,6 +37,7 @@ import numpy as np
 
 from ..base import Index, register_index
 from ..factory import register_factory
+from ..io import copy_on_write
 from ..kernels._jit import num_threads
 from ..kernels.distances import METRIC_L2
 from ..kernels.lvq_filtered import filtered_walk_codes
@@ -74,27 +75,6 @@ BUILD_SLACK = 1.3
 # slightly worse, 512 slower than the medoid alone.
 ENTRY_SAMPLE = 128
 _SEC_KINDS = {"float32": SEC_FLOAT32, "float16": SEC_FLOAT16, "lvq8": SEC_LVQ8}
-
-
-def _writable(arr: np.ndarray) -> np.ndarray:
-    """A copy-on-write mapping of a read-only memory map (same approach as indexes/hnsw.py).
-
-    numba compiles a separate specialization for read-only arrays (the walk kernel takes minutes
-    to compile on a busy 2-core machine); a ``mode="c"`` mapping is writable, shares the file's
-    pages until written, and never writes to the file.
-    """
-    if (
-        arr.flags.writeable
-        or not isinstance(arr, np.memmap)
-        or arr.size == 0
-        or arr.filename is None
-    ):
-        return np.ascontiguousarray(arr) if arr.flags.writeable else np.array(arr)
-    return np.asarray(
-        np.memmap(
-            arr.filename, dtype=arr.dtype, mode="c", shape=arr.shape, offset=arr.offset, order="C"
-        )
-    )
 
 
 @register_index("leanvec")
@@ -533,9 +513,9 @@ class LeanVecIndex(Index):
         if kind is not None:
             index.projection = LeanVecProjection.from_arrays(kind, arrays, "leanvec_")
         if index._primary_codec is not None and "primary_mu" in arrays:
-            index._primary_codec.mu = np.asarray(arrays["primary_mu"], np.float32)
+            index._primary_codec.mu = copy_on_write(np.asarray(arrays["primary_mu"], np.float32))
         if index._secondary_codec is not None and "secondary_mu" in arrays:
-            index._secondary_codec.mu = np.asarray(arrays["secondary_mu"], np.float32)
+            index._secondary_codec.mu = copy_on_write(np.asarray(arrays["secondary_mu"], np.float32))
         index._trained = trained
         n = int(arrays["degrees"].shape[0])
         R = index.params.M
@@ -547,14 +527,14 @@ class LeanVecIndex(Index):
         index._entry = int(arrays["entry"][0])
         # Files written before the entry layer existed walk from the medoid alone, as they did.
         index._entry_sample = np.array(arrays.get("entry_sample", [index._entry]), np.int64)
-        index._prim_rows = _writable(arrays["primary_rows"])
-        index._prim_f32 = _writable(arrays["primary_f32"])
-        index._sqnorms = _writable(arrays["sqnorms"])
-        index._sec_f32 = _writable(arrays["secondary_f32"])
-        index._sec_f16 = _writable(arrays["secondary_f16"])
-        index._sec_rows = _writable(arrays["secondary_rows"])
-        index._neighbors = _writable(arrays["neighbors"])
-        index._degrees = _writable(arrays["degrees"])
+        index._prim_rows = copy_on_write(arrays["primary_rows"])
+        index._prim_f32 = copy_on_write(arrays["primary_f32"])
+        index._sqnorms = copy_on_write(arrays["sqnorms"])
+        index._sec_f32 = copy_on_write(arrays["secondary_f32"])
+        index._sec_f16 = copy_on_write(arrays["secondary_f16"])
+        index._sec_rows = copy_on_write(arrays["secondary_rows"])
+        index._neighbors = copy_on_write(arrays["neighbors"])
+        index._degrees = copy_on_write(arrays["degrees"])
         return index
 
     @classmethod

@@ -23,7 +23,7 @@ from .lvq import KIND_LVQ8, lvq_ip, lvq_l2, query_terms
 PREFETCH_AHEAD = 8
 
 
-@jit(inline="always")
+@jit
 def _codes_rows_query(metric, q, codes, mu, f16, rows, n_cand, vectors, out_scores, out_slots):
     d = q.shape[0]
     qm = np.empty(d, np.float32)

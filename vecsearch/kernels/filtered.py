@@ -113,7 +113,7 @@ def _consider(d, node, ef, n_cand, n_top, cand_s, cand_i, top_s, top_i):
     return n_cand, n_top
 
 
-@jit(inline="always")
+@jit
 def filtered_walk_query(metric, q, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                         entry, max_level, allowed, seeds, visited, epoch, cand_s, cand_i, top_s, top_i,
                         out_slots, out_scores):
@@ -241,7 +241,7 @@ def _two_hop_passing(links0, counts0, allowed, node):
     return seen, passed
 
 
-@jit(inline="always")
+@jit
 def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, upper_counts, upper_start,
                        entry, max_level, allowed, visited, epoch, cand_s, cand_i, top_s, top_i,
                        min_local, min_scored, pre_probe, codes, mu, f16, n_rerank, out_slots, out_scores,

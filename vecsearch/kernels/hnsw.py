@@ -569,7 +569,7 @@ def apply_reverse_links(
 
 
 # ---- search -----------------------------------------------------------------------------------
-@jit(inline="always")
+@jit
 def search_query(
     metric,
     q,

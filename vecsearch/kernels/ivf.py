@@ -109,7 +109,7 @@ def take_best_lists(buf, hi, hs):
     return found
 
 
-@jit(inline="always")
+@jit
 def _coarse_probe_query(q, centroids_t, c_sq_norms, metric, hi, hs):
     """The ``hi.shape[0]`` nearest centroids of one query into ``hi`` int64 / ``hs`` f32, best first."""
     buf = np.empty(centroids_t.shape[1], np.float32)
@@ -255,7 +255,7 @@ def query_tables(q, codebooks_t, metric):
     return qlut, lut
 
 
-@jit(inline="always")
+@jit
 def _ivfpq_query(q, lists, list_scores, centroids, codebooks_t, cb_sq_norms, l2_table, codes, slots, offsets,
                  sizes, metric, n_cand, vectors, os_, oi):
     """One query of :func:`ivfpq_search`: ADC over its probed ``lists`` (nprobe,), re-rank, into ``os_``/``oi`` (k,)."""

@@ -56,7 +56,7 @@ def _doubt_factor(near, near_rows, selectivity, min_near_ratio, near_min_expecte
     return min(2.0 ** math.ceil(math.log2(widen)), widen_max)
 
 
-@jit(inline="always")
+@jit
 def _ivf_masked_query(q, centroids_t, c_sq_norms, n_probe_max, min_probe, target, selectivity, min_near_ratio,
                       near_min_expected, widen_max, doubt_rerank, centroids, codebooks_t, cb_sq_norms, l2_table,
                       codes, slots, offsets, sizes, metric, allowed, n_cand, vectors, os_, oi):
