@@ -264,3 +264,28 @@ def test_graph_and_ivfpq_sweeps_run_beside_their_peers(tmp_path, embedded_cut):
     for key, recall in ours.items():
         assert abs(recall - theirs[key]) <= 0.08, (key, recall, theirs[key])
     assert by["vecsearch-ivfpq"][0]["build_params"]["nlist"] == 8
+
+
+def test_bench_retimes_every_point_in_interleaved_rounds_and_keeps_the_best(tmp_path, embedded_cut, monkeypatch):
+    """After the sweep each point is timed ``--rounds`` more times, the algorithms taken in turn;
+    a row keeps its best QPS, and ``--rounds 0`` skips the re-timing."""
+    from vecsearch.benchmark import runner
+
+    calls = []
+
+    def fast_time_batch(search, queries, runs=3):
+        calls.append(runs)
+        search(queries)
+        return 1e9, None
+
+    monkeypatch.setattr(runner, "time_batch", fast_time_batch)
+    out = tmp_path / "out"
+    args = ("--dataset", str(embedded_cut), "--index", "flat", "--peers", "faiss", "--out", str(out))
+    assert _bench(*args, "--rounds", "2") == 0
+    rows = read_results(out / RESULTS_FILE)
+    assert len(calls) == 2 * len(rows) == 4
+    assert all(r["qps"] == 1e9 and r["qps_rounds"] == 3 for r in rows)
+    calls.clear()
+    assert _bench(*args, "--rounds", "0") == 0
+    rows = read_results(out / RESULTS_FILE)
+    assert calls == [] and all(r["qps"] < 1e9 and "qps_rounds" not in r for r in rows)

@@ -37,6 +37,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .benchmark.runner import DEFAULT_INDEXES
     from .evaluation import TIE_EPS
@@ -92,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="timed batch runs per point, best kept (default 3)",
     )
     bench.add_argument(
+        "--rounds",
+        type=_non_negative_int,
+        default=3,
+        help="after the sweep, re-time every point this many times with the algorithms taken in "
+        "turn, keeping the best (default 3; 0: free each index after its sweep, less memory)",
+    )
+    bench.add_argument(
         "--latency-queries",
         type=_positive_int,
         default=200,
@@ -129,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         queries=args.queries,
         out=args.out,
         runs=args.runs,
+        rounds=args.rounds,
         latency_queries=args.latency_queries,
         tie_eps=args.tie_eps,
         plot=not args.no_plot,
