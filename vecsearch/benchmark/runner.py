@@ -332,7 +332,7 @@ def _retime_interleaved(
         for algo, algo_rows in measured:
             for row in algo_rows:
                 algo.set_search(row["search_params"])
-                qps, _ = time_batch(lambda q: algo.search(q, k), dataset.test, runs=1)
+                qps, _ = time_batch(lambda q, algo=algo: algo.search(q, k), dataset.test, runs=1)
                 row["qps"] = round(max(row["qps"], qps), 2)
                 row["qps_rounds"] = config.runs + config.rounds
 
