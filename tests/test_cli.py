@@ -289,3 +289,18 @@ def test_bench_retimes_every_point_in_interleaved_rounds_and_keeps_the_best(tmp_
     assert _bench(*args, "--rounds", "0") == 0
     rows = read_results(out / RESULTS_FILE)
     assert calls == [] and all(r["qps"] < 1e9 and "qps_rounds" not in r for r in rows)
+
+
+def test_bench_keeps_the_sweep_results_when_a_retiming_round_fails(tmp_path, embedded_cut, monkeypatch, capsys):
+    from vecsearch.benchmark import runner
+
+    def broken_time_batch(search, queries, runs=3):
+        raise RuntimeError("lost the index")
+
+    monkeypatch.setattr(runner, "time_batch", broken_time_batch)
+    out = tmp_path / "out"
+    args = ("--dataset", str(embedded_cut), "--index", "flat", "--peers", "faiss", "--out", str(out))
+    assert _bench(*args, "--rounds", "2") == 0
+    rows = read_results(out / RESULTS_FILE)
+    assert len(rows) == 2 and all(0 < r["qps"] < 1e9 for r in rows)
+    assert "re-timing vecsearch-flat stopped: RuntimeError: lost the index" in capsys.readouterr().err

@@ -325,16 +325,23 @@ def _retime_interleaved(
     The sweep times one algorithm after the other, so a slow spell of a shared machine (seconds
     long) lands on one algorithm: two runs of the same code gave our HNSW 1.20x and 0.83x faiss.
     Spreading every algorithm's timings over the whole run gives each the same chances.
+    Each timing follows one untimed call (``time_batch``): the previous algorithm's data has just
+    left the caches. An algorithm that fails here keeps the QPS it had and leaves the rounds.
     """
     print(f"re-timing every point, {config.rounds} interleaved round(s)", file=log)
     k = config.k
+    live = list(measured)
     for _ in range(config.rounds):
-        for algo, algo_rows in measured:
-            for row in algo_rows:
-                algo.set_search(row["search_params"])
-                qps, _ = time_batch(lambda q, algo=algo: algo.search(q, k), dataset.test, runs=1)
-                row["qps"] = round(max(row["qps"], qps), 2)
-                row["qps_rounds"] = config.runs + config.rounds
+        for algo, algo_rows in list(live):
+            try:
+                for row in algo_rows:
+                    algo.set_search(row["search_params"])
+                    qps, _ = time_batch(lambda q, algo=algo: algo.search(q, k), dataset.test, runs=1)
+                    row["qps"] = round(max(row["qps"], qps), 2)
+                    row["qps_rounds"] = config.runs + config.rounds
+            except Exception as exc:  # noqa: BLE001 - keep the other algorithms' rounds
+                print(f"re-timing {algo.label()} stopped: {type(exc).__name__}: {exc}", file=log)
+                live.remove((algo, algo_rows))
 
 
 def _short(params: dict[str, Any]) -> str:
