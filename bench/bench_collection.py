@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 import vecsearch as vs
-from vecsearch.collection import Collection
+from vecsearch.store.collection import Collection
 
 CHROMA_PEER = r"""
 import json, sys, time, numpy as np, chromadb

@@ -196,9 +196,7 @@ def main() -> None:
                 row["threads_per_shard"] = index.threads_per_shard
                 index.close()
             else:
-                _, arrays = index._state()
-                row["index_bytes"] = sum(int(a.nbytes) for a in arrays.values())
-                row["index_bytes"] += int(index._ids.slot_to_id.nbytes + index._ids.deleted.nbytes)
+                row["index_bytes"] = index.memory_bytes()
                 row["threads_per_shard"] = threads
             row["index_bytes_per_vector"] = row["index_bytes"] / train.shape[0]
             rows.append(row)

@@ -115,7 +115,7 @@ def main() -> None:
     # ---- build (all threads) -------------------------------------------------------------------
     numba.set_num_threads(all_threads)
     faiss.omp_set_num_threads(all_threads)
-    vs.IVFPQIndex._warmup(np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32))
+    vs.IVFPQIndex.warmup_kernels(np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32))
     ours = vs.IVFPQIndex(
         d, "ip", nlist=args.nlist, m=args.m, nbits=args.nbits, keep_vectors=True, seed=0
     )

@@ -55,12 +55,14 @@ def test_score_one_to_many(benchmark, base, queries):
 
 
 def test_topk_scan(benchmark, base, queries):
-    from vecsearch.kernels.exact import topk_scan
+    from vecsearch.kernels.exact import exact_batch
     from vecsearch.kernels.heaps import empty_heaps
+
+    no_rows, no_mask = np.empty(0, np.int64), np.empty(0, np.bool_)
 
     def run():
         scores, rows = empty_heaps(queries.shape[0], K)
-        topk_scan(1, queries, base, base.shape[0], K, scores, rows)
+        exact_batch(1, queries, base, base.shape[0], no_rows, no_mask, K, scores, rows)
 
     _measure(benchmark, run)
 
@@ -82,7 +84,7 @@ def test_topk_merge_block(benchmark, base, queries):
 @pytest.fixture(scope="module")
 def pq(base):
     quantizers = pytest.importorskip(
-        "vecsearch.quantizers", reason="ProductQuantizer not built yet"
+        "vecsearch.codecs.pq", reason="ProductQuantizer not built yet"
     )
     return quantizers.ProductQuantizer(base.shape[1], 48, 8, seed=0).fit(base)
 
@@ -104,14 +106,14 @@ def test_pq_encode(benchmark, pq, base):
 # ---- LVQ --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("codec_name", ["lvq8", "lvq4", "lvq4x8"])
 def test_lvq_scores_on_codes(benchmark, base, queries, codec_name):
-    lvq = pytest.importorskip("vecsearch.lvq", reason="LVQ codecs not built yet")
+    lvq = pytest.importorskip("vecsearch.codecs.lvq", reason="LVQ codecs not built yet")
     codec = lvq.make_codec(codec_name).fit(base)
     rows = codec.encode(base)
     _measure(benchmark, codec.scores, queries, rows, "ip")
 
 
 def test_lvq8_encode(benchmark, base):
-    lvq = pytest.importorskip("vecsearch.lvq", reason="LVQ codecs not built yet")
+    lvq = pytest.importorskip("vecsearch.codecs.lvq", reason="LVQ codecs not built yet")
     codec = lvq.make_codec("lvq8").fit(base)
     _measure(benchmark, codec.encode, base)
 
@@ -125,7 +127,7 @@ def token_sets():
 
 @pytest.mark.parametrize("side", ["documents", "queries"])
 def test_fde_encode(benchmark, token_sets, side):
-    fde = pytest.importorskip("vecsearch.fde", reason="FDE encoder not built yet")
+    fde = pytest.importorskip("vecsearch.codecs.fde", reason="FDE encoder not built yet")
     config = fde.FDEConfig(reps=20, k_sim=5, d_proj=16, seed=0)
     if side == "documents":
         fn, vecs, offs = fde.encode_documents, token_sets["doc_vecs"], token_sets["doc_offsets"]

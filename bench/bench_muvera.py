@@ -34,16 +34,16 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from vecsearch.fde import (
+from vecsearch.codecs.fde import (
     MINILM_TUNED,
     FDEConfig,
     encode_documents,
     encode_queries,
     fde_random_state,
 )
+from vecsearch.indexes.multivector import MultiVectorIndex, MultiVectorSearchParams
 from vecsearch.kernels.chamfer import chamfer_candidates
-from vecsearch.kernels.fde import fde_aggregate, sign_codes
-from vecsearch.multivector import MultiVectorIndex, MultiVectorSearchParams
+from vecsearch.kernels.fde_encode import fde_aggregate, sign_codes
 
 SHARED = (
     Path(__file__).resolve().parents[1].parent

@@ -71,10 +71,3 @@ def exact_knn(database: np.ndarray, queries: np.ndarray, k: int, metric: str) ->
     index = faiss.IndexFlatL2(db.shape[1]) if metric == "l2" else faiss.IndexFlatIP(db.shape[1])
     index.add(db)
     return index.search(q, k)[1]
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean fraction of the true top-k ids (nq, k) present in ``found`` (nq, >=k)."""
-    k = truth.shape[1]
-    hits = sum(len(set(f[f >= 0].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth))
-    return hits / (truth.shape[0] * k)

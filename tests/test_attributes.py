@@ -210,5 +210,5 @@ def test_edited_attribute_schema_raises_index_file_error(tmp_path):
     manifest = json.loads(manifest_path.read_text())
     manifest["attributes"].append({"name": "ghost", "kind": "int"})  # a column without arrays
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(vs.IndexFileError, match="attributes are malformed"):
+    with pytest.raises(vs.IndexFileError, match="attributes"):
         vs.load(tmp_path / "idx")

@@ -10,8 +10,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from vecsearch import cli, datasets
-from vecsearch.benchmark import algorithms, read_results
+from vecsearch import cli
+from vecsearch.benchmark import algorithms, datasets, read_results
 from vecsearch.benchmark.report import PLOT_DPI, PLOT_SIZE_IN
 from vecsearch.benchmark.runner import RESULTS_FILE, parse_index_spec
 
@@ -125,32 +125,6 @@ def test_missing_peer_library_is_skipped_with_a_message(
     assert "skipping faiss-flat: faiss is not installed (pip install faiss-cpu)" in captured.err
 
 
-def test_missing_index_module_is_skipped_with_a_message(
-    tmp_path, embedded_cut, monkeypatch, capsys
-):
-    kinds = dict(algorithms.KINDS)
-    kinds["hnsw"] = ("vecsearch.indexes.not_written_yet", "HNSWIndex", ("ef",))
-    monkeypatch.setattr(algorithms, "KINDS", kinds)
-    out = tmp_path / "out"
-    assert (
-        _bench(
-            "--dataset",
-            str(embedded_cut),
-            "--index",
-            "flat",
-            "hnsw:ef=10",
-            "--peers",
-            "none",
-            "--out",
-            str(out),
-            "--no-plot",
-        )
-        == 0
-    )
-    assert [r["algorithm"] for r in read_results(out / RESULTS_FILE)] == ["vecsearch-flat"]
-    assert "skipping vecsearch-hnsw" in capsys.readouterr().err
-
-
 def test_index_spec_sweeps_search_keys_and_builds_each_build_value():
     algos = parse_index_spec("hnsw:M=8,16:ef=10,20", 10_000, 384)
     assert [a.build_params["M"] for a in algos] == [8, 16]
@@ -186,33 +160,55 @@ def test_python_dash_m_vecsearch_bench_help_runs():
     assert proc.returncode == 0 and "--peers" in proc.stdout and "ann-benchmarks" in proc.stdout
 
 
-def test_ann_benchmarks_module_follows_the_base_ann_protocol(wordnet_train, wordnet_queries_id):
-    from conftest import exact_knn, recall_at_k
+@pytest.fixture
+def numba_threads_restored():
+    """The adapter's fit pins numba to one thread (as ann-benchmarks' hnswlib wrapper does): undo it."""
+    import numba
 
-    from vecsearch.integrations.ann_benchmarks import VecsearchFlat, VecsearchHNSW
+    threads = numba.get_num_threads()
+    yield
+    numba.set_num_threads(threads)
+
+
+def test_ann_benchmarks_adapter_runs_every_registered_vector_type(wordnet_train, wordnet_queries_id,
+                                                                  numba_threads_restored):
+    from conftest import exact_knn
+
+    from vecsearch import registry
+    from vecsearch.benchmark.evaluation import recall_at_k
+    from vecsearch.integrations.ann_benchmarks import Vecsearch
 
     train, q = wordnet_train[:1500], wordnet_queries_id[:30]
     truth = exact_knn(train, q, 10, "cosine")
-    flat = VecsearchFlat("angular", {})
+    flat = Vecsearch("angular", {"index": "flat"})
+    assert flat.get_memory_usage() == 0  # ann-benchmarks reports the increase over fit
     flat.fit(train)
     flat.set_query_arguments()
     np.testing.assert_array_equal(flat.query(q[0], 10), truth[0])
     flat.batch_query(q, 10)
     np.testing.assert_array_equal(np.stack(flat.get_batch_results()), truth)
-    assert flat.get_memory_usage() > 0 and str(flat).startswith("vecsearch-flat")
-    hnsw = VecsearchHNSW("angular", {"M": 8, "efConstruction": 64})
+    assert flat.get_memory_usage() * 1024 == flat._index.memory_bytes() >= train.nbytes
+    assert str(flat).startswith("vecsearch-flat")
+    for record in registry.all_types():
+        if not record.vector_input or record.name == "flat":
+            continue
+        algo = Vecsearch("angular", {"index": record.name})
+        algo.fit(train)  # build parameters from the type's suggestions for 1500 x 384
+        grid = record.cls.search_grid()
+        algo.set_query_arguments(*[grid.get(knob, [None])[-1] for knob in record.search_knobs])
+        algo.batch_query(q, 10)
+        found = np.stack([np.pad(r, (0, 10 - r.size), constant_values=-1) for r in algo.get_batch_results()])
+        assert recall_at_k(found, truth, 10) >= 0.85, record.name
+    hnsw = Vecsearch("angular", {"index": "hnsw", "M": 8, "ef_construction": 64})
     hnsw.fit(train)
     hnsw.set_query_arguments(64)
     assert "ef=64" in str(hnsw)
-    hnsw.batch_query(q, 10)
-    assert recall_at_k(np.stack(hnsw.get_batch_results()), truth) >= 0.9
-    coded = VecsearchHNSW("angular", {"M": 8, "efConstruction": 64, "walkCodes": True})
-    coded.fit(train)
-    assert coded._index.params.walk_codes and "_shadow_codes" in coded._index.__dict__  # built in fit
-    coded.set_query_arguments(64)
-    assert recall_at_k(np.stack([coded.query(v, 10) for v in q]), truth) >= 0.9
+    with pytest.raises(ValueError, match="query_args"):
+        hnsw.set_query_arguments(64, 2)
     with pytest.raises(ValueError, match="distance"):
-        VecsearchFlat("hamming", {})
+        Vecsearch("hamming", {"index": "flat"})
+    with pytest.raises(ValueError, match="index"):
+        Vecsearch("angular", {"M": 16})
 
 
 def test_a_failing_algorithm_is_reported_and_the_others_still_run(
@@ -270,34 +266,39 @@ def test_bench_retimes_every_point_in_interleaved_rounds_and_keeps_the_best(tmp_
     """After the sweep each point is timed ``--rounds`` more times, the algorithms taken in turn;
     a row keeps its best QPS, and ``--rounds 0`` skips the re-timing."""
     from vecsearch.benchmark import runner
+    from vecsearch.benchmark.evaluation import Timing
 
-    calls = []
+    seen = []
 
-    def fast_time_batch(search, queries, runs=3):
-        calls.append(runs)
-        search(queries)
-        return 1e9, None
+    def instant(calls, rounds, *, warmup="once"):
+        seen.append((len(calls), rounds, warmup))
+        for call in calls.values():
+            call()  # every point is searched
+        return {key: Timing([1e-9] * rounds, [1e-9] * rounds) for key in calls}
 
-    monkeypatch.setattr(runner, "time_batch", fast_time_batch)
+    monkeypatch.setattr(runner, "time_interleaved", instant)
     out = tmp_path / "out"
     args = ("--dataset", str(embedded_cut), "--index", "flat", "--peers", "faiss", "--out", str(out))
     assert _bench(*args, "--rounds", "2") == 0
     rows = read_results(out / RESULTS_FILE)
-    assert len(calls) == 2 * len(rows) == 4
-    assert all(r["qps"] == 1e9 and r["qps_rounds"] == 3 for r in rows)
-    calls.clear()
+    assert seen == [(len(rows), 2, "each")] and len(rows) == 2
+    assert all(r["qps"] == pytest.approx(40 / 1e-9) and r["qps_rounds"] == 3 for r in rows)
+    seen.clear()
     assert _bench(*args, "--rounds", "0") == 0
     rows = read_results(out / RESULTS_FILE)
-    assert calls == [] and all(r["qps"] < 1e9 and "qps_rounds" not in r for r in rows)
+    assert seen == [] and all(r["qps"] < 1e9 and "qps_rounds" not in r for r in rows)
 
 
 def test_bench_keeps_the_sweep_results_when_a_retiming_round_fails(tmp_path, embedded_cut, monkeypatch, capsys):
-    from vecsearch.benchmark import runner
+    from vecsearch.benchmark import evaluation, runner
 
-    def broken_time_batch(search, queries, runs=3):
+    def lost():
         raise RuntimeError("lost the index")
 
-    monkeypatch.setattr(runner, "time_batch", broken_time_batch)
+    def broken(calls, rounds, **kwargs):
+        return evaluation.time_interleaved(dict.fromkeys(calls, lost), rounds, **kwargs)
+
+    monkeypatch.setattr(runner, "time_interleaved", broken)
     out = tmp_path / "out"
     args = ("--dataset", str(embedded_cut), "--index", "flat", "--peers", "faiss", "--out", str(out))
     assert _bench(*args, "--rounds", "2") == 0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import exact_knn, recall_at_k
+from conftest import exact_knn
 
 import vecsearch as vs
-from vecsearch.collection import Collection
+from vecsearch.benchmark.evaluation import recall_at_k
+from vecsearch.store.collection import Collection
 
 N = 2000
 
@@ -272,7 +273,7 @@ def test_closed_collection_rejects_writes(tmp_path):
 
 
 def test_upserts_on_hnsw_compact_tombstones_and_keep_filters_right(monkeypatch, wordnet_train, wordnet_attrs):
-    import vecsearch.collection as collection_module
+    import vecsearch.store.collection as collection_module
 
     monkeypatch.setattr(collection_module, "COMPACT_MIN_DELETED", 50)
     col = Collection(index="hnsw", M=8, ef_construction=40)

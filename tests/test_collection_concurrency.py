@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from vecsearch.collection import Collection
+from vecsearch.store.collection import Collection
 
 RUN_SECONDS = 2.0
 BASE = 1000
@@ -120,7 +120,7 @@ def test_queries_during_adds_and_deletes_never_see_deleted_ids_or_lose_adds(tmp_
 
 
 def test_rwlock_allows_concurrent_readers_and_excludes_writers():
-    from vecsearch.collection import RWLock
+    from vecsearch.store.collection import RWLock
 
     lock = RWLock()
     inside = []

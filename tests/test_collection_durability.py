@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vecsearch.collection import Collection
-from vecsearch.wal import WALCorruptError, encode_record
+from vecsearch.store.collection import Collection
+from vecsearch.store.wal import WALCorruptError, encode_record
 
 DIM = 16
 
@@ -25,7 +25,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from vecsearch.collection import Collection
+    from vecsearch.store.collection import Collection
 
     path, dim = sys.argv[1], int(sys.argv[2])
     col = Collection(path, dim=dim, metric="l2", index="flat", checkpoint_bytes=150_000)
@@ -227,7 +227,7 @@ def test_corrupted_snapshot_is_detected_by_checksum(tmp_path):
 
 
 def test_checkpoint_that_cannot_start_its_log_is_withdrawn_and_nothing_is_lost(tmp_path, monkeypatch):
-    import vecsearch.collection as collection_module
+    import vecsearch.store.collection as collection_module
 
     path = tmp_path / "col"
     col = _three_batches(str(path))

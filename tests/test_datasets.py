@@ -1,4 +1,4 @@
-"""vecsearch.datasets: ann-benchmarks HDF5 I/O, raw readers, ground truth, synthetic and embedded data."""
+"""vecsearch.benchmark.datasets: ann-benchmarks HDF5 I/O, raw readers, ground truth, synthetic and embedded data."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import exact_knn
 
-from vecsearch import datasets
-from vecsearch.datasets import Dataset
+from vecsearch.benchmark import datasets
+from vecsearch.benchmark.datasets import Dataset
 
 
 def _small(metric: str, wordnet_train, wordnet_queries_id, n: int = 800, nq: int = 40) -> Dataset:
@@ -75,7 +75,7 @@ def test_ground_truth_equals_faiss_flat(metric, wordnet_train, wordnet_queries_o
     same = (ids == truth).mean()
     assert same >= 0.995, f"ids agree with faiss on {same:.4f} of positions"
     # Where ids differ they must be ties: the distances of both lists agree.
-    from vecsearch.evaluation import exact_distances
+    from vecsearch.benchmark.evaluation import exact_distances
 
     np.testing.assert_allclose(
         exact_distances(train, test, truth, metric), dist, rtol=1e-4, atol=1e-5
@@ -167,6 +167,6 @@ def test_embedded_dataset_is_small_licensed_and_exact():
         )
         assert ds.neighbors.shape == (500, 100)
         truth = exact_knn(ds.train, ds.test[:50], 10, "cosine")
-        from vecsearch.evaluation import recall_at_k
+        from vecsearch.benchmark.evaluation import recall_at_k
 
         assert recall_at_k(ds.neighbors[:50, :10], truth, 10) >= 0.998

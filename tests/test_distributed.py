@@ -13,9 +13,10 @@ import time
 import numpy as np
 import pytest
 import ray
-from conftest import exact_knn, recall_at_k
+from conftest import exact_knn
 
 import vecsearch
+from vecsearch.benchmark.evaluation import recall_at_k
 from vecsearch.distributed import (
     ShardedIndex,
     ShardTimeoutError,
@@ -293,7 +294,7 @@ def test_leanvec_ood_training_params_reach_the_trained_shard(
     single.train(data, queries=wordnet_train_queries_ood)
     sharded = ShardedIndex("LeanVec64,LVQ8,HNSW16", n_shards=2, dim=384, metric="cosine", **params)
     sharded.train(data, queries=wordnet_train_queries_ood)
-    _, want_arrays = single._state()
+    _, want_arrays = single.get_state()
     states = [ray.get(a[0].trained_state.remote(), timeout=60) for a in sharded.shard_actors]
     assert sorted(states[0]["arrays"]) == sorted(want_arrays)
     for name, arr in want_arrays.items():

@@ -1,4 +1,4 @@
-"""vecsearch.evaluation: recall with ties and padding, exact distances, timing, Pareto frontier."""
+"""vecsearch.benchmark.evaluation: recall with ties and padding, exact distances, timing, Pareto frontier."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from conftest import exact_knn
 
 from vecsearch import FlatIndex
-from vecsearch.evaluation import (
+from vecsearch.benchmark.evaluation import (
     evaluate_point,
     exact_distances,
     latency_percentiles,
@@ -131,7 +131,7 @@ def test_evaluate_point_scores_exact_search_as_full_recall(wordnet_train, wordne
 def test_sweep_measures_every_setting_and_recall_grows_with_k_searched(
     wordnet_train, wordnet_queries_id
 ):
-    from vecsearch.evaluation import sweep
+    from vecsearch.benchmark.evaluation import sweep
 
     train, q = wordnet_train[:2000], wordnet_queries_id[:30]
     truth = exact_knn(train, q, 10, "cosine")

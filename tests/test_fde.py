@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vecsearch.fde import FDEConfig, as_token_sets, encode_documents, encode_queries
+from vecsearch.codecs.fde import FDEConfig, as_token_sets, encode_documents, encode_queries
 
 
 # ---- plain-numpy reference (written from the paper / module docstring, not from the kernels) ----

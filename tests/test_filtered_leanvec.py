@@ -3,13 +3,16 @@ vectors, and the planner between them, against exact search over the allowed sub
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import exact_knn
 
 import vecsearch as vs
-import vecsearch.planner as planner
 from vecsearch import F
+from vecsearch.filtering.planner import available_strategies
+from vecsearch.filtering.tuning import DEFAULT_TUNING
 from vecsearch.indexes.leanvec import LeanVecIndex
 
 K = 10
@@ -47,7 +50,7 @@ def _range_for(proj_sorted, q_proj, count, correlated):
 
 
 def test_leanvec_offers_the_exact_scan_and_the_walk(lean):
-    assert planner.available_strategies(lean) == ("prefilter", "filtered_walk", "postfilter")
+    assert available_strategies(lean.filter_capabilities()) == ("prefilter", "filtered_walk", "postfilter")
 
 
 @pytest.mark.parametrize("strategy", [None, "filtered_walk", "prefilter", "postfilter"])
@@ -56,8 +59,8 @@ def test_leanvec_offers_the_exact_scan_and_the_walk(lean):
 def test_leanvec_filtered_recall_vs_exact_over_allowed_subset(lean, proj, wordnet_train, wordnet_queries_id,
                                                             monkeypatch, strategy, shape, count):
     # Lower the exact-scan threshold so the planner's approximate plans run on the 5000-row slice.
-    monkeypatch.setattr(planner, "PREFILTER_MAX_MATCHES", 100)
-    monkeypatch.setattr(planner, "POSTFILTER_FALLBACK_EXACT_MAX", 100)
+    monkeypatch.setattr(lean, "filter_tuning", replace(DEFAULT_TUNING, prefilter_max_matches=100,
+                                                       fallback_exact_max_matches=100))
     values, direction = proj
     proj_sorted = np.sort(values)
     hits = total = 0

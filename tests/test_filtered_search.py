@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import exact_knn
@@ -10,8 +12,11 @@ from hypothesis import strategies as st
 
 import vecsearch as vs
 from vecsearch import F
-from vecsearch.planner import BEAM_MIN_SELECTIVITY, available_strategies
-from vecsearch.predicates import compile_where, parse_where
+from vecsearch.benchmark.evaluation import recall_at_k
+from vecsearch.filtering.compile import compile_where
+from vecsearch.filtering.planner import available_strategies, choose_strategy
+from vecsearch.filtering.predicates import parse_where
+from vecsearch.filtering.tuning import DEFAULT_TUNING
 
 K = 10
 # Matches on the 5000-row slice for selectivities 50%, 10%, 1%, 0.1%, 0.01% (the last is 0.5 rows: 1).
@@ -58,11 +63,6 @@ def _truth_over_subset(db, q, mask, k):
     return out
 
 
-def _recall(found, truth, n_matches):
-    hits = sum(len(set(f[f >= 0].tolist()) & set(t[t >= 0].tolist())) for f, t in zip(found, truth))
-    return hits / (found.shape[0] * min(K, n_matches))
-
-
 def _proj_filter(proj_sorted, q_proj, count, correlated):
     """A range on ``proj`` holding ``count`` rows: around the query's position, or at the far end."""
     n = proj_sorted.shape[0]
@@ -74,13 +74,13 @@ def _proj_filter(proj_sorted, q_proj, count, correlated):
     return float(proj_sorted[a]), float(proj_sorted[a + count - 1])
 
 
-# beam_collect runs only where the planner would pick it (selectivity >= BEAM_MIN_SELECTIVITY).
+# beam_collect runs only where the planner would pick it (selectivity >= beam_min_selectivity).
 RECALL_CASES = [
     (index_name, strategy, selectivity)
     for index_name, strategy in [("hnsw", None), ("hnsw", "filtered_walk"), ("hnsw", "beam_collect"), ("ivfpq", None),
                                  ("ivfpq", "ivf_masked"), ("flat", None)]
     for selectivity, count in SELECTIVITY_COUNTS.items()
-    if strategy != "beam_collect" or count / 5000 >= BEAM_MIN_SELECTIVITY
+    if strategy != "beam_collect" or count / 5000 >= DEFAULT_TUNING.beam_min_selectivity
 ]
 
 
@@ -101,7 +101,7 @@ def test_filtered_recall_vs_exact_over_allowed_subset(indexes, attrs, wordnet_tr
         truth = _truth_over_subset(wordnet_train, q[None], mask, K)
         res = index.search(q, K, where=F.proj.between(lo, hi), strategy=strategy, **SEARCH_PARAMS[index_name])
         assert mask[res.ids[res.ids >= 0]].all()
-        hits += _recall(res.ids, truth, int(mask.sum())) * min(K, int(mask.sum()))
+        hits += recall_at_k(res.ids, truth) * min(K, int(mask.sum()))
         total += min(K, int(mask.sum()))
         if count < K:  # tiny selectivities: the result must be exactly the matching rows
             assert set(res.ids[0][res.ids[0] >= 0].tolist()) == set(np.flatnonzero(mask).tolist())
@@ -129,7 +129,7 @@ def test_real_attribute_filters_reach_recall_floor_on_hnsw(indexes, attrs, wordn
             res = hnsw.search(q, K, where=where, strategy=strategy)
             assert mask[res.ids[res.ids >= 0]].all()
             n = min(K, int(mask.sum()))
-            hits += _recall(res.ids, truth, int(mask.sum())) * n
+            hits += recall_at_k(res.ids, truth) * n
             total += n
     assert hits / total >= 0.95
 
@@ -137,7 +137,7 @@ def test_real_attribute_filters_reach_recall_floor_on_hnsw(indexes, attrs, wordn
 def test_batched_filtered_search_equals_single_queries(indexes, wordnet_queries_id):
     where = (F.pos == "n") & (F.gloss_len < 80)
     for name in ("flat", "hnsw", "ivfpq"):
-        for strategy in available_strategies(indexes[name]):
+        for strategy in available_strategies(indexes[name].filter_capabilities()):
             kw = SEARCH_PARAMS[name]
             batch = indexes[name].search(wordnet_queries_id[:32], K, where=where, strategy=strategy, **kw)
             for i in (0, 17, 31):
@@ -190,7 +190,7 @@ predicates = st.recursive(
        qi=st.integers(0, 150))
 def test_every_returned_id_satisfies_the_predicate(indexes, wordnet_queries_id, where, index_name, strategy, qi):
     index = indexes[index_name]
-    if strategy not in (None, *available_strategies(index)):
+    if strategy not in (None, *available_strategies(index.filter_capabilities())):
         strategy = None
     allowed = compile_where(where, index._attribute_store(), index._ids.deleted)
     res = index.search(wordnet_queries_id[qi : qi + 8], K, where=where, strategy=strategy, **SEARCH_PARAMS[index_name])
@@ -219,9 +219,13 @@ def test_strategy_argument_is_validated(indexes, wordnet_queries_id):
         indexes["flat"].search(q, K, where=F.pos == "n", strategy="filtered_walk")
     with pytest.raises(ValueError, match="only meaningful together with where"):
         indexes["flat"].search(q, K, strategy="prefilter")
-    assert available_strategies(indexes["hnsw"]) == ("prefilter", "beam_collect", "filtered_walk", "postfilter")
-    assert available_strategies(indexes["ivfpq"]) == ("prefilter", "postfilter", "ivf_masked")
-    assert available_strategies(indexes["flat"]) == ("prefilter", "postfilter")
+
+    def available(name):
+        return available_strategies(indexes[name].filter_capabilities())
+
+    assert available("hnsw") == ("prefilter", "beam_collect", "filtered_walk", "postfilter")
+    assert available("ivfpq") == ("prefilter", "postfilter", "ivf_masked")
+    assert available("flat") == ("prefilter", "postfilter")
 
 
 def test_ivfpq_without_raw_vectors_filters_by_adc(wordnet_train, wordnet_queries_id, attrs):
@@ -236,7 +240,7 @@ def test_ivfpq_without_raw_vectors_filters_by_adc(wordnet_train, wordnet_queries
     for strategy in ("prefilter", "ivf_masked"):
         res = index.search(wordnet_queries_id[:30], K, where=where, strategy=strategy)
         assert mask[res.ids[res.ids >= 0]].all() and (res.ids >= 0).all()
-        assert _recall(res.ids, truth, int(mask.sum())) >= 0.6  # PQ-only scores (m=48, no re-rank)
+        assert recall_at_k(res.ids, truth) >= 0.6  # PQ-only scores (m=48, no re-rank)
 
 
 def test_hnsw_filtered_search_skips_removed_and_follows_compaction(wordnet_train, wordnet_queries_id, attrs):
@@ -254,12 +258,12 @@ def test_hnsw_filtered_search_skips_removed_and_follows_compaction(wordnet_train
     for strategy in ("prefilter", "beam_collect", "filtered_walk", "postfilter"):
         res = index.search(wordnet_queries_id[:30], K, where=where, strategy=strategy)
         assert not np.isin(res.ids, removed).any()
-        assert _recall(res.ids, truth, int(mask.sum())) >= 0.95
+        assert recall_at_k(res.ids, truth) >= 0.95
     index.compact()  # renumbers slots: attributes must follow their ids
     for i in (1, 2, 1999):
         assert index.get_attributes(10_000 + i)["lexfile"] == int(cols["lexfile"][i])
     res = index.search(wordnet_queries_id[:30], K, where=where)
-    assert _recall(res.ids, truth, int(mask.sum())) >= 0.95
+    assert recall_at_k(res.ids, truth) >= 0.95
 
 
 def test_hnsw_filtered_search_survives_save_and_load(tmp_path, indexes, wordnet_queries_id):
@@ -280,13 +284,12 @@ def test_planner_without_prefilter_picks_beam_and_reaches_recall_floor(indexes, 
                                                                       wordnet_queries_id, monkeypatch, shape, count):
     """With the exact-scan threshold lowered, the 5000-row slice exercises the approximate plans:
     beam_collect from 5% up (its anti-correlated rows re-answered by the fallback), the walk below."""
-    import vecsearch.planner as planner
-
-    monkeypatch.setattr(planner, "PREFILTER_MAX_MATCHES", 50)
-    monkeypatch.setattr(planner, "POSTFILTER_FALLBACK_EXACT_MAX", 50)  # fallback = the ACORN walk
-    monkeypatch.setattr(planner, "CODE_SCAN_PREFILTER_MAX_MATCHES", 50)
-    monkeypatch.setattr(planner, "CODE_SCAN_FALLBACK_MAX", 50)
     hnsw = indexes["hnsw"]
+    # fallback = the ACORN walk
+    monkeypatch.setattr(hnsw, "filter_tuning", replace(DEFAULT_TUNING, prefilter_max_matches=50,
+                                                       fallback_exact_max_matches=50,
+                                                       code_scan_prefilter_max_matches=50,
+                                                       fallback_code_scan_max_matches=50))
     cols, direction = attrs
     proj = cols["proj"]
     proj_sorted = np.sort(proj)
@@ -294,20 +297,20 @@ def test_planner_without_prefilter_picks_beam_and_reaches_recall_floor(indexes, 
     for q in wordnet_queries_id[:20]:
         lo, hi = _proj_filter(proj_sorted, float(q @ direction), count, shape == "correlated")
         where = F.proj.between(lo, hi)
-        allowed = hnsw._compile_where(where)
-        expected = "beam_collect" if count / 5000 >= planner.BEAM_MIN_SELECTIVITY else "filtered_walk"
-        assert planner.choose_strategy(hnsw, allowed, K, 1) == expected
+        allowed = hnsw.compile_where(where)
+        expected = "beam_collect" if count / 5000 >= DEFAULT_TUNING.beam_min_selectivity else "filtered_walk"
+        assert choose_strategy(hnsw.filter_capabilities(), allowed, hnsw.filter_tuning) == expected
         mask = (proj >= lo) & (proj <= hi)
         truth = _truth_over_subset(wordnet_train, q[None], mask, K)
         res = hnsw.search(q, K, where=where)
         assert mask[res.ids[res.ids >= 0]].all()
-        hits += _recall(res.ids, truth, count) * K
+        hits += recall_at_k(res.ids, truth) * K
         total += K
     assert hits / total >= 0.95, f"{shape} {count}: recall@10 {hits / total:.3f}"
 
 
 def test_merge_distinct_keeps_the_best_score_of_each_slot():
-    from vecsearch.planner import merge_distinct
+    from vecsearch.indexes.hnsw_filtered import merge_distinct
 
     a_slots = np.array([[4, 2, -1], [1, 2, 3]])
     a_scores = np.array([[0.1, 0.5, np.inf], [0.3, 0.4, 0.9]], np.float32)
@@ -325,15 +328,15 @@ def test_cached_filter_follows_adds_removals_and_attribute_updates(wordnet_train
     index.add(wordnet_train[:n], attributes={"year": np.arange(n) % 10})
     where = F.year >= 5
     q = wordnet_queries_id[0]
-    first = index._compile_where(where)
-    assert index._compile_where(F.year >= 5) is first  # cache hit for an equal predicate
+    first = index.compile_where(where)
+    assert index.compile_where(F.year >= 5) is first  # cache hit for an equal predicate
     assert first.count == n // 2
     index.add(wordnet_train[n : n + 10], attributes={"year": np.full(10, 9)})
-    assert index._compile_where(where).count == n // 2 + 10
+    assert index.compile_where(where).count == n // 2 + 10
     index.remove(np.arange(5, n, 10))  # ids with year 5
-    assert index._compile_where(where).count == n // 2 + 10 - n // 10
+    assert index.compile_where(where).count == n // 2 + 10 - n // 10
     index.update_attributes([0], {"year": [7]})
-    assert index._compile_where(where).count == n // 2 + 10 - n // 10 + 1
+    assert index.compile_where(where).count == n // 2 + 10 - n // 10 + 1
     res = index.search(q, 500, where=where, strategy="prefilter")
     found = set(res.ids[res.ids >= 0].tolist())
     assert 0 in found and not found & set(range(5, n, 10))
@@ -342,8 +345,8 @@ def test_cached_filter_follows_adds_removals_and_attribute_updates(wordnet_train
 @pytest.mark.parametrize("op", ["<", "<=", ">", ">="])
 def test_wide_range_mask_honours_bound_inclusiveness(op):
     """Wide ranges take the one-pass mask kernel: open and closed bounds on int and float columns."""
-    from vecsearch.attributes import AttributeStore
-    from vecsearch.predicates import compile_where
+    from vecsearch.filtering.attributes import AttributeStore
+    from vecsearch.filtering.compile import compile_where
 
     n = 1000
     values = {"i": np.arange(n) // 2, "f": (np.arange(n) // 2) / 4.0}
@@ -365,8 +368,7 @@ def test_beam_flags_anti_correlated_rows_but_not_random_or_correlated_ones(index
     everywhere, or around the query, alone."""
     import math
 
-    import vecsearch.planner as planner
-    from vecsearch.kernels.filtered import beam_collect_serial
+    from vecsearch.kernels.graph_filtered import beam_collect_serial
 
     hnsw = indexes["hnsw"]
     cols, direction = attrs
@@ -377,16 +379,17 @@ def test_beam_flags_anti_correlated_rows_but_not_random_or_correlated_ones(index
     def doubtful(where_for):
         count = 0
         for q in queries:
-            allowed = hnsw._compile_where(where_for(q))
-            scratch = planner._take_scratch(hnsw, 1, 64)
+            allowed = hnsw.compile_where(where_for(q))
+            scratch = hnsw._scratch.take(1, hnsw._vectors.shape[0], 64)
+            tuning = hnsw.filter_tuning
             out_s, out_i = np.empty((1, K), np.float32), np.empty((1, K), np.int64)
             local = np.empty(1, np.float32)
             count += beam_collect_serial(
                 hnsw._metric_code, q[None, :], K, 64, hnsw._vectors, *hnsw._graph(), hnsw._entry, hnsw._max_level,
-                allowed.mask, *scratch, K, planner.BEAM_MIN_LOCAL_RATIO * allowed.selectivity,
-                max(planner.BEAM_PROBE_NODES, math.ceil(planner.BEAM_PROBE_PASSING / allowed.selectivity)),
+                allowed.mask, *scratch, K, tuning.beam_min_local_ratio * allowed.selectivity,
+                max(tuning.beam_probe_nodes, math.ceil(tuning.beam_probe_passing / allowed.selectivity)),
                 True, *hnsw._code_walk_storage(K), out_i, out_s, local)
-            planner._give_scratch(hnsw, scratch)
+            hnsw._scratch.give(scratch)
         return count
 
     assert doubtful(lambda q: F.gloss_len >= 0) == 0  # every row passes
@@ -398,10 +401,9 @@ def test_cached_filter_the_beam_keeps_doubting_goes_to_the_scan(indexes, attrs, 
     """Feedback: once the beam re-answered most rows under a cached (repeated) filter, the planner
     scans directly, rechecking with the beam one call in BEAM_FEEDBACK_RECHECK; a filter the beam
     answers well keeps the beam."""
-    import vecsearch.planner as planner
-
-    monkeypatch.setattr(planner, "CODE_SCAN_PREFILTER_MAX_MATCHES", 50)  # the 5000-row slice: force the beam
     hnsw = indexes["hnsw"]
+    # the 5000-row slice: force the beam
+    monkeypatch.setattr(hnsw, "filter_tuning", replace(DEFAULT_TUNING, code_scan_prefilter_max_matches=50))
     cols, direction = attrs
     proj_sorted = np.sort(cols["proj"])
     # one filter for all queries: the 20% of rows at the low end of `direction`, and the 40
@@ -414,7 +416,7 @@ def test_cached_filter_the_beam_keeps_doubting_goes_to_the_scan(indexes, attrs, 
     chosen = []
 
     def recording(*args, **kwargs):
-        chosen.append(planner.choose_strategy(*args, **kwargs))
+        chosen.append(choose_strategy(*args, **kwargs))
         return chosen[-1]
 
     monkeypatch.setattr(base, "choose_strategy", recording)
@@ -422,10 +424,10 @@ def test_cached_filter_the_beam_keeps_doubting_goes_to_the_scan(indexes, attrs, 
         chosen.clear()
         for q in queries:
             hnsw.search(q, K, where=where)
-        late = chosen[planner.BEAM_FEEDBACK_MIN_ROWS + 1:]
+        late = chosen[DEFAULT_TUNING.beam_feedback_min_rows + 1:]
         if expect_scan:
             assert chosen[0] == "beam_collect"
-            assert late.count("prefilter") >= len(late) - 1 - len(late) // planner.BEAM_FEEDBACK_RECHECK
+            assert late.count("prefilter") >= len(late) - 1 - len(late) // DEFAULT_TUNING.beam_feedback_recheck
             assert "beam_collect" in late  # the periodic recheck
         else:
             assert set(chosen) == {"beam_collect"}
@@ -443,25 +445,20 @@ def test_ivf_rows_whose_nearest_lists_fail_the_filter_are_answered_again_over_mo
     queries = wordnet_queries_id[:40]
     count = 2500  # half the rows
 
-    def recall_anti():
-        hits = 0
-        for q in queries:
-            lo, hi = _proj_filter(proj_sorted, float(q @ direction), count, False)
-            mask = (cols["proj"] >= lo) & (cols["proj"] <= hi)
-            truth = _truth_over_subset(wordnet_train, q[None, :], mask, K)
-            found = ivf.search(q, K, where=F.proj.between(lo, hi), strategy="ivf_masked", rerank=8).ids
-            assert mask[found[found >= 0]].all()
-            hits += len(set(found[0].tolist()) & set(truth[0].tolist()))
-        return hits / (K * len(queries))
-
-    assert recall_anti() >= 0.90  # 0.76 with planner.IVF_MIN_NEAR_RATIO = 0 (no row judged doubtful)
+    found, truth = [], []
+    for q in queries:
+        lo, hi = _proj_filter(proj_sorted, float(q @ direction), count, False)
+        mask = (cols["proj"] >= lo) & (cols["proj"] <= hi)
+        truth.append(_truth_over_subset(wordnet_train, q[None, :], mask, K)[0])
+        found.append(ivf.search(q, K, where=F.proj.between(lo, hi), strategy="ivf_masked", rerank=8).ids[0])
+        assert mask[found[-1][found[-1] >= 0]].all()
+    # 0.76 with ivf_min_near_ratio = 0 (no row judged doubtful)
+    assert recall_at_k(np.array(found), np.array(truth)) >= 0.90
 
 
 def test_ivf_judges_rows_doubtful_only_where_the_filter_fails_near_them(wordnet_train, wordnet_queries_id, attrs):
     """The masked IVF kernel widens a query (factor > 1) when its first lists pass far less than the
     filter overall: most rows under an anti-correlated quarter, none under a random quarter."""
-    import vecsearch.planner as planner
-
     cols, direction = attrs
     n = wordnet_train.shape[0]
     ivf = vs.IVFPQIndex(384, "cosine", nlist=64, m=48, keep_vectors=True, nprobe=4, seed=0)
@@ -471,13 +468,14 @@ def test_ivf_judges_rows_doubtful_only_where_the_filter_fails_near_them(wordnet_
     queries = wordnet_queries_id[:40]
     proj_sorted = np.sort(cols["proj"])
     params = ivf._parse_search_params({"rerank": 8})
-    random_quarter = ivf._compile_where(F.rand < n // 4)
-    _, _, factors = planner._ivf_run(ivf, queries, K, params, random_quarter, 4, 320, planner.IVF_WIDEN_MAX)
+    random_quarter = ivf.compile_where(F.rand < n // 4)
+    widen_max = ivf.filter_tuning.ivf_widen_max
+    _, _, factors = ivf._masked_run(queries, K, params, random_quarter, 4, 320, widen_max)
     assert (factors == 1.0).all()
     doubtful = 0
     for q in queries:
         lo, hi = _proj_filter(proj_sorted, float(q @ direction), n // 4, False)
-        anti = ivf._compile_where(F.proj.between(lo, hi))
-        _, _, factor = planner._ivf_run(ivf, q[None, :], K, params, anti, 4, 320, planner.IVF_WIDEN_MAX)
+        anti = ivf.compile_where(F.proj.between(lo, hi))
+        _, _, factor = ivf._masked_run(q[None, :], K, params, anti, 4, 320, widen_max)
         doubtful += int(factor[0] > 1.0)
     assert doubtful >= 0.75 * len(queries)

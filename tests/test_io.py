@@ -150,9 +150,9 @@ def test_mapped_index_and_read_only_queries_reuse_the_compiled_kernels(tmp_path,
     """A memory-mapped index and read-only queries reach the search kernels as writable arrays, so
     numba never compiles a second (read-only) specialization of them (tens of seconds each).
     l2: cosine would hand the kernels normalized copies of the queries anyway."""
-    from vecsearch.kernels import hnsw as kh
+    from vecsearch.kernels import hnsw_graph as kh
     from vecsearch.kernels import ivf as kivf
-    from vecsearch.kernels import lvq_graph as klg
+    from vecsearch.kernels import leanvec_graph as klg
 
     x = wordnet_train[:600]
     if kind == "hnsw":

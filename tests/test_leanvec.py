@@ -10,14 +10,20 @@ import json
 
 import numpy as np
 import pytest
-from conftest import exact_knn, recall_at_k
+from conftest import exact_knn
 
 import vecsearch as vs
+from vecsearch.benchmark.evaluation import recall_at_k
+from vecsearch.codecs.projection import (
+    LeanVecProjection,
+    ood_loss,
+    train_leanvec_id,
+    train_leanvec_ood,
+)
 from vecsearch.indexes.hnsw import HNSWIndex
 from vecsearch.indexes.leanvec import BUILD_ALPHA, ENTRY_SAMPLE, LeanVecIndex
 from vecsearch.kernels.distances import METRIC_L2
-from vecsearch.kernels.lvq_graph import KIND_FLOAT32, build_batch_search
-from vecsearch.leanvec import LeanVecProjection, ood_loss, train_leanvec_id, train_leanvec_ood
+from vecsearch.kernels.leanvec_graph import KIND_FLOAT32, build_batch_search
 
 
 def _ip_error(proj, q, x):

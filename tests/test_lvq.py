@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vecsearch.lvq import LVQ4, LVQ8, LVQ4x8, make_codec
+from vecsearch.codecs.lvq import LVQ4, LVQ8, LVQ4x8, make_codec
 
 CODECS = [LVQ8, LVQ4, LVQ4x8]
 
@@ -97,7 +97,7 @@ def test_lvq_rejects_wrong_dimension_and_unfitted_use():
 
 
 def test_float16_scales_decode_exactly_for_every_finite_bit_pattern():
-    from vecsearch.kernels.lvq import half_to_float
+    from vecsearch.kernels.lvq_codes import half_to_float
 
     bits = np.arange(65536, dtype=np.uint32).astype(np.uint16)
     values = bits.view(np.float16)

@@ -6,17 +6,14 @@ import numpy as np
 import pytest
 
 import vecsearch as vs
-from vecsearch.fde import MINILM_TUNED, FDEConfig
+from vecsearch.benchmark.evaluation import recall_at_k
+from vecsearch.codecs.fde import MINILM_TUNED, FDEConfig
+from vecsearch.indexes.multivector import MultiVectorIndex, chamfer_scores
 from vecsearch.kernels.chamfer import ball_carve
-from vecsearch.multivector import MultiVectorIndex, chamfer_scores
 
 
 def numpy_chamfer(q: np.ndarray, d: np.ndarray) -> float:
     return float((q @ d.T).max(axis=1).sum())
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f[f >= 0]) & set(t)) / len(t) for f, t in zip(found, truth)]))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +51,7 @@ def test_search_exact_equals_numpy_chamfer_top10(mv):
     index = MultiVectorIndex(384, fde=FDEConfig(reps=2, k_sim=2, d_proj=8))
     index.add(mv["docs"])
     res = index.search_exact(mv["queries"], 10)
-    assert recall(res.ids, mv["truth"]) >= 0.999
+    assert recall_at_k(res.ids, mv["truth"]) >= 0.999
     top_sims = np.take_along_axis(mv["exact"], mv["truth"][:, :1], axis=1)[:, 0]
     np.testing.assert_allclose(-res.distances[:, 0], top_sims, rtol=1e-4)
 
@@ -72,7 +69,7 @@ def test_recall_at_10_against_exact_chamfer_reaches_0_9(mv, source, fde, candida
     index.add(mv["docs"])
     res = index.search(mv["queries"], 10, candidates=candidates)
     assert res.ids.shape == (100, 10) and res.distances.dtype == np.float32
-    assert recall(res.ids, mv["truth"]) >= 0.9
+    assert recall_at_k(res.ids, mv["truth"]) >= 0.9
     # distances are exact negative Chamfer of the returned ids, sorted best first
     # (the token heuristic may pad: a one-token query's token_k hits can come from < 10 documents)
     found = res.ids >= 0
@@ -86,7 +83,7 @@ def test_more_candidates_never_lower_fde_recall_much(mv):
     index = MultiVectorIndex(384, fde=MINILM_TUNED)
     index.add(mv["docs"])
     recalls = [
-        recall(index.search(mv["queries"], 10, candidates=c).ids, mv["truth"])
+        recall_at_k(index.search(mv["queries"], 10, candidates=c).ids, mv["truth"])
         for c in (10, 30, 200)
     ]
     assert recalls[0] < recalls[1] <= recalls[2]
@@ -100,8 +97,8 @@ def test_hnsw_inner_index_matches_flat_candidates_and_recall_floor(mv):
     hnsw.add(mv["docs"])
     assert hnsw.inner_index.type_name == "hnsw" and hnsw.inner_index.metric == "ip"
     res = hnsw.search(mv["queries"], 10, candidates=60, inner_search={"ef": 120})
-    assert recall(res.ids, mv["truth"]) >= 0.9
-    assert recall(res.ids, flat.search(mv["queries"], 10, candidates=60).ids) >= 0.95
+    assert recall_at_k(res.ids, mv["truth"]) >= 0.9
+    assert recall_at_k(res.ids, flat.search(mv["queries"], 10, candidates=60).ids) >= 0.95
 
 
 def test_custom_ids_map_to_the_right_documents(mv):
@@ -127,7 +124,7 @@ def test_removed_documents_are_never_returned(mv, source):
     assert not np.isin(res.ids, gone).any()
     exact = index.search_exact(mv["queries"], 10)
     assert not np.isin(exact.ids, gone).any()
-    assert recall(res.ids, exact.ids) >= 0.999
+    assert recall_at_k(res.ids, exact.ids) >= 0.999
 
 
 def test_k_larger_than_ntotal_pads(mv):
@@ -218,14 +215,14 @@ def test_ball_carving_merges_close_query_tokens_and_keeps_recall(mv):
     index.add(mv["docs"])
     plain = index.search(mv["queries"], 10, candidates=50)
     same = index.search(mv["queries"], 10, candidates=50, ball_carving=1.0)
-    assert recall(same.ids, plain.ids) >= 0.99
+    assert recall_at_k(same.ids, plain.ids) >= 0.99
     merged = index.search(mv["queries"], 10, candidates=50, ball_carving=0.7)
-    assert recall(merged.ids, mv["truth"]) >= 0.8
+    assert recall_at_k(merged.ids, mv["truth"]) >= 0.8
 
 
 def test_warmup_compiles_multivector_paths():
     data = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
-    MultiVectorIndex._warmup(data)
+    MultiVectorIndex.warmup_kernels(data)
 
 
 def test_ivfpq_inner_index_trains_on_first_add_and_compresses_fdes(mv):
@@ -233,7 +230,7 @@ def test_ivfpq_inner_index_trains_on_first_add_and_compresses_fdes(mv):
     index.add(mv["docs"])
     assert index.inner_index.is_trained and index.inner_index.code_size == 64 + 4
     res = index.search(mv["queries"], 10, candidates=80)
-    assert recall(res.ids, mv["truth"]) >= 0.8  # measured 0.89 (4-bit PQ codes; flat FDE: 0.97)
+    assert recall_at_k(res.ids, mv["truth"]) >= 0.8  # measured 0.89 (4-bit PQ codes; flat FDE: 0.97)
     too_small = MultiVectorIndex(384, fde=MINILM_TUNED, inner="ivfpq", nlist=4, m=64, nbits=8)
     with pytest.raises(ValueError, match="first add trains the inner 'ivfpq' index"):
         too_small.add(mv["docs_list"][:100])  # 8-bit PQ needs >= 256 training vectors
@@ -255,16 +252,18 @@ def test_filtered_search_with_few_matches_is_exact_chamfer_over_the_matches(mv):
     np.testing.assert_array_equal(res.ids, _allowed_truth(mv, allowed))
 
 
-def test_filtered_search_over_fetches_when_many_match(mv, monkeypatch):
-    import vecsearch.multivector as mv_module
+def test_filtered_search_over_fetches_when_many_match(mv):
+    from dataclasses import replace
 
-    monkeypatch.setattr(mv_module, "FILTER_EXACT_MAX_MATCHES", 0)  # force the over-fetch path
+    from vecsearch.filtering.tuning import DEFAULT_TUNING
+
     index = MultiVectorIndex(384, fde=MINILM_TUNED)
+    index.filter_tuning = replace(DEFAULT_TUNING, multivector_exact_max_matches=0)  # force the over-fetch path
     index.add(mv["docs"], attributes={"bucket": np.arange(200) % 4})
     res = index.search(mv["queries"], 10, candidates=40, where={"bucket": {"$in": [0, 2, 3]}})
     allowed = np.flatnonzero(np.arange(200) % 4 != 1)
     assert np.isin(res.ids[res.ids >= 0], allowed).all()
-    assert recall(res.ids, _allowed_truth(mv, allowed)) >= 0.9
+    assert recall_at_k(res.ids, _allowed_truth(mv, allowed)) >= 0.9
 
 
 def test_filtered_search_with_no_match_returns_padding(mv):

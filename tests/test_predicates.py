@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import vecsearch as vs
 from vecsearch import F
-from vecsearch.predicates import (
+from vecsearch.filtering.compile import compile_where
+from vecsearch.filtering.predicates import (
     And,
     Between,
     Compare,
@@ -18,7 +19,6 @@ from vecsearch.predicates import (
     In,
     Not,
     Or,
-    compile_where,
     parse_where,
 )
 

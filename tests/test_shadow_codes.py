@@ -1,15 +1,20 @@
-"""HNSW's scan of many allowed rows over LVQ8 shadow codes (vecsearch.shadow_codes): exact re-rank,
+"""HNSW's scan of many allowed rows over LVQ8 shadow codes (vecsearch.codecs.shadow_codes): exact re-rank,
 kept in step with adds and compaction, both metrics, serial and parallel kernels alike."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-from conftest import exact_knn, recall_at_k
+from conftest import exact_knn
 
 import vecsearch as vs
-from vecsearch import F, planner
-from vecsearch.shadow_codes import RERANK_MIN, code_scan
+from vecsearch import F
+from vecsearch.benchmark.evaluation import recall_at_k
+from vecsearch.codecs.shadow_codes import RERANK_MIN
+from vecsearch.exact import BLAS_MIN_QUERIES
+from vecsearch.filtering.tuning import DEFAULT_TUNING
 
 K = 10
 N = 3000  # rows of the real slice used here: build stays ~1 s
@@ -30,8 +35,9 @@ def _index(x, metric):
 
 
 def _prefilter(index, q, where):
-    """Prefilter search in batches of 8 (the code scan serves batches below the BLAS scan's 16)."""
-    parts = [index.search(q[i : i + 8], K, where=where, strategy="prefilter") for i in range(0, q.shape[0], 8)]
+    """Prefilter search in batches below BLAS_MIN_QUERIES (the code scan serves them; the BLAS scan larger ones)."""
+    step = BLAS_MIN_QUERIES - 1
+    parts = [index.search(q[i : i + step], K, where=where, strategy="prefilter") for i in range(0, q.shape[0], step)]
     return np.concatenate([p.ids for p in parts]), np.concatenate([p.distances for p in parts])
 
 
@@ -46,7 +52,7 @@ def test_prefilter_past_the_code_scan_threshold_matches_the_exact_scan(data, met
     x, q = data
     index = _index(x, metric)
     where = F.rank < 2400
-    assert index._compile_where(where).count >= planner.CODE_SCAN_MIN_MATCHES
+    assert index.compile_where(where).count >= index.filter_tuning.code_scan_min_matches
     found_ids, found_distances = _prefilter(index, q, where)
     truth = _truth(x, q, np.arange(2400), metric)
     assert recall_at_k(found_ids, truth) >= 0.99
@@ -81,17 +87,17 @@ def test_code_scan_sees_a_deleted_slot_reused_by_add(data):
     index.search(q[:1], K, where=where, strategy="prefilter")  # builds the codes
     index.remove([7])
     index.add(q[:1] * 2.0, ids=[10**6], attributes={"rank": np.array([5], np.int64)}, progress=False)
-    assert index._ids.n_slots == N  # the deleted slot was reused, not appended
+    assert index.n_slots == N  # the deleted slot was reused, not appended
     found = index.search(q[:1], K, where=where, strategy="prefilter")
     assert found.ids[0, 0] == 10**6
     assert found.distances[0, 0] == pytest.approx(0.0, abs=1e-5)
 
 
-def test_code_scan_after_compaction_reads_the_renumbered_slots(data, monkeypatch):
+def test_code_scan_after_compaction_reads_the_renumbered_slots(data):
     """Compaction renumbers slots: the shadow codes are dropped and rebuilt, not read stale."""
-    monkeypatch.setattr(planner, "CODE_SCAN_MIN_MATCHES", 100)  # the 1,733 rows left still use the codes
     x, q = data
     index = _index(x, "cosine")
+    index.filter_tuning = replace(DEFAULT_TUNING, code_scan_min_matches=100)  # the 1,733 rows left use the codes
     where = F.rank < 2600
     index.search(q[:1], K, where=where, strategy="prefilter")
     removed = np.arange(0, N, 3)
@@ -108,8 +114,8 @@ def test_serial_and_parallel_code_scans_agree(data):
     index = _index(x, "l2")
     slots = np.arange(0, N, 2, dtype=np.int64)
     queries = np.ascontiguousarray(q[:8])
-    a = code_scan(index._metric_code, queries, index, index._vectors, index._ids.n_slots, slots, K, serial=True)
-    b = code_scan(index._metric_code, queries, index, index._vectors, index._ids.n_slots, slots, K, serial=False)
+    a = index._shadow.scan(index.metric_code, queries, index._vectors, index.n_slots, slots, K, serial=True)
+    b = index._shadow.scan(index.metric_code, queries, index._vectors, index.n_slots, slots, K, serial=False)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
 
@@ -118,8 +124,8 @@ def test_code_scan_with_fewer_allowed_rows_than_candidates_returns_them_all(data
     x, q = data
     index = _index(x, "cosine")
     slots = np.arange(RERANK_MIN // 2, dtype=np.int64)
-    found, scores = code_scan(index._metric_code, np.ascontiguousarray(q[:3] / np.linalg.norm(q[:3], axis=1, keepdims=True)),
-                              index, index._vectors, index._ids.n_slots, slots, K, serial=True)
+    queries = np.ascontiguousarray(q[:3] / np.linalg.norm(q[:3], axis=1, keepdims=True))
+    found, scores = index._shadow.scan(index.metric_code, queries, index._vectors, index.n_slots, slots, K, serial=True)
     assert (found >= 0).all() and np.isfinite(scores).all()
     assert set(found.ravel().tolist()) <= set(slots.tolist())
 
@@ -188,14 +194,14 @@ def test_filtered_beam_walks_the_shadow_codes_on_a_float_walk_index_with_exact_d
     x, q = data
     plain = vs.HNSWIndex(384, "cosine", M=16, ef_construction=64, seed=0)
     plain.add(x, attributes={"rank": np.arange(x.shape[0], dtype=np.int64)}, progress=False)
-    assert "_shadow_codes" not in plain.__dict__
+    assert plain._shadow.codec is None
     found = plain.search(q, K, where=F.rank < 1500, strategy="beam_collect")
-    assert "_shadow_codes" in plain.__dict__
+    assert plain._shadow.codec is not None
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     qn = q / np.linalg.norm(q, axis=1, keepdims=True)
     expected = 1 - np.einsum("qd,qkd->qk", qn, xn[found.ids])
     np.testing.assert_allclose(found.distances, expected, rtol=1e-4, atol=1e-4)
-    assert planner.prefilter_max_matches(plain) == planner.CODE_SCAN_PREFILTER_MAX_MATCHES
-    assert planner.prefilter_max_matches(vs.FlatIndex(384, "cosine")) == planner.PREFILTER_MAX_MATCHES
+    assert plain.filter_capabilities().code_scan  # the planner scans up to code_scan_prefilter_max_matches
+    assert not vs.FlatIndex(384, "cosine").filter_capabilities().code_scan
 
 

@@ -1,4 +1,4 @@
-"""The contract shared by every index: SearchResult, metrics, argument validation and the Index base.
+"""The contract shared by every index: :class:`SearchResult` and the :class:`Index` base.
 
 Distance convention (the same for every index, documented in the README):
 
@@ -8,24 +8,45 @@ Distance convention (the same for every index, documented in the README):
 
 Smaller is better everywhere; results are sorted best first; missing results are padded with id
 ``-1`` and distance ``+inf``.
+
+An index subclass names its type in the class statement (``class HNSWIndex(Index,
+type_name="hnsw")``) and is then known to the registry (:mod:`vecsearch.registry`): factory,
+load, warmup, benchmarks and the Collection find it there. It implements the hooks listed on
+:class:`Index`; the base does validation, ids, attributes, filtered-search dispatch and the state
+contract (:meth:`Index.get_state` / :meth:`Index.from_state`) around them.
 """
 
 from __future__ import annotations
 
-import collections
-import itertools
-import threading
+import math
+import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from .kernels.distances import METRIC_IP, METRIC_L2
-from .kernels.rows import ROWS_NOT_FINITE, ROWS_OK, check_rows, slots_to_results
-from .planner import check_strategy, choose_strategy, run_strategy
-from .predicates import compile_where, parse_where
-
-METRICS = ("l2", "ip", "cosine")
+from . import registry
+from .exact import exact_topk
+from .filtering.attributes import AttributeStore, is_attribute_array
+from .filtering.cache import CompiledFilterCache
+from .filtering.compile import AllowedSlots
+from .filtering.planner import STRATEGIES, FilterCapabilities, available_strategies, choose_strategy
+from .filtering.tuning import DEFAULT_TUNING, FilterTuning
+from .ids import IdMap
+from .io import write_directory
+from .kernels.heaps import empty_heaps
+from .kernels.rows import compact_allowed, slots_to_results
+from .validation import (
+    QUERY_KERNEL_MAX_ROWS,
+    as_vectors,
+    check_dim,
+    check_k,
+    check_metric,
+    metric_code,
+    normalize_rows,
+    prepare_query_rows,
+    writable_queries,
+)
 
 
 class SearchResult(NamedTuple):
@@ -35,275 +56,45 @@ class SearchResult(NamedTuple):
     distances: np.ndarray
 
 
-def check_metric(metric: Any) -> str:
-    """Return ``metric`` if it is one of :data:`METRICS`, else raise ``ValueError``."""
-    if not isinstance(metric, str) or metric not in METRICS:
-        raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
-    return metric
-
-
-def metric_code(metric: str) -> int:
-    """Kernel metric code: METRIC_L2 for ``l2``, METRIC_IP for ``ip`` and ``cosine``."""
-    return METRIC_L2 if metric == "l2" else METRIC_IP
-
-
-def check_dim(dim: Any) -> int:
-    """Validate a vector dimension (positive int)."""
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim: expected a positive integer, got {dim!r}")
-    return int(dim)
-
-
-def check_k(k: Any) -> int:
-    """Validate the number of neighbors ``k`` (positive int)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k: expected a positive integer, got {type(k).__name__} {k!r}")
-    if k <= 0:
-        raise ValueError(f"k: expected a positive integer, got {k}")
-    return int(k)
-
-
-def as_vectors(x: Any, dim: int, name: str, *, allow_single: bool = False, check_finite: bool = True) -> np.ndarray:
-    """Validate and convert ``x`` to a C-contiguous float32 ``(n, dim)`` array.
-
-    A 1-D ``(dim,)`` input is accepted as one row when ``allow_single`` (queries). Raises
-    ``TypeError`` for non-numeric input and ``ValueError`` for wrong rank or dimension and
-    for NaN/inf values (unless ``check_finite=False``: the caller checks), naming ``name``, what
-    was expected and what was received.
-    """
-    arr = x if type(x) is np.ndarray else np.asarray(x)
-    if arr.dtype != np.float32:
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-            raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-        if np.issubdtype(arr.dtype, np.complexfloating) or arr.dtype == np.bool_:
-            raise TypeError(f"{name}: expected a real-valued float or integer array, got dtype {arr.dtype}")
-    if arr.ndim == 1 and allow_single:
-        arr = arr.reshape(1, -1)
-    if arr.ndim != 2:
-        expected = f"(n, {dim})" + (f" or ({dim},)" if allow_single else "")
-        raise ValueError(f"{name}: expected shape {expected}, got {arr.ndim}-D shape {arr.shape}")
-    if arr.shape[1] != dim:
-        raise ValueError(f"{name}: expected dimension {dim}, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if check_finite and arr.size and not np.isfinite(arr).all():
-        raise _not_finite_error(name, int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0]))
-    return arr
-
-
-def _not_finite_error(name: str, row: int) -> ValueError:
-    return ValueError(f"{name}: expected finite values, got NaN or inf in row {row}")
-
-
-def _zero_row_error(name: str, row: int) -> ValueError:
-    return ValueError(f"{name}: cosine metric needs non-zero vectors, got a zero vector in row {row}")
-
-
-def normalize_rows(x: np.ndarray, name: str = "vectors") -> np.ndarray:
-    """Return a row-normalized float32 copy of ``x`` (n, d); zero rows are rejected for cosine."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if x.shape[0] and (norms == 0).any():
-        raise _zero_row_error(name, int(np.flatnonzero(norms[:, 0] == 0)[0]))
-    return np.ascontiguousarray(x / norms, dtype=np.float32)
-
-
-_NO_OUTPUT = np.empty((0, 0), np.float32)
-
-
-def _writable_queries(arr: np.ndarray) -> np.ndarray:
-    """``arr``, copied when read-only (a memory map, a Ray object-store view): numba would compile
-    every search kernel again for read-only arrays, and a query batch is cheap to copy."""
-    return arr if arr.flags.writeable else arr.copy()
-
-
-def prepare_query_rows(x: Any, dim: int, name: str, normalize: bool) -> np.ndarray:
-    """:func:`as_vectors` (single rows allowed) plus, for cosine, :func:`normalize_rows`, in one kernel pass.
-
-    The latency path of ``search``: numpy's finite check, norms and division cost several
-    microseconds of call overhead per query. Same errors as the numpy path.
-    """
-    arr = _writable_queries(as_vectors(x, dim, name, allow_single=True, check_finite=False))
-    out = np.empty_like(arr) if normalize else _NO_OUTPUT  # only written when normalizing
-    status, row = check_rows(arr, normalize, out)
-    if status == ROWS_OK:
-        return out if normalize else arr
-    raise _not_finite_error(name, row) if status == ROWS_NOT_FINITE else _zero_row_error(name, row)
-
-
-def as_external_ids(ids: Any, n: int, name: str = "ids") -> np.ndarray:
-    """Validate user ids: int64 ``(n,)``, integer dtype, no duplicates within the batch."""
-    arr = np.asarray(ids)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name}: expected integer ids, got dtype {arr.dtype}")
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name}: expected shape ({n},) to match the vectors, got {arr.shape}")
-    arr = arr.astype(np.int64, copy=False)
-    if n and (arr < 0).any():
-        raise ValueError(f"{name}: expected non-negative ids (-1 marks padding), got {int(arr[arr < 0][0])}")
-    if n > 1:
-        uniq, counts = np.unique(arr, return_counts=True)
-        if (counts > 1).any():
-            raise ValueError(f"{name}: duplicate id {int(uniq[counts > 1][0])} within the batch")
-    return arr
-
-
-def scores_to_distances(scores: np.ndarray, metric: str) -> np.ndarray:
-    """Convert kernel scores (smaller is better) to user distances in place; +inf padding stays."""
-    if metric == "cosine":
-        scores += np.float32(1.0)
-    return scores
-
-
-# Query batches up to this many rows are checked and normalized by one kernel call.
-QUERY_KERNEL_MAX_ROWS = 64
-
-# Compiled-filter cache per index: at most this many entries, and at most this many bytes of
-# masks (one byte per slot each; an index of 32M slots caches none).
-WHERE_CACHE_MAX_ENTRIES = 16
-WHERE_CACHE_BYTES = 32 << 20
-_WHERE_CACHE_LOCK = threading.Lock()
-
-# Versions of IdMap states, unique across all IdMap objects of the process (a cache keyed by a
-# version can never mistake one index's ids for another's).
-_IDMAP_VERSIONS = itertools.count(1)
-
-
-class IdMap:
-    """External int64 ids <-> internal slots (int32 row numbers of the index's storage).
-
-    ``slot_to_id[s]`` is the external id stored at slot ``s``; a removed slot keeps its row but is
-    flagged in ``deleted`` so graph indexes can still route through it.
-    """
-
-    def __init__(self, slot_to_id: np.ndarray | None = None, deleted: np.ndarray | None = None):
-        self._touch()
-        self.slot_to_id = np.empty(0, np.int64) if slot_to_id is None else np.asarray(slot_to_id, np.int64)
-        self.deleted = (
-            np.zeros(self.slot_to_id.shape[0], np.bool_) if deleted is None else np.asarray(deleted, np.bool_)
-        )
-        live = ~self.deleted
-        self._id_to_slot: dict[int, int] = dict(
-            zip(self.slot_to_id[live].tolist(), np.flatnonzero(live).tolist())
-        )
-        self.next_id = int(self.slot_to_id.max()) + 1 if self.slot_to_id.size else 0
-
-    @property
-    def n_live(self) -> int:
-        return len(self._id_to_slot)
-
-    def _touch(self) -> None:
-        """Record a change of ``slot_to_id``/``deleted``: a new, process-unique ``version``."""
-        self.version = next(_IDMAP_VERSIONS)
-        self._live: tuple[int, np.ndarray, int] | None = None
-
-    def live(self) -> tuple[np.ndarray, int]:
-        """``(mask bool (n_slots,), count)`` of the live slots; cached until the next change.
-
-        The mask is shared: callers must not write to it.
-        """
-        if self._live is None or self._live[0] != self.version:
-            mask = ~self.deleted
-            self._live = (self.version, mask, int(np.count_nonzero(mask)))
-        return self._live[1], self._live[2]
-
-    @property
-    def n_slots(self) -> int:
-        return int(self.slot_to_id.shape[0])
-
-    def new_ids(self, ids: Any, n: int) -> np.ndarray:
-        """Validate ids for ``n`` new vectors (sequential when None); reject ids already stored."""
-        if ids is None:
-            return np.arange(self.next_id, self.next_id + n, dtype=np.int64)
-        arr = as_external_ids(ids, n)
-        for value in arr.tolist():
-            if value in self._id_to_slot:
-                raise ValueError(f"ids: id {value} is already in the index (remove it first)")
-        return arr
-
-    def append(self, ids: np.ndarray) -> np.ndarray:
-        """Append ids at new slots; returns the slots (int64)."""
-        start = self.n_slots
-        slots = np.arange(start, start + ids.shape[0], dtype=np.int64)
-        self.slot_to_id = np.concatenate([self.slot_to_id, ids])
-        self.deleted = np.concatenate([self.deleted, np.zeros(ids.shape[0], np.bool_)])
-        self._touch()
-        self._id_to_slot.update(zip(ids.tolist(), slots.tolist()))
-        if ids.size:
-            self.next_id = max(self.next_id, int(ids.max()) + 1)
-        return slots
-
-    def assign(self, slots: np.ndarray, ids: np.ndarray) -> None:
-        """Store ``ids`` at existing (deleted) ``slots``, e.g. when a graph reuses removed slots."""
-        self.slot_to_id[slots] = ids
-        self.deleted[slots] = False
-        self._touch()
-        self._id_to_slot.update(zip(ids.tolist(), slots.tolist()))
-        if ids.size:
-            self.next_id = max(self.next_id, int(ids.max()) + 1)
-
-    def slots_of(self, ids: Any, name: str = "ids") -> np.ndarray:
-        """Slots of the live ids among ``ids`` (unknown or removed ids are skipped), int64."""
-        arr = np.asarray(ids)
-        if arr.ndim == 0:
-            arr = arr.reshape(1)
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"{name}: expected integer ids, got dtype {arr.dtype}")
-        found = [self._id_to_slot[i] for i in arr.astype(np.int64).tolist() if i in self._id_to_slot]
-        return np.unique(np.asarray(found, dtype=np.int64))
-
-    def mark_deleted(self, slots: np.ndarray) -> None:
-        """Flag ``slots`` deleted and forget their ids."""
-        for s in slots.tolist():
-            self._id_to_slot.pop(int(self.slot_to_id[s]), None)
-        self.deleted[slots] = True
-        self._touch()
-
-    def compact(self, keep: np.ndarray) -> None:
-        """Keep only the slots in ``keep`` (sorted int64), renumbering them 0..len(keep)-1."""
-        self.__init__(self.slot_to_id[keep].copy(), self.deleted[keep].copy())
-
-    def to_external(self, slots: np.ndarray) -> np.ndarray:
-        """Map internal slots (any shape, -1 = padding) to external ids (-1 stays -1)."""
-        out = np.full(slots.shape, -1, dtype=np.int64)
-        valid = slots >= 0
-        out[valid] = self.slot_to_id[slots[valid]]
-        return out
-
-    def contains(self, external_id: int) -> bool:
-        return int(external_id) in self._id_to_slot
-
-
-INDEX_TYPES: dict[str, type[Index]] = {}
-
-
-def register_index(type_name: str):
-    """Class decorator: make an index type restorable by :func:`vecsearch.load` under ``type_name``."""
-
-    def wrap(cls):
-        cls.type_name = type_name
-        INDEX_TYPES[type_name] = cls
-        return cls
-
-    return wrap
-
-
 class Index(ABC):
-    """Base of every index: shared validation, id bookkeeping, metric handling and persistence hooks.
+    """Base of every index: validation, id bookkeeping, attributes, filtered search and state.
 
-    Subclasses implement ``_add(vectors, ids, attributes)``, ``_search(queries, k, params)``,
-    ``_remove_slots(slots)``, ``_state()`` and ``_from_state(...)``; vectors reaching them are
-    float32, validated, and already normalized for cosine.
+    Subclass hooks (vectors reaching them are float32, validated, normalized for cosine):
+
+    * ``_add(vectors, ids, **kwargs)``, ``_search(queries, k, params) -> (slots, scores)``,
+      ``_remove_slots(slots)``;
+    * ``_get_state() -> (params, arrays)`` and ``_from_state(dim, metric, params, arrays, n_slots)``
+      (which must check the arrays' contents against every invariant its kernels assume and raise
+      ``ValueError`` naming the array);
+    * ``describe()`` and, for a factory grammar, ``factory_forms`` + ``_from_factory``;
+    * optionally ``filter_capabilities()`` and ``_run_filtered`` for index-specific filtered
+      strategies (:mod:`vecsearch.filtering.planner` chooses among what an index declares).
     """
 
     type_name: ClassVar[str] = "index"
     requires_training: ClassVar[bool] = False
+    vector_input: ClassVar[bool] = True
+    search_knobs: ClassVar[tuple[str, ...]] = ()
+    # (pattern with named groups, example) per form of the factory grammar; see _from_factory.
+    factory_forms: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def __init_subclass__(cls, type_name: str | None = None, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if type_name is None:
+            return
+        cls.type_name = type_name
+        forms = tuple(registry.FactoryForm(re.compile(p + r"\Z"), ex, cls._from_factory) for p, ex in cls.factory_forms)
+        registry.register(registry.IndexType(type_name, cls, forms, tuple(cls.search_knobs),
+                                             bool(cls.requires_training), bool(cls.vector_input)))
 
     def __init__(self, dim: int, metric: str = "l2"):
         self.dim = check_dim(dim)
         self.metric = check_metric(metric)
         self._metric_code = metric_code(self.metric)
         self._ids = IdMap()
+        self._attributes: AttributeStore | None = None
+        self._filter_cache = CompiledFilterCache()
+        self.filter_tuning: FilterTuning = DEFAULT_TUNING
 
     # ---- public contract -------------------------------------------------------------------
     @property
@@ -312,8 +103,18 @@ class Index(ABC):
         return self._ids.n_live
 
     @property
+    def n_slots(self) -> int:
+        """Rows of the index's storage: live vectors plus removed ones not yet compacted away."""
+        return self._ids.n_slots
+
+    @property
     def is_trained(self) -> bool:
         return True
+
+    @property
+    def metric_code(self) -> int:
+        """Kernel metric code (:data:`vecsearch.kernels.distances.METRIC_L2` or ``METRIC_IP``)."""
+        return self._metric_code
 
     def __len__(self) -> int:
         return self.ntotal
@@ -322,7 +123,7 @@ class Index(ABC):
         """Validate ``vectors`` and normalize them for cosine; float32 ``(n, dim)``.
 
         Query batches (``allow_single``) of at most ``QUERY_KERNEL_MAX_ROWS`` rows take the one-pass
-        kernel path (:func:`prepare_query_rows`).
+        kernel path (:func:`vecsearch.validation.prepare_query_rows`).
         """
         ndim = np.ndim(vectors)
         if allow_single and (ndim == 1 or (ndim == 2 and len(vectors) <= QUERY_KERNEL_MAX_ROWS)):
@@ -330,12 +131,12 @@ class Index(ABC):
         arr = as_vectors(vectors, self.dim, name, allow_single=allow_single)
         if self.metric == "cosine":
             arr = normalize_rows(arr, name)
-        return _writable_queries(arr) if allow_single else arr
+        return writable_queries(arr) if allow_single else arr
 
     def add(self, vectors: Any, ids: Any = None, attributes: Any = None, **kwargs: Any) -> np.ndarray:
         """Add ``vectors`` (n, dim) with optional int64 ``ids`` (n,); returns the ids used.
 
-        ``attributes``: per-vector typed fields for filtered search (:mod:`vecsearch.attributes`),
+        ``attributes``: per-vector typed fields for filtered search (:mod:`vecsearch.filtering.attributes`),
         a dict of columns ``{"year": [...], "lang": [...]}`` or a list of per-row dicts.
         Validation happens before anything is stored: a rejected call leaves the index unchanged.
         """
@@ -349,70 +150,13 @@ class Index(ABC):
         self._store_attributes(new_ids, prepared)
         return new_ids
 
-    def _prepare_attributes(self, attributes: Any, n: int) -> dict[str, Any] | None:
-        """Validate ``attributes`` for ``n`` new rows before anything is stored (None when not given)."""
-        if attributes is None:
-            return None
-        return self._attribute_store(create=True).prepare(attributes, n, "attributes")
-
-    def _store_attributes(self, new_ids: np.ndarray, prepared: dict[str, Any] | None) -> None:
-        """Write the attributes of just-added ``new_ids`` (rows without attributes get none)."""
-        store = self._attribute_store()
-        if store is None:
-            return
-        store.sync(self._ids.slot_to_id, self._ids.deleted)
-        slots = np.fromiter((self._ids._id_to_slot[i] for i in new_ids.tolist()), np.int64, new_ids.shape[0])
-        store.write(slots, prepared or {}, clear_others=True)
-
-    def update_attributes(self, ids: Any, attributes: Any) -> None:
-        """Set attribute values of existing ``ids`` (n,); fields not given keep their values, ``None`` clears one.
-
-        ``attributes`` has the same forms as in :meth:`add`. Unknown ids raise ``KeyError``.
-        """
-        arr = np.atleast_1d(np.asarray(ids))
-        if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-            raise TypeError(f"ids: expected a 1-D array of integer ids, got dtype {arr.dtype} shape {arr.shape}")
-        id_list = arr.astype(np.int64).tolist()
-        missing = [i for i in id_list if i not in self._ids._id_to_slot]
-        if missing:
-            raise KeyError(f"ids: not in the index: {missing[:5]}")
-        if len(set(id_list)) != len(id_list):
-            raise ValueError("ids: duplicate ids in one update_attributes call")
-        store = self._attribute_store(create=True)
-        prepared = store.prepare(attributes, len(id_list), "attributes")
-        store.sync(self._ids.slot_to_id, self._ids.deleted)
-        slots = np.array([self._ids._id_to_slot[i] for i in id_list], np.int64)
-        store.write(slots, prepared, clear_others=False)
-
-    def get_attributes(self, external_id: int) -> dict[str, Any]:
-        """The attributes stored for one id as a dict (fields without a value are left out)."""
-        slot = self._ids._id_to_slot.get(int(external_id))
-        if slot is None:
-            raise KeyError(f"id: {external_id} is not in the index")
-        store = self._attribute_store()
-        if store is None:
-            return {}
-        store.sync(self._ids.slot_to_id, self._ids.deleted)
-        return store.get(slot)
-
-    def _attribute_store(self, create: bool = False):
-        """The index's :class:`~vecsearch.attributes.AttributeStore` (``None`` until attributes are given)."""
-        store = getattr(self, "_attributes", None)
-        if store is None and create:
-            from .attributes import AttributeStore
-
-            store = AttributeStore()
-            store.sync(self._ids.slot_to_id, self._ids.deleted)
-            self._attributes = store
-        return store
-
     def search(self, queries: Any, k: int, *, where: Any = None, strategy: str | None = None, **params: Any) -> SearchResult:
         """Search the ``k`` nearest neighbors of ``queries`` (nq, dim) or (dim,).
 
         Returns :class:`SearchResult` with ``(nq, k)`` arrays, best first, padded with -1 / +inf.
         Per-call parameters (``ef``, ``nprobe``, ``rerank``, ...) depend on the index type.
         ``where``: a predicate (``vs.F.year >= 2020``) or its dict form; only matching vectors are
-        returned. ``strategy`` overrides the planner's choice (:mod:`vecsearch.planner`).
+        returned. ``strategy`` overrides the planner's choice (:mod:`vecsearch.filtering.planner`).
         """
         k = check_k(k)
         self._check_trained("search")
@@ -420,8 +164,8 @@ class Index(ABC):
         parsed = self._parse_search_params(params)
         allowed = None
         if where is not None:
-            check_strategy(self, strategy)
-            allowed = self._compile_where(where)
+            self._check_strategy(strategy)
+            allowed = self.compile_where(where)
         elif strategy is not None:
             raise ValueError(f"strategy: only meaningful together with where=..., got strategy={strategy!r}")
         if self.ntotal == 0 or q.shape[0] == 0 or (allowed is not None and allowed.count == 0):
@@ -430,9 +174,278 @@ class Index(ABC):
         if allowed is None:
             slots, scores = self._search(q, k, parsed)
         else:
-            chosen = choose_strategy(self, allowed, k, q.shape[0], strategy)
-            slots, scores = self._search_filtered(q, k, parsed, allowed, chosen)
+            chosen = strategy or choose_strategy(self.filter_capabilities(), allowed, self.filter_tuning)
+            slots, scores = self._run_filtered(chosen, q, k, parsed, allowed)
         return self._results(slots, scores)
+
+    def remove(self, ids: Any) -> int:
+        """Remove the vectors with these external ids; unknown ids are ignored. Returns how many were removed."""
+        slots = self._ids.slots_of(ids)
+        if slots.size:
+            self._remove_slots(slots)
+            self._attributes_changed()
+        return int(slots.size)
+
+    def __contains__(self, external_id: int) -> bool:
+        return self._ids.contains(external_id)
+
+    def ids(self) -> np.ndarray:
+        """The live external ids, int64 ``(ntotal,)``, in slot order."""
+        return self._ids.slot_to_id[~self._ids.deleted].copy()
+
+    def reconstruct(self, ids: Any) -> np.ndarray:
+        """Stored vectors of external ``ids`` (n,), float32 ``(n, dim)`` (normalized for cosine).
+
+        Unknown ids raise ``KeyError``; an index that keeps no float32 vectors raises ``ValueError``.
+        """
+        vectors = self._exact_vectors()
+        if vectors is None:
+            raise ValueError(f"ids: {type(self).__name__} does not keep its vectors (nothing to reconstruct)")
+        ids_arr = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+        slots = self._ids.lookup(ids_arr)
+        if (slots < 0).any():
+            raise KeyError(f"ids: not in the index: {ids_arr[slots < 0][:5].tolist()}")
+        return vectors[slots].copy()
+
+    def memory_bytes(self) -> int:
+        """Bytes of the index's own arrays (vectors, graph, codes, attributes, as saved) and of its id map."""
+        _, arrays = self.get_state()
+        own = sum(np.asarray(arr).nbytes for name, arr in arrays.items() if name not in ("slot_to_id", "deleted"))
+        return int(own + self._ids.nbytes())
+
+    def save(self, path: str) -> None:
+        """Save to directory ``path`` atomically (manifest + arrays, see :mod:`vecsearch.io`)."""
+        write_directory(path, *self.get_state())
+
+    def describe(self) -> str:
+        """The factory string that rebuilds an index of this kind (inverse of ``vs.index_factory``)."""
+        raise ValueError(f"index: {type(self).__name__} has no factory description")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.dim}, metric={self.metric!r}, ntotal={self.ntotal})"
+
+    # ---- attributes --------------------------------------------------------------------------
+    def update_attributes(self, ids: Any, attributes: Any) -> None:
+        """Set attribute values of existing ``ids`` (n,); fields not given keep their values, ``None`` clears one.
+
+        ``attributes`` has the same forms as in :meth:`add`. Unknown ids raise ``KeyError``.
+        """
+        arr = np.atleast_1d(np.asarray(ids))
+        if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+            raise TypeError(f"ids: expected a 1-D array of integer ids, got dtype {arr.dtype} shape {arr.shape}")
+        id_arr = arr.astype(np.int64)
+        slots = self._ids.lookup(id_arr)
+        if (slots < 0).any():
+            raise KeyError(f"ids: not in the index: {id_arr[slots < 0][:5].tolist()}")
+        if np.unique(id_arr).shape[0] != id_arr.shape[0]:
+            raise ValueError("ids: duplicate ids in one update_attributes call")
+        store = self._attribute_store(create=True)
+        prepared = store.prepare(attributes, id_arr.shape[0], "attributes")
+        self._sync_attributes(store)
+        store.write(slots, prepared, clear_others=False)
+
+    def get_attributes(self, external_id: int) -> dict[str, Any]:
+        """The attributes stored for one id as a dict (fields without a value are left out)."""
+        slot = self._ids.slot_of(external_id)
+        if slot < 0:
+            raise KeyError(f"id: {external_id} is not in the index")
+        store = self._attribute_store()
+        if store is None:
+            return {}
+        self._sync_attributes(store)
+        return store.get(slot)
+
+    def match(self, where: Any) -> np.ndarray:
+        """External ids (int64, slot order) of the live vectors whose attributes satisfy ``where``."""
+        return self._ids.to_external(self.compile_where(where).slots)
+
+    def compile_where(self, where: Any) -> AllowedSlots:
+        """Compile a predicate to the allowed live slots (:class:`vecsearch.filtering.compile.AllowedSlots`).
+
+        Cached per index (:class:`vecsearch.filtering.cache.CompiledFilterCache`), keyed by the
+        predicate's structure and the versions of the ids and the attributes, so a filter repeated
+        across calls (a tenant, a language) is compiled once until the index changes.
+        """
+        store = self._attribute_store()
+        if store is not None:
+            self._sync_attributes(store)
+        return self._filter_cache.compile(where, self._ids, store)
+
+    def _attribute_store(self, create: bool = False) -> AttributeStore | None:
+        """The index's attribute store (``None`` until attributes are given, unless ``create``)."""
+        if self._attributes is None and create:
+            store = AttributeStore()
+            self._sync_attributes(store)
+            self._attributes = store
+        return self._attributes
+
+    def _sync_attributes(self, store: AttributeStore) -> None:
+        store.sync(self._ids.slot_to_id, self._ids.deleted, self._ids.version)
+
+    def _attributes_changed(self) -> None:
+        """Realign the attribute rows after the slots changed (remove, compact, slot reuse), inside the
+        writer, so that concurrent searches never find them stale and realign them themselves."""
+        if self._attributes is not None:
+            self._sync_attributes(self._attributes)
+
+    def check_attributes(self, attributes: Any, n: int, name: str = "attributes") -> None:
+        """Raise ``ValueError``/``TypeError`` (naming ``name``) unless ``attributes`` fit ``n`` new rows
+        and the types of the fields already stored; changes nothing."""
+        self._prepare_attributes(attributes, n, name)
+
+    def _prepare_attributes(self, attributes: Any, n: int, name: str = "attributes") -> dict[str, Any] | None:
+        """Validate ``attributes`` for ``n`` new rows before anything is stored (None when not given)."""
+        if attributes is None:
+            return None
+        store = self._attributes if self._attributes is not None else AttributeStore()
+        return store.prepare(attributes, n, name)
+
+    def _store_attributes(self, new_ids: np.ndarray, prepared: dict[str, Any] | None) -> None:
+        """Write the attributes of just-added ``new_ids`` (rows without attributes get none)."""
+        store = self._attribute_store(create=prepared is not None)
+        if store is None:
+            return
+        self._sync_attributes(store)
+        store.write(self._ids.lookup(new_ids), prepared or {}, clear_others=True)
+
+    # ---- filtered search -----------------------------------------------------------------------
+    def filter_capabilities(self) -> FilterCapabilities:
+        """What this index can do for a filtered search (the planner chooses among these).
+
+        The base offers the exact scan of the allowed rows when :meth:`_exact_vectors` gives
+        vectors, and post-filtering; index types with their own strategies extend it.
+        """
+        return FilterCapabilities(exact_scan=self._exact_vectors() is not None)
+
+    def _check_strategy(self, strategy: str | None) -> None:
+        if strategy is None:
+            return
+        if not isinstance(strategy, str) or strategy not in STRATEGIES:
+            raise ValueError(f"strategy: expected one of {STRATEGIES} or None, got {strategy!r}")
+        available = available_strategies(self.filter_capabilities())
+        if strategy not in available:
+            raise ValueError(f"strategy: {strategy!r} is not available for {type(self).__name__} (available: {available})")
+
+    def _run_filtered(self, strategy: str, queries: np.ndarray, k: int, params: Any,
+                      allowed: AllowedSlots) -> tuple[np.ndarray, np.ndarray]:
+        """Run ``strategy`` (one of :meth:`filter_capabilities`); ``(slots int64 (nq, k), scores f32 (nq, k))``.
+
+        Index types with their own strategies override this and defer to it for the generic ones.
+        """
+        if strategy == "prefilter":
+            return self._prefilter(queries, k, params, allowed)
+        if strategy == "postfilter":
+            return self._postfilter(queries, k, params, allowed)
+        raise ValueError(f"strategy: {strategy!r} is not available for {type(self).__name__}")
+
+    def _prefilter(self, queries: np.ndarray, k: int, params: Any, allowed: AllowedSlots) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over the allowed slots of the stored float32 vectors."""
+        vectors = self._exact_vectors()
+        if vectors is None:
+            raise ValueError(f"strategy: 'prefilter' needs stored vectors, which {type(self).__name__} does not keep")
+        return exact_topk(self._metric_code, queries, vectors, k, allowed=allowed)
+
+    def _postfilter(self, queries: np.ndarray, k: int, params: Any, allowed: AllowedSlots) -> tuple[np.ndarray, np.ndarray]:
+        """Unfiltered ``_search`` with over-fetch, failures dropped; short rows retry with 4x the
+        fetch, then go to :meth:`_postfilter_fallback` (on a graph index: the first retry already)."""
+        tuning = self.filter_tuning
+        nq = queries.shape[0]
+        out_scores, out_rows = empty_heaps(nq, k)
+        need = min(k, allowed.count)
+        n_live = self.ntotal
+        fetch = min(n_live, max(2 * k, math.ceil(k / max(allowed.selectivity, 1e-9) * tuning.postfilter_overfetch) + 8))
+        caps = self.filter_capabilities()
+        pending = np.arange(nq)
+        first = True
+        while pending.size:
+            exhausted = fetch > tuning.postfilter_max_fetch or fetch >= n_live
+            if (not first and caps.graph_walk) or (caps.prefilter and exhausted):
+                rows, scores = self._postfilter_fallback(queries[pending], k, params, allowed)
+                out_rows[pending], out_scores[pending] = rows, scores
+                break
+            first = False
+            rows, scores = self._search(queries[pending], fetch, params)
+            part_scores, part_rows = empty_heaps(pending.shape[0], k)
+            compact_allowed(np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(scores, np.float32),
+                            allowed.mask, k, part_rows, part_scores)
+            done = ((part_rows >= 0).sum(axis=1) >= need) | (fetch >= n_live)
+            out_rows[pending[done]] = part_rows[done]
+            out_scores[pending[done]] = part_scores[done]
+            pending = pending[~done]
+            fetch = min(n_live, fetch * 4)
+        return out_rows, out_scores
+
+    def _postfilter_fallback(self, queries: np.ndarray, k: int, params: Any,
+                             allowed: AllowedSlots) -> tuple[np.ndarray, np.ndarray]:
+        """Rows post-filtering could not fill: the scan of the allowed rows (graph indexes
+        override this to walk the graph when the scan is too large)."""
+        return self._run_filtered("prefilter", queries, k, params, allowed)
+
+    def _exact_vectors(self) -> np.ndarray | None:
+        """Stored float32 vectors indexed by slot ``(>= n_slots, dim)`` for exact filtered scans, or None."""
+        return None
+
+    # ---- state -----------------------------------------------------------------------------------
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(header, arrays)``: everything needed to rebuild this index, ids and attributes included.
+
+        ``header`` is JSON-serializable (``type``, ``dim``, ``metric``, ``params`` and, when the
+        index has attributes, their schema); ``arrays`` are numpy arrays by plain identifier names.
+        :meth:`from_state` is its inverse; :mod:`vecsearch.io` writes it to disk.
+        """
+        params, arrays = self._get_state()
+        header: dict[str, Any] = {"type": self.type_name, "dim": self.dim, "metric": self.metric, "params": params,
+                                  "next_id": self._ids.next_id}
+        arrays = {**arrays, "slot_to_id": self._ids.slot_to_id, "deleted": self._ids.deleted}
+        store = self._attributes
+        if store is not None:
+            self._sync_attributes(store)
+            header["attributes"], attr_arrays = store.state()
+            arrays.update(attr_arrays)
+        return header, arrays
+
+    @classmethod
+    def from_state(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Index:
+        """Rebuild an index from :meth:`get_state`'s output, checking every value and array content
+        its kernels will trust; problems raise ``ValueError`` naming the field or array.
+
+        ``Index.from_state`` restores any registered type; ``HNSWIndex.from_state`` only that one.
+        """
+        if not isinstance(header, dict):
+            raise ValueError(f"header: expected a dict, got {type(header).__name__}")
+        record = registry.get(header.get("type"))
+        if not issubclass(record.cls, cls):
+            raise ValueError(f"type: expected a {cls.__name__} state, got type {header.get('type')!r}")
+        dim = check_dim(header.get("dim"))
+        metric = check_metric(header.get("metric"))
+        params = header.get("params")
+        if not isinstance(params, dict):
+            raise ValueError(f"params: expected a dict, got {type(params).__name__}")
+        for name in ("slot_to_id", "deleted"):
+            if name not in arrays:
+                raise ValueError(f"{name}: array is missing")
+        ids = IdMap(np.array(arrays["slot_to_id"]), np.array(arrays["deleted"]))
+        own = {name: arr for name, arr in arrays.items()
+               if name not in ("slot_to_id", "deleted") and not is_attribute_array(name)}
+        index = record.cls._from_state(dim, metric, dict(params), own, ids.n_slots)
+        next_id = header.get("next_id", 0)  # ids handed out before, even if since removed and compacted away
+        if isinstance(next_id, bool) or not isinstance(next_id, int) or not 0 <= next_id <= 2**63:
+            raise ValueError(f"next_id: expected a non-negative int64, got {next_id!r}")
+        ids.next_id = max(ids.next_id, next_id)
+        index._ids = ids
+        if "attributes" in header:
+            attr_arrays = {name: arr for name, arr in arrays.items() if is_attribute_array(name)}
+            try:
+                index._attributes = AttributeStore.from_state(header["attributes"], attr_arrays,
+                                                              ids.slot_to_id, ids.deleted)
+            except (KeyError, TypeError) as exc:
+                raise ValueError(f"attributes: malformed ({exc})") from None
+        return index
+
+    # ---- hooks ---------------------------------------------------------------------------------
+    def _check_trained(self, action: str) -> None:
+        if not self.is_trained:
+            raise ValueError(f"{type(self).__name__}.{action}: the index is not trained; call train(x) first")
 
     def _results(self, slots: np.ndarray, scores: np.ndarray) -> SearchResult:
         """:class:`SearchResult` from kernel output ``slots`` int64 / ``scores`` f32 (nq, k), padded -1."""
@@ -444,95 +457,35 @@ class Index(ABC):
         slots_to_results(slots, scores, self._ids.slot_to_id, np.float32(1.0 if self.metric == "cosine" else 0.0), ids)
         return SearchResult(ids, scores)
 
-    def remove(self, ids: Any) -> int:
-        """Remove the vectors with these external ids; unknown ids are ignored. Returns how many were removed."""
-        slots = self._ids.slots_of(ids)
-        if slots.size:
-            self._remove_slots(slots)
-        return int(slots.size)
-
-    def __contains__(self, external_id: int) -> bool:
-        return self._ids.contains(external_id)
-
-    def save(self, path: str) -> None:
-        """Save to directory ``path`` atomically (see :mod:`vecsearch.io`)."""
-        from .io import save_index
-
-        save_index(self, path)
-
-    def describe(self) -> str:
-        """The factory string that rebuilds an index of this kind (inverse of ``index_factory``)."""
-        from .factory import describe
-
-        return describe(self)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(dim={self.dim}, metric={self.metric!r}, ntotal={self.ntotal})"
-
-    # ---- hooks ---------------------------------------------------------------------------------
-    def _check_trained(self, action: str) -> None:
-        if not self.is_trained:
-            raise ValueError(f"{type(self).__name__}.{action}: the index is not trained; call train(x) first")
-
-    def _compile_where(self, where: Any) -> Any:
-        """Compile a predicate to the allowed live slots (:class:`vecsearch.predicates.AllowedSlots`).
-
-        Compiled filters are cached per index (see :data:`WHERE_CACHE_BYTES`), keyed by the
-        predicate's canonical text and the versions of the ids and the attributes, so a filter
-        repeated across calls (a tenant, a language) is compiled once until the index changes.
-        """
-        expr = parse_where(where)
-        ids = self._ids
-        store = self._attribute_store()
-        if store is not None and store.synced_version != ids.version:
-            store.sync(ids.slot_to_id, ids.deleted)
-            store.synced_version = ids.version
-        key = (expr.key, ids.version, 0 if store is None else store.version)
-        cache = self.__dict__.get("_where_cache")
-        if cache is None:
-            cache = self._where_cache = collections.OrderedDict()
-        with _WHERE_CACHE_LOCK:
-            allowed = cache.get(key)
-            if allowed is not None:
-                cache.move_to_end(key)
-                return allowed
-        live, n_live = ids.live()
-        allowed = compile_where(expr, store, ids.deleted, live=live, n_live=n_live)
-        max_entries = min(WHERE_CACHE_MAX_ENTRIES, WHERE_CACHE_BYTES // max(ids.n_slots, 1))
-        with _WHERE_CACHE_LOCK:
-            stale = [k for k in cache if k[1:] != key[1:]]
-            for k in stale:
-                del cache[k]
-            if max_entries > 0:
-                cache[key] = allowed
-                while len(cache) > max_entries:
-                    cache.popitem(last=False)
-        return allowed
-
-    def _search_filtered(self, queries: np.ndarray, k: int, params: Any, allowed: Any, strategy: str) -> tuple[np.ndarray, np.ndarray]:
-        """Filtered search: like ``_search`` but only over ``allowed`` slots.
-
-        ``allowed`` is a :class:`vecsearch.predicates.AllowedSlots` (``mask`` bool (n_slots,),
-        ``count``, sorted ``slots`` int64); ``strategy`` is the planner's choice. The default runs
-        the generic strategies of :mod:`vecsearch.planner` (exact scan over the allowed slots,
-        post-filter with over-fetch) and any registered for this index type; index types may override.
-        """
-        return run_strategy(self, queries, k, params, allowed, strategy)
-
-    def _exact_vectors(self) -> np.ndarray | None:
-        """Stored float32 vectors indexed by slot ``(>= n_slots, dim)`` for exact filtered scans, or None."""
-        vectors = getattr(self, "_vectors", None)
-        if (
-            isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype == np.float32
-            and vectors.shape[0] >= self._ids.n_slots and vectors.shape[1] == self.dim
-        ):
-            return vectors
-        return None
-
     def _parse_search_params(self, params: dict[str, Any]) -> Any:
         if params:
             raise TypeError(f"{type(self).__name__}.search: unexpected parameters {sorted(params)}")
         return None
+
+    @classmethod
+    def suggested_params(cls, n: int, dim: int) -> dict[str, Any]:
+        """Build parameters for ``n`` vectors of ``dim`` that benchmarks and adapters start from."""
+        return {}
+
+    @classmethod
+    def search_grid(cls) -> dict[str, list[Any]]:
+        """Values of the per-call search knobs (:attr:`search_knobs`) a recall/speed sweep tries."""
+        return {}
+
+    @classmethod
+    def warmup_kernels(cls, data: np.ndarray) -> None:
+        """Compile (or load from the cache) this type's kernels on tiny ``data`` (n, d) f32: add and
+        search, single query and batch, every metric. Types with more paths override it."""
+        for metric in ("l2", "ip", "cosine"):
+            index = cls(data.shape[1], metric)
+            index.add(data)
+            index.search(data[:1], 5)
+            index.search(data[:32], 5)
+
+    @classmethod
+    def _from_factory(cls, dim: int, metric: str, groups: dict[str, str | None], params: dict[str, Any]) -> Index:
+        """Build from a match of one of ``factory_forms`` (``groups``: its named groups)."""
+        return cls(dim, metric, **params)
 
     @abstractmethod
     def _add(self, vectors: np.ndarray, ids: np.ndarray, **kwargs: Any) -> None: ...
@@ -545,9 +498,12 @@ class Index(ABC):
     def _remove_slots(self, slots: np.ndarray) -> None: ...
 
     @abstractmethod
-    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(params, arrays)`` to persist; params are JSON-serializable build parameters."""
 
     @classmethod
     @abstractmethod
-    def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Index: ...
+    def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray],
+                    n_slots: int) -> Index:
+        """Rebuild from ``_get_state``'s output; ``n_slots`` is the length of the id map the arrays
+        must agree with. Check contents, not only shapes; raise ``ValueError`` naming the array."""

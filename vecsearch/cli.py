@@ -47,8 +47,8 @@ _non_negative_int = _int_at_least(0, "non-negative")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .benchmark.evaluation import TIE_EPS
     from .benchmark.runner import DEFAULT_INDEXES
-    from .evaluation import TIE_EPS
 
     parser = argparse.ArgumentParser(prog="vecsearch", description="vecsearch command line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -2,62 +2,35 @@
 
 Grammar: comma-separated components, each a name followed by an optional integer, e.g.
 ``"Flat"``, ``"HNSW32"``, ``"IVF1024,PQ48"``, ``"IVF1024,PQ48x4"``, ``"LeanVec128,LVQ8,HNSW32"``.
-Each index type registers one parser (a regular expression over the whole string plus a builder)
-and one describer. A string matching no parser raises ``ValueError`` listing the known forms.
+Each index class declares its forms (``factory_forms``: a regular expression over the whole string
+and an example) and how a match builds it (``_from_factory``); the registry
+(:mod:`vecsearch.registry`) lists them. A string matching no form raises ``ValueError`` listing
+the known forms.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from .base import Index, check_dim, check_metric
-
-
-@dataclass(frozen=True)
-class FactoryForm:
-    pattern: re.Pattern[str]
-    example: str
-    build: Callable[[int, str, re.Match[str], dict[str, Any]], Index]
-
-
-_FORMS: list[FactoryForm] = []
-_DESCRIBERS: dict[type, Callable[[Any], str]] = {}
-
-
-def register_factory(pattern: str, example: str, describe_fn: Callable[[Any], str], index_cls: type):
-    """Decorator for a builder ``(dim, metric, match, extra_kwargs) -> Index`` of one grammar form."""
-
-    def wrap(build):
-        _FORMS.append(FactoryForm(re.compile(pattern + r"\Z"), example, build))
-        _DESCRIBERS[index_cls] = describe_fn
-        return build
-
-    return wrap
+from . import (
+    indexes,  # noqa: F401  (defines, and so registers, every index type)
+    registry,
+)
+from .base import Index
+from .validation import check_dim, check_metric
 
 
 def index_factory(dim: int, description: str, metric: str = "l2", **params: Any) -> Index:
     """Build an empty index from a factory string; extra keyword params go to the index constructor."""
-    from .io import _import_all_index_modules
-
-    _import_all_index_modules()
     dim = check_dim(dim)
     metric = check_metric(metric)
     if not isinstance(description, str):
         raise TypeError(f"description: expected a string such as 'HNSW32', got {type(description).__name__}")
-    text = description.replace(" ", "")
-    for form in _FORMS:
-        match = form.pattern.match(text)
-        if match:
-            return form.build(dim, metric, match, params)
-    known = ", ".join(repr(f.example) for f in _FORMS)
-    raise ValueError(f"description: {description!r} matches no known form (known forms: {known})")
+    return registry.build_from_description(dim, metric, description, params)
 
 
 def describe(index: Index) -> str:
     """The factory string of ``index`` (``index_factory(index.dim, describe(index), index.metric)`` rebuilds its kind)."""
-    for cls in type(index).__mro__:
-        if cls in _DESCRIBERS:
-            return _DESCRIBERS[cls](index)
-    raise ValueError(f"index: no factory description registered for {type(index).__name__}")
+    if not isinstance(index, Index):
+        raise TypeError(f"index: expected a vecsearch index, got {type(index).__name__}")
+    return index.describe()

@@ -1,4 +1,4 @@
-"""Persistence: an index is a directory with ``manifest.json`` and one ``.npy`` file per array.
+"""Persistence, bytes on disk only: a directory with ``manifest.json`` and one ``.npy`` file per array.
 
 The manifest records the format name and version, the index type, dim, metric, the build
 parameters and, per array, its dtype, shape, byte size and CRC-32 checksum. ``save`` writes
@@ -175,59 +175,14 @@ def read_arrays(path: str | os.PathLike, manifest: dict[str, Any], *, mmap: bool
     return arrays
 
 
-def save_index(index: Any, path: str | os.PathLike) -> None:
-    """Save any registered index (see :class:`vecsearch.base.Index`)."""
-    params, arrays = index._state()
-    arrays = {**arrays, "slot_to_id": index._ids.slot_to_id, "deleted": index._ids.deleted}
-    header = {"type": index.type_name, "dim": index.dim, "metric": index.metric, "params": params}
-    store = index._attribute_store()
-    if store is not None:  # per-slot attributes for filtered search (vecsearch.attributes)
-        store.sync(index._ids.slot_to_id, index._ids.deleted)
-        header["attributes"], attr_arrays = store.state()
-        arrays.update(attr_arrays)
-    write_directory(path, header, arrays)
+def read_directory(path: str | os.PathLike, *, mmap: bool = False, verify: bool = True
+                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(header, arrays)`` of a saved index directory (the manifest without its bookkeeping keys).
 
-
-def load(path: str | os.PathLike, mmap: bool = False, *, verify: bool = True) -> Any:
-    """Restore any index saved with ``index.save(path)``; ``mmap=True`` maps arrays read-only.
-
-    ``verify`` checks every array's checksum (reads the whole file once, also with mmap).
+    ``mmap`` maps the arrays read-only; ``verify`` checks every array's checksum (reads each file
+    once, also with mmap).
     """
-    from .base import INDEX_TYPES, IdMap
-
-    _import_all_index_modules()
     manifest = read_manifest(path)
-    type_name = manifest.get("type")
-    if type_name not in INDEX_TYPES:
-        raise IndexFileError(f"{Path(path) / MANIFEST}: unknown index type {type_name!r} (known: {sorted(INDEX_TYPES)})")
     arrays = read_arrays(path, manifest, mmap=mmap, verify=verify)
-    for required in ("slot_to_id", "deleted"):
-        if required not in arrays:
-            raise IndexFileError(f"{Path(path) / MANIFEST}: array {required!r} is missing")
-    cls = INDEX_TYPES[type_name]
-    from .attributes import AttributeStore, is_attribute_array
-
-    attr_arrays = {name: arr for name, arr in arrays.items() if is_attribute_array(name)}
-    arrays = {name: arr for name, arr in arrays.items() if not is_attribute_array(name)}
-    index = cls._from_state(int(manifest["dim"]), str(manifest["metric"]), dict(manifest.get("params", {})), arrays)
-    index._ids = IdMap(np.array(arrays["slot_to_id"]), np.array(arrays["deleted"]))
-    if "attributes" in manifest:
-        try:
-            index._attributes = AttributeStore.from_state(
-                manifest["attributes"], attr_arrays, index._ids.slot_to_id, index._ids.deleted
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IndexFileError(f"{Path(path) / MANIFEST}: attributes are malformed ({exc})") from None
-    return index
-
-
-def _import_all_index_modules() -> None:
-    """Import the index modules so that each registers its type."""
-    import importlib
-    import pkgutil
-
-    from . import indexes
-
-    for module in pkgutil.iter_modules(indexes.__path__):
-        importlib.import_module(f"{indexes.__name__}.{module.name}")
-    importlib.import_module("vecsearch.multivector")  # MultiVectorIndex lives outside indexes/
+    header = {key: value for key, value in manifest.items() if key not in ("format", "format_version", "arrays")}
+    return header, arrays

@@ -11,11 +11,11 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def parse_params(model: type[_Strict], values: dict[str, Any], where: str) -> Any:
+def parse_params(model: type[StrictModel], values: dict[str, Any], where: str) -> Any:
     """Validate ``values`` against ``model``; raise ``ValueError``/``TypeError`` naming the argument."""
     try:
         return model(**values)
@@ -29,7 +29,7 @@ def parse_params(model: type[_Strict], values: dict[str, Any], where: str) -> An
 
 
 # ---- HNSW -------------------------------------------------------------------------------------
-class HNSWBuildParams(_Strict):
+class HNSWBuildParams(StrictModel):
     M: int = Field(16, ge=2, le=256)
     ef_construction: int = Field(200, ge=1)
     ef_search: int = Field(64, ge=1)
@@ -38,12 +38,12 @@ class HNSWBuildParams(_Strict):
     walk_codes: bool = False
 
 
-class HNSWSearchParams(_Strict):
+class HNSWSearchParams(StrictModel):
     ef: Optional[int] = Field(None, ge=1)
 
 
 # ---- IVF-PQ -----------------------------------------------------------------------------------
-class IVFPQBuildParams(_Strict):
+class IVFPQBuildParams(StrictModel):
     nlist: int = Field(ge=1)
     m: int = Field(ge=1)
     nbits: int = Field(8, ge=1, le=8)
@@ -56,13 +56,13 @@ class IVFPQBuildParams(_Strict):
     pq_iters: int = Field(25, ge=1)  # per-sub-space k-means iterations (faiss PQ uses 25)
 
 
-class IVFPQSearchParams(_Strict):
+class IVFPQSearchParams(StrictModel):
     nprobe: Optional[int] = Field(None, ge=1)
     rerank: Optional[int] = Field(None, ge=1)
 
 
 # ---- LeanVec / LVQ ----------------------------------------------------------------------------
-class LeanVecBuildParams(_Strict):
+class LeanVecBuildParams(StrictModel):
     reduced_dim: Optional[int] = Field(None, ge=1)
     primary: Literal["lvq8", "lvq4", "lvq4x8", "float32"] = "lvq8"
     secondary: Literal["float32", "float16", "lvq8"] = "float32"
@@ -72,6 +72,6 @@ class LeanVecBuildParams(_Strict):
     seed: int = 0
 
 
-class LeanVecSearchParams(_Strict):
+class LeanVecSearchParams(StrictModel):
     ef: Optional[int] = Field(None, ge=1)
     rerank: Optional[int] = Field(None, ge=1)

@@ -6,6 +6,11 @@ import time
 
 import numpy as np
 
+from . import (
+    indexes,  # noqa: F401  (defines, and so registers, every index type)
+    registry,
+)
+
 
 def warmup(verbose: bool = False) -> float:
     """Build and query a tiny index of every registered type and metric; returns seconds spent.
@@ -13,24 +18,11 @@ def warmup(verbose: bool = False) -> float:
     Call once at service start so the first user query does not pay numba's compile or
     cache-load time.
     """
-    from .base import INDEX_TYPES
-    from .io import _import_all_index_modules
-
-    _import_all_index_modules()
     start = time.perf_counter()
-    rng = np.random.default_rng(0)
-    data = rng.standard_normal((300, 8)).astype(np.float32)
-    for type_name, cls in sorted(INDEX_TYPES.items()):
+    data = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    for record in sorted(registry.all_types(), key=lambda r: r.name):
         t0 = time.perf_counter()
-        warm = getattr(cls, "_warmup", None)
-        if warm is not None:
-            warm(data)
-        else:
-            for metric in ("l2", "ip", "cosine"):
-                index = cls(8, metric)
-                index.add(data)
-                index.search(data[:1], 5)
-                index.search(data[:32], 5)
+        record.cls.warmup_kernels(data)
         if verbose:
-            print(f"warmup {type_name}: {time.perf_counter() - t0:.2f}s")
+            print(f"warmup {record.name}: {time.perf_counter() - t0:.2f}s")
     return time.perf_counter() - start

@@ -6,9 +6,10 @@ import hnswlib
 import numba
 import numpy as np
 import pytest
-from conftest import exact_knn, recall_at_k
+from conftest import exact_knn
 
 import vecsearch as vs
+from vecsearch.benchmark.evaluation import recall_at_k
 from vecsearch.indexes.hnsw import HNSWIndex
 
 M, EF_C, EF = 16, 100, 32

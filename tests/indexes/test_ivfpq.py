@@ -5,10 +5,11 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
-from conftest import exact_knn, recall_at_k
+from conftest import exact_knn
 
 import vecsearch as vs
-from vecsearch.kmeans import assign
+from vecsearch.benchmark.evaluation import recall_at_k
+from vecsearch.codecs.kmeans import assign
 
 NLIST, M, NBITS, NPROBE, K, RERANK = 32, 16, 8, 8, 10, 4
 
@@ -233,7 +234,7 @@ def test_clear_errors():
 
 def test_warmup_runs_for_all_metrics():
     data = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
-    vs.IVFPQIndex._warmup(data)
+    vs.IVFPQIndex.warmup_kernels(data)
 
 
 def test_blas_and_numba_coarse_probes_agree(built, queries, monkeypatch):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import exact_knn, recall_at_k
+from conftest import exact_knn
 
 import vecsearch as vs
+from vecsearch.benchmark.evaluation import recall_at_k
 from vecsearch.indexes.leanvec import LeanVecIndex
 
 
@@ -198,13 +199,13 @@ def test_factory_forms_and_describe_round_trip():
 
 def test_warmup_builds_and_searches_tiny_indexes():
     data = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
-    LeanVecIndex._warmup(data)
+    LeanVecIndex.warmup_kernels(data)
 
 
 def test_a_trained_projection_is_reused_across_indexes(
     wordnet_train, wordnet_train_queries_ood, wordnet_queries_ood
 ):
-    from vecsearch.leanvec import train_leanvec_ood
+    from vecsearch.codecs.projection import train_leanvec_ood
 
     x = wordnet_train[:1000]
     projection = train_leanvec_ood(x, wordnet_train_queries_ood, 32)

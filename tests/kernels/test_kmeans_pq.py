@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import vecsearch as vs
-import vecsearch.kmeans as km
-from vecsearch.kernels.kmeans import split_empty_clusters
-from vecsearch.quantizers import train_opq_rotation
+import vecsearch.codecs.kmeans as km
+from vecsearch.codecs.pq import train_opq_rotation
+from vecsearch.kernels.clustering import split_empty_clusters
 
 
 @pytest.fixture(autouse=True)

@@ -8,69 +8,41 @@ raises :class:`Unavailable` with a message saying what to install.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import itertools
-import math
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .. import (
+    indexes,  # noqa: F401  (defines, and so registers, every index type)
+    registry,
+)
+from ..indexes.hnsw import EF_GRID
+from ..indexes.ivfpq import NPROBE_GRID
 
 
 class Unavailable(RuntimeError):
     """An algorithm cannot run here (peer library not installed, index module not present)."""
 
 
-# vecsearch index kinds: module, class, search-parameter names, default build params and grid.
-KINDS = {
-    "flat": ("vecsearch.indexes.flat", "FlatIndex", ()),
-    "hnsw": ("vecsearch.indexes.hnsw", "HNSWIndex", ("ef",)),
-    "ivfpq": ("vecsearch.indexes.ivfpq", "IVFPQIndex", ("nprobe", "rerank")),
-    "leanvec": ("vecsearch.indexes.leanvec", "LeanVecIndex", ("ef", "rerank")),
-}
-HNSW_EF_GRID = [10, 20, 40, 80, 160, 320]
-NPROBE_GRID = [1, 2, 4, 8, 16, 32, 64]
-
-
-def default_ivf_nlist(n: int) -> int:
-    """A power of two near 4*sqrt(n), with at least 39 training points per list (faiss' minimum)."""
-    target = 2 ** round(math.log2(max(4.0 * math.sqrt(max(n, 1)), 1.0)))
-    cap = 2 ** int(math.log2(max(n // 39, 1)))
-    return int(max(1, min(target, cap)))
-
-
-def default_pq_m(dim: int) -> int:
-    """PQ sub-quantizers: 8 dimensions per byte when that divides ``dim``, else the largest divisor <= dim/4."""
-    if dim % 8 == 0:
-        return dim // 8
-    for m in range(max(1, dim // 4), 0, -1):
-        if dim % m == 0:
-            return m
-    return 1
-
-
 def default_params(kind: str, n: int, dim: int) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """Default (build params, search grid) of a vecsearch index kind for ``n`` vectors of ``dim``."""
-    if kind == "flat":
-        return {}, {}
-    if kind == "hnsw":
-        return {"M": 16, "ef_construction": 200}, {"ef": list(HNSW_EF_GRID)}
-    if kind == "ivfpq":
-        return (
-            {"nlist": default_ivf_nlist(n), "m": default_pq_m(dim), "nbits": 8},
-            {"nprobe": list(NPROBE_GRID), "rerank": [10]},
-        )
-    if kind == "leanvec":
-        reduced = min(128, max(1, dim // 3))
-        return {"reduced_dim": reduced, "primary": "lvq8", "M": 32, "ef_construction": 200}, {
-            "ef": list(HNSW_EF_GRID)
-        }
-    raise ValueError(f"index: expected one of {sorted(KINDS)}, got {kind!r}")
+    """Default (build params, search grid) of a registered vecsearch index type for ``n`` vectors of ``dim``."""
+    cls = registry.get(kind).cls
+    return cls.suggested_params(n, dim), cls.search_grid()
+
+
+def benchmark_kinds() -> tuple[str, ...]:
+    """The registered index types a single-vector benchmark can build."""
+    return tuple(record.name for record in registry.all_types() if record.vector_input)
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -134,6 +106,10 @@ class Algorithm:
     def set_search(self, params: dict[str, Any]) -> None:
         self.search_params = dict(params)
 
+    def set_search_threads(self, threads: int) -> None:
+        """Threads of later searches, for libraries with per-index threads (numba and faiss follow
+        the process-wide setting: :func:`set_threads`, :func:`limit_threads`)."""
+
     def search(self, queries: np.ndarray, k: int) -> np.ndarray:
         raise NotImplementedError
 
@@ -148,36 +124,20 @@ class VecsearchAlgorithm(Algorithm):
     library = "vecsearch"
 
     def __init__(self, kind: str, build_params: dict[str, Any], search_grid: dict[str, list[Any]]):
-        if kind not in KINDS:
-            raise ValueError(f"index: expected one of {sorted(KINDS)}, got {kind!r}")
+        if kind not in benchmark_kinds():
+            raise ValueError(f"index: expected one of {sorted(benchmark_kinds())}, got {kind!r}")
         super().__init__(build_params, search_grid)
         self.kind = kind
         self.index = None
 
     def _cls(self):
-        module, cls_name, _ = KINDS[self.kind]
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                raise Unavailable(f"{module} is not part of this vecsearch build yet") from None
-            raise
-        cls = getattr(mod, cls_name, None)
-        if cls is None:
-            raise Unavailable(f"{module} has no {cls_name} yet")
-        return cls
-
-    def check_available(self) -> None:
-        self._cls()
+        return registry.get(self.kind).cls
 
     def _constructor_params(self, n_train: int) -> dict[str, Any]:
         params = dict(self.build_params)
-        cls = self._cls()
-        accepted = inspect.signature(cls.__init__).parameters
         # Re-ranking needs the raw vectors kept at build time (IVF-PQ option).
-        wants_rerank = self.kind == "ivfpq" and any(
-            r for r in self.search_grid.get("rerank", []) if r
-        )
+        wants_rerank = any(r for r in self.search_grid.get("rerank", []) if r)
+        accepted = inspect.signature(self._cls().__init__).parameters
         if wants_rerank and "keep_vectors" in accepted and "keep_vectors" not in params:
             params["keep_vectors"] = True
         return params
@@ -186,9 +146,8 @@ class VecsearchAlgorithm(Algorithm):
         return self._cls()(dim, metric, **params)
 
     def _train(self, index, x: np.ndarray) -> None:
-        train_fn = getattr(index, "train", None)
-        if train_fn is not None and not index.is_trained:
-            train_fn(x)
+        if index.requires_training and not index.is_trained:
+            index.train(x)
 
     def warmup(self, train: np.ndarray, metric: str) -> None:
         """Build and search a small index of the same kind so the timed build excludes compilation."""
@@ -363,6 +322,9 @@ class HnswlibAlgorithm(Algorithm):
         super().set_search(params)
         self._ef = int(params.get("ef", 64))
 
+    def set_search_threads(self, threads: int) -> None:
+        self.index.set_num_threads(int(threads))
+
     def search(self, queries, k):
         self.index.set_ef(max(self._ef, k))
         labels, _ = self.index.knn_query(np.ascontiguousarray(queries, np.float32), k=k)
@@ -395,7 +357,7 @@ def peers_for(
         m = build_params.get("M", 32 if kind == "leanvec" else 16)
         m = max(2, m // 2) if kind == "leanvec" else m
         bp = {"M": m, "ef_construction": build_params.get("ef_construction", 200)}
-        grid = {"ef": list(search_grid.get("ef", HNSW_EF_GRID))}
+        grid = {"ef": list(search_grid.get("ef", EF_GRID))}
         if "hnswlib" in peers:
             out.append(HnswlibAlgorithm(bp, grid, threads))
         if "faiss" in peers:
@@ -424,3 +386,36 @@ def set_threads(threads: int | None) -> int:
     except ImportError:
         pass
     return n
+
+
+@contextlib.contextmanager
+def limit_threads(threads: int) -> Iterator[dict[str, Any]]:
+    """Run the block with numba, faiss (when imported) and BLAS on ``threads`` threads; restore after.
+
+    BLAS is limited through threadpoolctl when it is installed (LeanVec projects queries and
+    MUVERA encodes them with a BLAS product, which must stay on one thread in single-thread
+    figures). Yields ``{"threads": n, "blas_limited": bool}`` to record beside the figures.
+    """
+    import numba
+
+    n = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    numba_before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    faiss = sys.modules.get("faiss")
+    faiss_before = faiss.omp_get_max_threads() if faiss is not None else None
+    if faiss is not None:
+        faiss.omp_set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        blas = None
+    else:
+        blas = threadpool_limits(limits=n, user_api="blas")
+    try:
+        yield {"threads": n, "blas_limited": blas is not None}
+    finally:
+        if blas is not None:
+            blas.restore_original_limits()
+        if faiss is not None:
+            faiss.omp_set_num_threads(faiss_before)
+        numba.set_num_threads(numba_before)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation import pareto_frontier, qps_at_recall
+from .evaluation import best_qps, pareto_frontier
 
 PLOT_SIZE_IN = (8.0, 5.5)
 PLOT_DPI = 100  # -> 800 x 550 pixels
@@ -21,7 +21,7 @@ def group_rows(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return dict(groups)
 
 
-def plot_recall_qps(rows: list[dict[str, Any]], path: str, title: str) -> tuple[int, int]:
+def plot_frontiers(rows: list[dict[str, Any]], path: str, title: str) -> tuple[int, int]:
     """Write a recall@k (x) vs QPS (y, log) PNG: faint dots for every point, the Pareto frontier of
     each algorithm as a line (vecsearch solid, peers dashed). Returns the (width, height) in pixels."""
     import matplotlib
@@ -100,7 +100,7 @@ def summary_table(rows: list[dict[str, Any]], targets=(0.9, 0.95)) -> str:
     for label, pts in group_rows(rows).items():
         recall = np.array([p["recall"] for p in pts])
         qps = np.array([p["qps"] for p in pts])
-        at = "".join(f" {_fmt_num(qps_at_recall(recall, qps, t)):>11}" for t in targets)
+        at = "".join(f" {_fmt_num(best_qps(recall, qps, t)):>11}" for t in targets)
         lines.append(
             f"{label:<{w}} {pts[0]['build_s']:>8.2f} {pts[0]['index_bytes'] / 1e6:>8.1f} "
             f"{recall.max():>10.4f}{at}"
@@ -117,7 +117,7 @@ def ratio_lines(rows: list[dict[str, Any]], target: float = 0.9) -> list[str]:
         recall = np.array([p["recall"] for p in pts])
         qps = np.array([p["qps"] for p in pts])
         best[label] = (
-            qps_at_recall(recall, qps, target),
+            best_qps(recall, qps, target),
             pts[0]["library"],
             family.get(pts[0]["index"], "?"),
         )

@@ -16,20 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..datasets import Dataset, ensure_ground_truth, load_dataset
-from ..evaluation import TIE_EPS, evaluate_point, time_batch
+from .. import registry
 from .algorithms import (
-    KINDS,
     PEERS,
     Algorithm,
     Unavailable,
     VecsearchAlgorithm,
+    benchmark_kinds,
     default_params,
     grid_points,
     peers_for,
     set_threads,
 )
-from .report import plot_recall_qps, points_table, ratio_lines, summary_table
+from .datasets import Dataset, ensure_ground_truth, load_dataset
+from .evaluation import TIE_EPS, evaluate_point, time_interleaved
+from .report import plot_frontiers, points_table, ratio_lines, summary_table
 
 DEFAULT_INDEXES = ("flat", "hnsw", "ivfpq", "leanvec")
 RESULTS_FILE = "results.jsonl"
@@ -79,11 +80,11 @@ def parse_index_spec(spec: str, n: int, dim: int) -> list[VecsearchAlgorithm]:
             f"index: expected a spec such as 'hnsw' or 'hnsw:M=16:ef=10,20', got {spec!r}"
         )
     kind = parts[0].lower()
-    if kind not in KINDS:
-        raise ValueError(f"index: expected one of {sorted(KINDS)} in {spec!r}, got {kind!r}")
+    if kind not in benchmark_kinds():
+        raise ValueError(f"index: expected one of {sorted(benchmark_kinds())} in {spec!r}, got {kind!r}")
     build, grid = default_params(kind, n, dim)
     build_grid: dict[str, list[Any]] = {key: [value] for key, value in build.items()}
-    search_keys = KINDS[kind][2]
+    search_keys = registry.get(kind).search_knobs
     for part in parts[1:]:
         if "=" not in part:
             raise ValueError(f"index: expected key=value after ':' in {spec!r}, got {part!r}")
@@ -245,7 +246,7 @@ def run_benchmark(
     )
     if config.plot and rows:
         png = out_dir / PLOT_FILE
-        plot_recall_qps(rows, str(png), title)
+        plot_frontiers(rows, str(png), title)
         text += f"\nplot: {png}"
     (out_dir / TABLE_FILE).write_text(text + "\n")
     print(text, file=out)
@@ -319,29 +320,43 @@ def _retime_interleaved(
     measured: list[tuple[Algorithm, list[dict[str, Any]]]], dataset: Dataset, config: BenchConfig,
     log: TextIO,
 ) -> None:
-    """``config.rounds`` more timed batch calls of every point, the algorithms taken in turn, each
-    row keeping its best QPS (``qps_rounds`` records how many timings that best is over).
+    """``config.rounds`` more timed batch calls of every point, the algorithms taken in turn
+    (:func:`~vecsearch.benchmark.evaluation.time_interleaved`), each row keeping its best QPS
+    (``qps_rounds`` records how many timings that best is over).
 
     The sweep times one algorithm after the other, so a slow spell of a shared machine (seconds
     long) lands on one algorithm: two runs of the same code gave our HNSW 1.20x and 0.83x faiss.
     Spreading every algorithm's timings over the whole run gives each the same chances.
-    Each timing follows one untimed call (``time_batch``): the previous algorithm's data has just
-    left the caches. An algorithm that fails here keeps the QPS it had and leaves the rounds.
+    Each timing follows one untimed call: the previous algorithm's data has just left the caches.
+    A point that fails here keeps the QPS it had and leaves the rounds.
     """
     print(f"re-timing every point, {config.rounds} interleaved round(s)", file=log)
-    k = config.k
-    live = list(measured)
-    for _ in range(config.rounds):
-        for algo, algo_rows in list(live):
-            try:
-                for row in algo_rows:
-                    algo.set_search(row["search_params"])
-                    qps, _ = time_batch(lambda q, algo=algo: algo.search(q, k), dataset.test, runs=1)
-                    row["qps"] = round(max(row["qps"], qps), 2)
-                    row["qps_rounds"] = config.runs + config.rounds
-            except Exception as exc:  # noqa: BLE001 - keep the other algorithms' rounds
-                print(f"re-timing {algo.label()} stopped: {type(exc).__name__}: {exc}", file=log)
-                live.remove((algo, algo_rows))
+    k, queries = config.k, dataset.test
+
+    def point(algo: Algorithm, params: dict[str, Any]):
+        def call():
+            algo.set_search(params)
+            return algo.search(queries, k)
+
+        return call
+
+    calls = {
+        (a, r): point(algo, row["search_params"])
+        for a, (algo, algo_rows) in enumerate(measured)
+        for r, row in enumerate(algo_rows)
+    }
+    timings = time_interleaved(calls, config.rounds, warmup="each")
+    for a, (algo, algo_rows) in enumerate(measured):
+        errors = []
+        for r, row in enumerate(algo_rows):
+            timing = timings[(a, r)]
+            if timing.wall_s:
+                row["qps"] = round(max(row["qps"], timing.rate(queries.shape[0])), 2)
+                row["qps_rounds"] = config.runs + len(timing.wall_s)
+            if timing.error is not None:
+                errors.append(timing.error)
+        if errors:
+            print(f"re-timing {algo.label()} stopped: {errors[0]}", file=log)
 
 
 def _short(params: dict[str, Any]) -> str:

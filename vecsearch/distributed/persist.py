@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..io import fsync_dir, publish_directory
+from ..io import IndexFileError, fsync_dir, publish_directory, read_format_manifest
 
 FORMAT_NAME = "vecsearch-sharded-index"
 FORMAT_VERSION = 1
@@ -65,8 +65,6 @@ def write_sharded(
 
 def read_sharded(path: str | os.PathLike) -> tuple[dict[str, Any], list[str]]:
     """The checked manifest of a sharded index directory and the absolute path of each shard directory."""
-    from ..io import IndexFileError, read_format_manifest
-
     directory = Path(path).absolute()
     manifest_file = directory / MANIFEST
     manifest = read_format_manifest(manifest_file, FORMAT_NAME, FORMAT_VERSION)

@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from ..base import Index
+from ..factory import index_factory
+from ..loader import load
+
 
 def resolve_spec(spec: Any) -> Any:
     """A spec as shipped between processes: a factory string, or ``"class:module:qualname"``."""
@@ -27,11 +31,9 @@ def resolve_spec(spec: Any) -> Any:
 
 def build_index(spec: Any, dim: int, metric: str, params: dict[str, Any]) -> Any:
     """An empty index of ``spec`` (factory string or index class)."""
-    import vecsearch
-
     spec = resolve_spec(spec)
     if isinstance(spec, str):
-        return vecsearch.index_factory(dim, spec, metric, **params)
+        return index_factory(dim, spec, metric, **params)
     return spec(dim, metric, **params)
 
 
@@ -52,9 +54,7 @@ class Shard:
         self._blas_limits = None
         self._limit_threads()
         if load_path is not None:
-            import vecsearch
-
-            self.index = vecsearch.load(load_path, mmap=mmap)
+            self.index = load(load_path, mmap=mmap)
         else:
             self.index = build_index(spec, dim, metric, params)
 
@@ -94,9 +94,8 @@ class Shard:
         """Bytes of the index's persisted arrays (vectors, graph, codes, ids) and the actor's RSS now and at peak."""
         import resource
 
-        _, arrays = self.index._state()
+        _, arrays = self.index.get_state()
         index_bytes = sum(int(np.asarray(a).nbytes) for a in arrays.values())
-        index_bytes += int(self.index._ids.slot_to_id.nbytes + self.index._ids.deleted.nbytes)
         rss = -1
         try:
             with open("/proc/self/statm") as fh:
@@ -147,37 +146,20 @@ class Shard:
         return self.trained_state()
 
     def trained_state(self) -> dict[str, Any]:
-        index = self.index
-        params, arrays = index._state()
-        return {
-            "type": index.type_name,
-            "dim": index.dim,
-            "metric": index.metric,
-            "params": params,
-            "arrays": {name: np.asarray(arr) for name, arr in arrays.items()},
-            "slot_to_id": np.asarray(index._ids.slot_to_id),
-            "deleted": np.asarray(index._ids.deleted),
-        }
+        """The index's state (:meth:`vecsearch.base.Index.get_state`): ``{"header": ..., "arrays": ...}``."""
+        header, arrays = self.index.get_state()
+        return {"header": header, "arrays": {name: np.asarray(arr) for name, arr in arrays.items()}}
 
     def set_trained_state(self, state: dict[str, Any]) -> bool:
         """Replace the (empty) index by one restored from another shard's trained state."""
-        from vecsearch.base import INDEX_TYPES, IdMap
-        from vecsearch.io import _import_all_index_modules
-
         if self.index.ntotal:
             raise ValueError(
                 f"train: shard already holds {self.index.ntotal} vectors; train before adding"
             )
-        _import_all_index_modules()
-        cls = INDEX_TYPES[state["type"]]
         # Arrays arrive read-only from the object store; the index will grow them, so copy.
         arrays = {name: np.array(arr) for name, arr in state["arrays"].items()}
-        index = cls._from_state(
-            int(state["dim"]), str(state["metric"]), dict(state["params"]), arrays
-        )
-        index._ids = IdMap(np.array(state["slot_to_id"]), np.array(state["deleted"]))
-        self.index = index
-        return bool(index.is_trained)
+        self.index = Index.from_state(state["header"], arrays)
+        return bool(self.index.is_trained)
 
     def save(self, path: str) -> int:
         self.index.save(path)

@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from ..base import SearchResult, as_external_ids, as_vectors, check_dim, check_k, check_metric
+from ..base import Index, SearchResult
+from ..filtering.attributes import AttributeStore
+from ..io import IndexFileError
+from ..validation import as_external_ids, as_vectors, check_dim, check_k, check_metric
 from .errors import ShardTimeoutError, ShardUnavailableError
 from .persist import read_sharded, write_sharded
 from .routing import attribute_rows, merge_topk, shard_of, split_rows, take_attributes
@@ -88,8 +91,6 @@ def _encode_spec(spec: Any) -> str:
 
 
 def _check_spec(spec: Any) -> Any:
-    from ..base import Index
-
     if isinstance(spec, str):
         if spec.startswith("class:"):
             return spec
@@ -451,8 +452,6 @@ class ShardedIndex:
         if attributes is not None:
             attribute_rows(attributes, n)
             # Full validation (kinds, values) here, so that no shard rejects its slice after another stored its own.
-            from ..attributes import AttributeStore
-
             AttributeStore().prepare(attributes, n, "attributes")
         if n == 0:
             return new_ids
@@ -568,8 +567,6 @@ class ShardedIndex:
         ``replicas`` defaults to the saved count; ``mmap`` maps each shard's arrays read-only.
         A shard whose files are damaged raises :class:`ShardUnavailableError` naming it and the cause.
         """
-        from ..io import IndexFileError
-
         manifest, dirs = read_sharded(path)
         self = cls(
             manifest["spec"],

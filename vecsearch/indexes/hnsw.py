@@ -1,6 +1,6 @@
 """HNSWIndex: a hierarchical navigable small-world graph over float32 vectors (numba kernels).
 
-The graph lives in flat arrays (see :mod:`vecsearch.kernels.hnsw` for the layout); capacity
+The graph lives in flat arrays (see :mod:`vecsearch.kernels.hnsw_graph` for the layout); capacity
 grows by amortized doubling without rebuilding. ``add`` inserts in batches on all numba threads
 (phase 1 parallel search + neighbor selection, phase 2 owner-partitioned reverse links); the
 graph depends only on the data, the seed and the insertion history, not on the thread count.
@@ -11,30 +11,30 @@ reconnects their neighbors; ``allow_replace_deleted=True`` lets ``add`` reuse de
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import numba
 import numpy as np
 
-from ..base import Index, register_index
-from ..factory import register_factory
+from ..codecs.lvq import f16_values
+from ..codecs.shadow_codes import ShadowCodes, walk_rerank
 from ..io import copy_on_write
-from ..kernels import hnsw as kh
+from ..kernels import hnsw_build as kb
+from ..kernels import hnsw_graph as kh
 from ..kernels.visited import new_visited
-from ..lvq import f16_values
+from ..parallel import run_serial, thread_rows
 from ..params import HNSWBuildParams, HNSWSearchParams, parse_params
 from ..progress import Progress, auto_enabled
-from ..shadow_codes import drop_shadow_codes, refresh_shadow_codes, shadow_codes, walk_rerank
+from .checks import check_hnsw_graph
+from .hnsw_filtered import HNSWFilteredSearch
+from .scratch import ScratchPool
 
 # Nodes per insertion batch: at most max(MAX_BATCH, 16 * threads), and at most a quarter of the
 # graph so far, so early nodes are linked almost sequentially. Batch-mates see each other by
 # brute force (cost ~B/2 distances per node), so the graph quality matches sequential insertion.
 MAX_BATCH = 256
-# Query batches up to this size run on the calling thread (no parallel-region start-up).
-SERIAL_MAX_QUERIES = 1
-
-
+# Beam widths a recall/speed sweep tries (search_grid).
+EF_GRID = (10, 20, 40, 80, 160, 320)
 _DEFAULT_SEARCH_PARAMS = HNSWSearchParams()
 # Placeholders for "no LVQ8 walk" in the search kernels (codes (0, 1) uint8, mu / f16 (0,) f32).
 _NO_CODES = np.empty((0, 1), np.uint8)
@@ -45,8 +45,7 @@ def _max_threads() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)
 
 
-@register_index("hnsw")
-class HNSWIndex(Index):
+class HNSWIndex(HNSWFilteredSearch, type_name="hnsw"):
     """HNSW graph index for ``l2``, ``ip`` and ``cosine``.
 
     Parameters (defaults in :class:`vecsearch.params.HNSWBuildParams`): ``M`` links per node on
@@ -58,13 +57,16 @@ class HNSWIndex(Index):
     the best ``max(2 k, 20)`` candidates with the float32 vectors: returned distances stay exact;
     single queries ran 1.7x faster at equal recall on 116k 384-d WordNet vectors (ef 64: 92 vs
     155 us per call, recall@10 0.987 both). Filtered searches build and walk the same codes in
-    either mode (:mod:`vecsearch.planner`, ``beam_collect``).
+    either mode (:mod:`vecsearch.filtering.planner`, ``beam_collect``).
 
     Concurrency: ``search`` may be called from several Python threads at once (kernels release
-    the GIL; a busy scratch buffer makes the other caller allocate its own) when numba's threading
+    the GIL; each call takes its own scratch buffers from the index's pool) when numba's threading
     layer is ``omp`` or ``tbb`` (``workqueue`` forbids concurrent parallel regions); ``add``,
     ``remove`` and ``compact`` must not overlap with any other call on the same index.
     """
+
+    factory_forms = ((r"HNSW(?P<M>\d+)", "HNSW32"),)
+    search_knobs = ("ef",)
 
     def __init__(
         self,
@@ -93,7 +95,6 @@ class HNSWIndex(Index):
         )
         self.M = self.params.M
         self.ef_construction = self.params.ef_construction
-        self.ef_search = self.params.ef_search
         self._n = 0  # slots in use (live + deleted)
         self._n_upper = 0  # rows of the upper-level block in use
         self._entry = -1
@@ -106,8 +107,36 @@ class HNSWIndex(Index):
         self._upper_start = np.empty(0, np.int64)
         self._upper_links = np.empty((0, self.M), np.int32)
         self._upper_counts = np.empty(0, np.int32)
-        self._scratch_lock = threading.Lock()
-        self._scratch: dict[str, tuple[np.ndarray, ...]] = {}
+        self._scratch = ScratchPool()
+        self._shadow = ShadowCodes()
+
+    @property
+    def ef_search(self) -> int:
+        """Default beam width of ``search`` (per call: ``ef=``); saved with the index."""
+        return self.params.ef_search
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        self.params = parse_params(HNSWBuildParams, {**self.params.model_dump(), "ef_search": value}, "HNSWIndex")
+
+    def describe(self) -> str:
+        return f"HNSW{self.M}"
+
+    def memory_bytes(self) -> int:
+        """Bytes of the saved arrays plus the LVQ8 shadow codes when built (not saved)."""
+        return super().memory_bytes() + self._shadow.nbytes
+
+    @classmethod
+    def suggested_params(cls, n: int, dim: int) -> dict[str, Any]:
+        return {"M": 16, "ef_construction": 200}
+
+    @classmethod
+    def search_grid(cls) -> dict[str, list[Any]]:
+        return {"ef": list(EF_GRID)}
+
+    @classmethod
+    def _from_factory(cls, dim: int, metric: str, groups: dict[str, Any], params: dict[str, Any]) -> HNSWIndex:
+        return cls(dim, metric, M=int(groups["M"]), **params)
 
     # ---- storage ------------------------------------------------------------------------------
     @property
@@ -136,9 +165,9 @@ class HNSWIndex(Index):
 
     def _code_walk_storage(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """``(codes, mu, f16, n_rerank)`` of the LVQ8 shadow codes (built here on first use) for a
-        walk on the codes whatever ``walk_codes`` says: the filtered beam (:mod:`vecsearch.planner`)
+        walk on the codes whatever ``walk_codes`` says: the filtered beam (:mod:`vecsearch.filtering.planner`)
         always walks them, since filtered search keeps them for its scans anyway."""
-        codes = shadow_codes(self, self._vectors, self._ids.n_slots)
+        codes = self._shadow.ensure(self._vectors, self._ids.n_slots)
         return codes.rows, codes.codec.mu, f16_values(), walk_rerank(k)
 
     def _reserve(self, n_nodes: int, n_upper: int) -> None:
@@ -189,7 +218,7 @@ class HNSWIndex(Index):
         slots = np.concatenate([reuse, np.arange(self._n, self._n + n_append, dtype=np.int64)])
         self._vectors[slots] = vectors
         if reuse.size:
-            refresh_shadow_codes(self, self._vectors, reuse)
+            self._shadow.refresh(self._vectors, reuse)
         self._levels[slots] = levels
         self._counts0[slots] = 0
         starts = self._n_upper + np.concatenate([[0], np.cumsum(levels[:-1], dtype=np.int64)])
@@ -202,14 +231,14 @@ class HNSWIndex(Index):
         self._ids.append(ids[reuse.shape[0] :])
         self._insert(slots, Progress(n_new, "HNSW add", enabled=show))
         if self.params.walk_codes:  # encode now, so the first search does not pay for it
-            shadow_codes(self, self._vectors, self._ids.n_slots)
+            self._shadow.ensure(self._vectors, self._ids.n_slots)
 
     def _insert(self, slots: np.ndarray, bar: Progress) -> None:
         threads = _max_threads()
         max_batch = max(MAX_BATCH, 16 * threads)
         ef_c, M = self.ef_construction, self.M
-        with self._scratch_lock:
-            visited, epochs, cand_s, cand_i, top_s, top_i = self._scratch_for(threads, ef_c)
+        scratch = self._scratch.take(threads, self._vectors.shape[0], ef_c)
+        visited, epochs, cand_s, cand_i, top_s, top_i = scratch
         sel = np.empty((threads, M), np.int32)
         tmp_s = np.empty((threads, 2 * M + 1), np.float32)
         tmp_i = np.empty((threads, 2 * M + 1), np.int32)
@@ -227,7 +256,7 @@ class HNSWIndex(Index):
                 prop_target = np.empty(n_prop, np.int32)
                 prop_source = np.empty(n_prop, np.int32)
                 prop_level = np.empty(n_prop, np.int32)
-                kh.insert_batch_search(
+                kb.insert_batch_search(
                     self._metric_code,
                     self._vectors,
                     *self._graph(),
@@ -249,7 +278,7 @@ class HNSWIndex(Index):
                     prop_source,
                     prop_level,
                 )
-                kh.apply_reverse_links(
+                kb.apply_reverse_links(
                     self._metric_code,
                     self._vectors,
                     *self._graph(),
@@ -269,6 +298,7 @@ class HNSWIndex(Index):
                 pos += size
                 bar.update(size)
         finally:
+            self._scratch.give(scratch)
             bar.close()
 
     # ---- search -------------------------------------------------------------------------------
@@ -282,23 +312,6 @@ class HNSWIndex(Index):
             return HNSWSearchParams.model_construct(ef=ef)
         return parse_params(HNSWSearchParams, params, "HNSWIndex.search")
 
-    def _scratch_for(self, rows: int, ef: int) -> tuple[np.ndarray, ...]:
-        """Walk scratch reused across calls (caller holds the lock): visited table + epochs
-        (rows, capacity), frontier heap f32/int32 (rows, capacity), result heap (rows, >= ef)."""
-        cap = max(self._vectors.shape[0], 1)
-        key = f"{rows}"
-        cached = self._scratch.get(key)
-        if cached is not None and cached[0].shape[1] >= cap and cached[4].shape[1] >= ef:
-            return cached
-        visited, epochs = new_visited(rows, cap)
-        cand_s = np.empty((rows, cap), np.float32)
-        cand_i = np.empty((rows, cap), np.int32)
-        top_s = np.empty((rows, max(ef, 64)), np.float32)
-        top_i = np.empty((rows, max(ef, 64)), np.int32)
-        scratch = (visited, epochs, cand_s, cand_i, top_s, top_i)
-        self._scratch[key] = scratch
-        return scratch
-
     def _search(
         self, queries: np.ndarray, k: int, params: HNSWSearchParams
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -306,42 +319,11 @@ class HNSWIndex(Index):
         nq = queries.shape[0]
         out_slots = np.empty((nq, k), np.int64)  # the kernel fills them, padding included
         out_scores = np.empty((nq, k), np.float32)
-        serial = nq <= SERIAL_MAX_QUERIES or numba.get_num_threads() == 1
-        rows = 1 if serial else _max_threads()
-        kernel = kh.search_serial if serial else kh.search_batch
+        kernel = kh.search_serial if run_serial(nq) else kh.search_batch
         deleted = self._ids.deleted
-        has_deleted = self.n_deleted > 0
-        locked = self._scratch_lock.acquire(blocking=False)
-        try:
-            if locked:
-                scratch = self._scratch_for(rows, ef)
-            else:  # another thread is searching this index: private scratch
-                scratch = (
-                    *new_visited(rows, self._n),
-                    np.empty((rows, self._n), np.float32),
-                    np.empty((rows, self._n), np.int32),
-                    np.empty((rows, ef), np.float32),
-                    np.empty((rows, ef), np.int32),
-                )
-            kernel(
-                self._metric_code,
-                queries,
-                k,
-                ef,
-                self._vectors,
-                *self._graph(),
-                self._entry,
-                self._max_level,
-                deleted,
-                has_deleted,
-                *scratch,
-                *self._walk_storage(k),
-                out_slots,
-                out_scores,
-            )
-        finally:
-            if locked:
-                self._scratch_lock.release()
+        with self._scratch.borrow(thread_rows(nq), self._vectors.shape[0], ef) as scratch:
+            kernel(self._metric_code, queries, k, ef, self._vectors, *self._graph(), self._entry, self._max_level,
+                   deleted, self.n_deleted > 0, *scratch, *self._walk_storage(k), out_slots, out_scores)
         return out_slots, out_scores
 
     # ---- remove / compact ---------------------------------------------------------------------
@@ -357,7 +339,7 @@ class HNSWIndex(Index):
         cand_i = np.empty((threads, width), np.int32)
         sel = np.empty((threads, 2 * self.M), np.int32)
         repaired0 = np.zeros(self._n, np.bool_)
-        kh.repair_links(
+        kb.repair_links(
             self._metric_code,
             self._vectors,
             *self._graph(),
@@ -381,7 +363,7 @@ class HNSWIndex(Index):
         )
         sources = np.repeat(nodes, counts).astype(np.int32)
         tmp = np.empty((threads, 2 * self.M + 1), np.float32)
-        kh.apply_reverse_links(
+        kb.apply_reverse_links(
             self._metric_code,
             self._vectors,
             *self._graph(),
@@ -451,7 +433,7 @@ class HNSWIndex(Index):
         upper_links[uvalid] = old2new[upper_links[uvalid]]
         upper_links[~uvalid] = 0
         self._vectors = np.ascontiguousarray(self._vectors[keep])
-        drop_shadow_codes(self)  # slots are renumbered
+        self._shadow.reset()  # slots are renumbered
         self._levels, self._counts0, self._links0 = levels, counts0, links0
         self._upper_start = np.where(levels > 0, first_row, -1).astype(np.int64)
         self._upper_links, self._upper_counts = upper_links, upper_counts
@@ -459,11 +441,12 @@ class HNSWIndex(Index):
         if self._entry >= 0:
             self._entry = int(old2new[self._entry])
         self._ids.compact(keep)
-        self._scratch = {}
+        self._scratch.clear()
+        self._attributes_changed()
         return n_removed
 
     # ---- persistence --------------------------------------------------------------------------
-    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         params = {
             **self.params.model_dump(),
             "entry": self._entry,
@@ -483,19 +466,19 @@ class HNSWIndex(Index):
         return params, arrays
 
     @classmethod
-    def _from_state(
-        cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray]
-    ) -> HNSWIndex:
+    def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray],
+                    n_slots: int) -> HNSWIndex:
         params = dict(params)
-        entry, max_level, n_inserted = (
-            params.pop("entry"),
-            params.pop("max_level"),
-            params.pop("n_inserted"),
-        )
+        try:
+            entry, max_level, n_inserted = params.pop("entry"), params.pop("max_level"), params.pop("n_inserted")
+        except KeyError as exc:
+            raise ValueError(f"params: {exc.args[0]!r} is missing") from None
+        for name, value in (("entry", entry), ("max_level", max_level), ("n_inserted", n_inserted)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"params.{name}: expected an integer, got {value!r}")
         index = cls(dim, metric, **params)
-        M = index.M
-        n = arrays["vectors"].shape[0]
-        rows = arrays["upper_links"].shape[0]
+        M, n = index.M, n_slots
+        rows = arrays["upper_links"].shape[0] if "upper_links" in arrays else 0
         expected = {
             "vectors": (np.float32, (n, dim)),
             "levels": (np.int32, (n,)),
@@ -511,26 +494,23 @@ class HNSWIndex(Index):
                 got = "missing" if arr is None else f"{arr.dtype} {arr.shape}"
                 raise ValueError(f"{name}: expected {np.dtype(dtype)} {shape}, got {got}")
         arrays = {name: copy_on_write(arr) for name, arr in arrays.items()}
+        problem = check_hnsw_graph(arrays["levels"], arrays["links0"], arrays["counts0"], arrays["upper_start"],
+                                   arrays["upper_links"], arrays["upper_counts"], int(entry), int(max_level))
+        if problem:
+            raise ValueError(problem)
         index._vectors, index._levels = arrays["vectors"], arrays["levels"]
         index._links0, index._counts0 = arrays["links0"], arrays["counts0"]
         index._upper_start = arrays["upper_start"]
         index._upper_links, index._upper_counts = arrays["upper_links"], arrays["upper_counts"]
         index._n, index._n_upper = n, rows
-        index._entry, index._max_level, index._n_inserted = (
-            int(entry),
-            int(max_level),
-            int(n_inserted),
-        )
+        index._entry, index._max_level, index._n_inserted = int(entry), int(max_level), int(n_inserted)
         return index
 
     # ---- warmup -------------------------------------------------------------------------------
     @classmethod
-    def _warmup(cls, data: np.ndarray) -> None:
+    def warmup_kernels(cls, data: np.ndarray) -> None:
         """Compile (or load from cache) the add, search, filtered search (every strategy, and the
         shadow-code scan), remove and compact paths for every metric."""
-        from ..predicates import F
-        from ..shadow_codes import code_scan
-
         data = np.ascontiguousarray(data[:200], np.float32)
         n = data.shape[0]
         for metric, walk_codes in [(m, w) for m in ("l2", "ip", "cosine") for w in (False, True)]:
@@ -538,17 +518,11 @@ class HNSWIndex(Index):
             index.add(data, attributes={"rank": np.arange(n, dtype=np.int64)}, progress=False)
             index.search(data[:1], 5)
             index.search(data[:32], 5)
+            half = {"rank": {"$lt": n // 2}}
             for strategy in ("prefilter", "beam_collect", "filtered_walk", "postfilter"):
                 for batch in (data[:1], data[:32]):
-                    index.search(batch, 5, where=F.rank < n // 2, strategy=strategy)
-            for serial in (True, False):
-                code_scan(index._metric_code, data[:2], index, index._vectors, index._ids.n_slots,
-                          np.arange(n, dtype=np.int64), 5, serial)
+                    index.search(batch, 5, where=half, strategy=strategy)
+            index.warm_code_scan(data[:2])
             index.remove(np.arange(0, data.shape[0], 3))
             index.search(data[:32], 5)
             index.compact()
-
-
-@register_factory(r"HNSW(\d+)", "HNSW32", lambda index: f"HNSW{index.M}", HNSWIndex)
-def _build_hnsw(dim: int, metric: str, match: Any, params: dict[str, Any]) -> HNSWIndex:
-    return HNSWIndex(dim, metric, M=int(match.group(1)), **params)

@@ -6,14 +6,25 @@ Reference behaviour: faiss ``IndexIVFPQ`` (``by_residual``, precomputed L2 table
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from ..base import Index, register_index
-from ..factory import register_factory
+from ..base import Index
+from ..codecs.kmeans import assign, kmeans, sample_training_rows
+from ..codecs.pq import (
+    ProductQuantizer,
+    blas_limit_available,
+    single_threaded_blas,
+    train_opq_rotation,
+)
+from ..exact import exact_topk
+from ..filtering.compile import AllowedSlots
+from ..filtering.planner import FilterCapabilities
 from ..io import copy_on_write
 from ..kernels.distances import METRIC_L2
+from ..kernels.heaps import empty_heaps
 from ..kernels.ivf import (
     append_to_lists,
     coarse_probes,
@@ -25,14 +36,10 @@ from ..kernels.ivf import (
     relayout_lists,
     select_probes,
 )
-from ..kmeans import assign, kmeans, sample_training_rows
+from ..kernels.ivf_masked import ivfpq_search_masked, ivfpq_search_masked_serial
+from ..parallel import run_serial
 from ..params import IVFPQBuildParams, IVFPQSearchParams, parse_params
-from ..quantizers import (
-    ProductQuantizer,
-    blas_limit_available,
-    single_threaded_blas,
-    train_opq_rotation,
-)
+from .checks import check_ivf_lists
 
 # The L2 (list, sub-space, codeword) table is precomputed when it fits in this many bytes
 # (nlist=1024, m=48, nbits=8 -> 50 MB); beyond it the terms are computed per probed list.
@@ -41,15 +48,30 @@ L2_TABLE_MAX_BYTES = 1 << 28
 # threadpoolctl is installed): 7 us vs 15 us per query for 1024 x 384 centroids in the numba
 # kernel (1 core, CPU time). Smaller batches and single queries use the numba kernel.
 BLAS_PROBE_MIN_QUERIES = 32
-# A single query runs on the calling thread: starting numba's parallel region costs more than the
-# one query's work, and the woken worker spins on the other core afterwards.
-SERIAL_MAX_QUERIES = 1
 # Queries per coarse matrix product (bounds the (queries x nlist) temporary).
 COARSE_BLOCK = 2048
+# Lists per query a recall/speed sweep tries (search_grid).
+NPROBE_GRID = (1, 2, 4, 8, 16, 32, 64)
 
 
-@register_index("ivfpq")
-class IVFPQIndex(Index):
+def suggested_nlist(n: int) -> int:
+    """A power of two near 4*sqrt(n), with at least 39 training points per list (faiss' minimum)."""
+    target = 2 ** round(math.log2(max(4.0 * math.sqrt(max(n, 1)), 1.0)))
+    cap = 2 ** int(math.log2(max(n // 39, 1)))
+    return int(max(1, min(target, cap)))
+
+
+def suggested_m(dim: int) -> int:
+    """PQ sub-quantizers: 8 dimensions per byte when that divides ``dim``, else the largest divisor <= dim/4."""
+    if dim % 8 == 0:
+        return dim // 8
+    for m in range(max(1, dim // 4), 0, -1):
+        if dim % m == 0:
+            return m
+    return 1
+
+
+class IVFPQIndex(Index, type_name="ivfpq"):
     """Inverted-file index with product quantization (``l2``, ``ip`` or ``cosine``).
 
     ``nlist`` k-means lists; each vector stores the ``m``-byte PQ code of its residual to its
@@ -60,6 +82,9 @@ class IVFPQIndex(Index):
     """
 
     requires_training = True
+    search_knobs = ("nprobe", "rerank")
+    factory_forms = ((r"(?:OPQ(?P<opq_m>\d+),)?IVF(?P<nlist>\d+),PQ(?P<m>\d+)(?:x(?P<nbits>\d+))?(?P<refine>,Refine)?",
+                      "IVF1024,PQ48x8,Refine"),)
 
     def __init__(
         self,
@@ -124,6 +149,41 @@ class IVFPQIndex(Index):
     @property
     def nlist(self) -> int:
         return self.params.nlist
+
+    @property
+    def nprobe(self) -> int:
+        """Default number of lists ``search`` scans (per call: ``nprobe=``); saved with the index."""
+        return self.params.nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        self.params = parse_params(IVFPQBuildParams, {**self.params.model_dump(), "nprobe": value}, "IVFPQIndex")
+
+    def describe(self) -> str:
+        p = self.params
+        text = f"IVF{p.nlist},PQ{p.m}" + (f"x{p.nbits}" if p.nbits != 8 else "")
+        if p.opq:
+            text = f"OPQ{p.m}," + text
+        return text + (",Refine" if p.keep_vectors else "")
+
+    @classmethod
+    def suggested_params(cls, n: int, dim: int) -> dict[str, Any]:
+        # keep_vectors: the search grid re-ranks (faiss IndexRefineFlat's role), which needs them.
+        return {"nlist": suggested_nlist(n), "m": suggested_m(dim), "nbits": 8, "keep_vectors": True}
+
+    @classmethod
+    def search_grid(cls) -> dict[str, list[Any]]:
+        return {"nprobe": list(NPROBE_GRID), "rerank": [10]}
+
+    @classmethod
+    def _from_factory(cls, dim: int, metric: str, groups: dict[str, Any], params: dict[str, Any]) -> IVFPQIndex:
+        if groups["opq_m"] is not None and int(groups["opq_m"]) != int(groups["m"]):
+            raise ValueError(
+                f"description: OPQ{groups['opq_m']} must match PQ{groups['m']} (the rotation is learned for the same m)"
+            )
+        return cls(dim, metric, nlist=int(groups["nlist"]), m=int(groups["m"]),
+                   nbits=int(groups["nbits"]) if groups["nbits"] else 8, opq=groups["opq_m"] is not None,
+                   keep_vectors=groups["refine"] is not None, **params)
 
     @property
     def pq(self) -> ProductQuantizer:
@@ -196,7 +256,7 @@ class IVFPQIndex(Index):
         nbytes = p.nlist * p.m * self._pq.ksub * 4
         if self.metric == "l2" and nbytes <= L2_TABLE_MAX_BYTES:
             table = np.empty((p.nlist, p.m, self._pq.ksub), np.float32)
-            l2_list_tables(self._centroids, self._pq._codebooks_t, self._pq._cb_sq_norms, table)
+            l2_list_tables(self._centroids, self._pq.codebooks_t, self._pq.cb_sq_norms, table)
             self._l2_table = table
         else:
             self._l2_table = np.empty((0, p.m, self._pq.ksub), np.float32)
@@ -260,7 +320,9 @@ class IVFPQIndex(Index):
 
     def _remove_slots(self, slots: np.ndarray) -> None:
         n_slots = self._ids.n_slots
-        keep = np.setdiff1d(np.arange(n_slots, dtype=np.int64), slots)
+        keep_mask = np.ones(n_slots, np.bool_)
+        keep_mask[slots] = False
+        keep = np.flatnonzero(keep_mask)
         slot_map = np.full(n_slots, -1, np.int64)
         slot_map[keep] = np.arange(keep.shape[0], dtype=np.int64)
         if not (self._codes.flags.writeable and self._slots.flags.writeable):
@@ -291,7 +353,7 @@ class IVFPQIndex(Index):
         lists = np.full((nq, nprobe), -1, np.int64)
         scores = np.full((nq, nprobe), np.inf, np.float32)
         if nq < BLAS_PROBE_MIN_QUERIES or not blas_limit_available():
-            kernel = coarse_probes_serial if nq <= SERIAL_MAX_QUERIES else coarse_probes
+            kernel = coarse_probes_serial if run_serial(nq) else coarse_probes
             kernel(queries, self._centroids_t, self._c_sq_norms, self._metric_code, lists, scores)
             return lists, scores
         for start in range(0, nq, COARSE_BLOCK):
@@ -323,14 +385,14 @@ class IVFPQIndex(Index):
         )
         out_scores = np.full((q.shape[0], k), np.inf, np.float32)
         out_slots = np.full((q.shape[0], k), -1, np.int64)
-        kernel = ivfpq_search_serial if q.shape[0] <= SERIAL_MAX_QUERIES else ivfpq_search
+        kernel = ivfpq_search_serial if run_serial(q.shape[0]) else ivfpq_search
         kernel(
             q,
             lists,
             coarse,
             self._centroids,
-            self._pq._codebooks_t,
-            self._pq._cb_sq_norms,
+            self._pq.codebooks_t,
+            self._pq.cb_sq_norms,
             self._l2_table,
             self._codes,
             self._slots,
@@ -346,8 +408,64 @@ class IVFPQIndex(Index):
             np.maximum(out_scores, np.float32(0.0), out=out_scores)
         return out_slots, out_scores
 
+    # ---- filtered search ------------------------------------------------------------------------
+    def filter_capabilities(self) -> FilterCapabilities:
+        # Without stored vectors the scan of the allowed rows is an ADC scan of their codes.
+        keep = self.params.keep_vectors
+        return FilterCapabilities(exact_scan=keep, code_scan=not keep, list_scan=True)
+
+    def _exact_vectors(self) -> np.ndarray | None:
+        return self._vectors if self.params.keep_vectors else None
+
+    def _run_filtered(self, strategy: str, queries: np.ndarray, k: int, params: Any,
+                      allowed: AllowedSlots) -> tuple[np.ndarray, np.ndarray]:
+        if strategy == "ivf_masked":
+            return self._masked_scan(queries, k, params, allowed)
+        if strategy == "prefilter" and not self.params.keep_vectors:  # ADC over every allowed row
+            return self._masked_run(queries, k, params, allowed, self.params.nlist, allowed.count)[:2]
+        return super()._run_filtered(strategy, queries, k, params, allowed)
+
+    def _prefilter(self, queries: np.ndarray, k: int, params: Any, allowed: AllowedSlots) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scan of the allowed rows over the stored (rotated) vectors."""
+        return exact_topk(self._metric_code, self._rotate(queries), self._vectors, k, allowed=allowed)
+
+    def _masked_scan(self, queries: np.ndarray, k: int, params: Any, allowed: AllowedSlots) -> tuple[np.ndarray, np.ndarray]:
+        """The ``nprobe`` nearest lists scanned checking the mask, more lists until
+        ``ivf_target_per_k * k`` allowed rows (and the share nprobe lists hold on average) were seen;
+        rows whose nearest lists barely pass (anti-correlated) probe and re-rank more."""
+        nlist = self.params.nlist
+        nprobe = min(params.nprobe or self.params.nprobe, nlist)
+        target = max(self.filter_tuning.ivf_target_per_k * k, math.ceil(nprobe * allowed.count / nlist))
+        widen_max = self.filter_tuning.ivf_widen_max if nprobe < nlist else 1.0
+        return self._masked_run(queries, k, params, allowed, nprobe, min(target, allowed.count), widen_max)[:2]
+
+    def _masked_run(self, queries: np.ndarray, k: int, params: Any, allowed: AllowedSlots, min_probe: int,
+                    target: int, widen_max: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Masked IVF-PQ scan; returns ``(slots, scores, factors)``: ``factors`` f32 (nq,) is each
+        query's widening factor (1.0: not doubtful; ``widen_max`` 1.0 judges no query), see
+        :func:`vecsearch.kernels.ivf_masked.ivfpq_search_masked`."""
+        tuning = self.filter_tuning
+        nlist = self.params.nlist
+        per_list = max(allowed.count / nlist, 1e-9)
+        n_probe_max = int(min(nlist, max(4 * min_probe, math.ceil(4 * target / per_list))))
+        q = self._rotate(queries)
+        rerank = params.rerank
+        n_cand = k * rerank if rerank else k
+        vectors = self._vectors[: self._ids.n_slots] if rerank else np.empty((0, self.dim), np.float32)
+        out_scores, out_slots = empty_heaps(q.shape[0], k)
+        kernel = ivfpq_search_masked_serial if run_serial(q.shape[0]) else ivfpq_search_masked
+        factors = np.empty(q.shape[0], np.float32)
+        kernel(q, self._centroids_t, self._c_sq_norms, n_probe_max, min_probe, target, float(allowed.selectivity),
+               float(tuning.ivf_min_near_ratio), float(tuning.ivf_near_min_expected), float(widen_max),
+               int(tuning.ivf_doubtful_rerank_factor), self._centroids, self._pq.codebooks_t, self._pq.cb_sq_norms,
+               self._l2_table, self._codes, self._slots, self._offsets, self._sizes,
+               self._metric_code, allowed.mask, n_cand, vectors, out_scores, out_slots, factors)
+        if self._metric_code == METRIC_L2:
+            np.maximum(out_scores, np.float32(0.0), out=out_scores)
+        return out_slots, out_scores, factors
+
     # ---- persistence -----------------------------------------------------------------------------
-    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_trained("save")
         nlist = self.params.nlist
         total = int(self._sizes.sum())
@@ -371,9 +489,8 @@ class IVFPQIndex(Index):
         return self.params.model_dump(), arrays
 
     @classmethod
-    def _from_state(
-        cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray]
-    ) -> IVFPQIndex:
+    def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray],
+                    n_slots: int) -> IVFPQIndex:
         index = cls(dim, metric, **params)
         p = index.params
         expected = {
@@ -381,49 +498,51 @@ class IVFPQIndex(Index):
             "codebooks": ((p.m, index._pq.ksub, dim // p.m), np.float32),
             "list_offsets": ((p.nlist + 1,), np.int64),
         }
+        if p.keep_vectors:
+            expected["vectors"] = ((n_slots, dim), np.float32)
+        if p.opq:
+            expected["rotation"] = ((dim, dim), np.float32)
         for name, (shape, dtype) in expected.items():
             arr = arrays.get(name)
             if arr is None or arr.shape != shape or arr.dtype != dtype:
                 got = "missing" if arr is None else f"{arr.dtype} {arr.shape}"
                 raise ValueError(f"{name}: expected {np.dtype(dtype)} {shape}, got {got}")
+        for name in ("rotation", "vectors"):
+            if name in arrays and name not in expected:
+                raise ValueError(f"{name}: present, but the params say the index keeps none (opq / keep_vectors)")
         codes, slots, offsets = (copy_on_write(arrays[name]) for name in ("list_codes", "list_slots", "list_offsets"))
         total = int(offsets[-1])
-        if (
-            codes.shape != (total, p.m)
-            or codes.dtype != np.uint8
-            or slots.shape != (total,)
-            or slots.dtype != np.int32
-        ):
+        if codes.shape != (total, p.m) or codes.dtype != np.uint8 or slots.shape != (total,) or slots.dtype != np.int32:
             raise ValueError(
-                f"list_codes/list_slots: expected uint8 ({total}, {p.m}) and int32 ({total},), got {codes.dtype} {codes.shape} and {slots.dtype} {slots.shape}"
+                f"list_codes/list_slots: expected uint8 ({total}, {p.m}) and int32 ({total},), got {codes.dtype} "
+                f"{codes.shape} and {slots.dtype} {slots.shape}"
             )
+        problem = check_ivf_lists(slots, offsets, n_slots)
+        if problem:
+            raise ValueError(problem)
+        if p.nbits < 8 and codes.size and int(codes.max()) >= index._pq.ksub:
+            raise ValueError(f"list_codes: a code exceeds the {index._pq.ksub} codewords of nbits={p.nbits}")
+        for name in ("centroids", "codebooks"):
+            if not np.isfinite(arrays[name]).all():
+                raise ValueError(f"{name}: not finite")
         index._pq.set_codebooks(np.array(arrays["codebooks"]))
         index._codes, index._slots, index._offsets = codes, slots, np.array(offsets)
         index._sizes = np.diff(index._offsets)
         if p.keep_vectors:
-            if "vectors" not in arrays:
-                raise ValueError(
-                    "vectors: expected the raw vectors of an index built with keep_vectors=True, got none"
-                )
             index._vectors = copy_on_write(arrays["vectors"])
         if p.opq:
-            if "rotation" not in arrays:
-                raise ValueError(
-                    "rotation: expected the OPQ rotation of an index built with opq=True, got none"
-                )
             index._rotation = np.ascontiguousarray(arrays["rotation"], np.float32)
         index._set_centroids(copy_on_write(arrays["centroids"]))
         return index
 
     # ---- warm-up ---------------------------------------------------------------------------------
     @classmethod
-    def _warmup(cls, data: np.ndarray) -> None:
+    def warmup_kernels(cls, data: np.ndarray) -> None:
         """Compile every IVF-PQ kernel on a tiny index (nlist=4, m=2, nbits=4) for every metric,
         filtered search (both strategies) included."""
-        from ..predicates import F
-
         data = np.ascontiguousarray(data, np.float32)
         n = data.shape[0]
+        half = {"rank": {"$lt": n // 2}}
         for metric in ("l2", "ip", "cosine"):
             index = cls(data.shape[1], metric, nlist=4, m=2, nbits=4, keep_vectors=True, nprobe=2)
             index.train(data)
@@ -432,38 +551,6 @@ class IVFPQIndex(Index):
                 index.search(batch, 5)
                 index.search(batch, 5, rerank=2)
                 for strategy in ("ivf_masked", "prefilter"):
-                    index.search(batch, 5, where=F.rank < n // 2, strategy=strategy, rerank=2)
-                    index.search(batch, 5, where=F.rank < n // 2, strategy=strategy)
+                    index.search(batch, 5, where=half, strategy=strategy, rerank=2)
+                    index.search(batch, 5, where=half, strategy=strategy)
             index.remove([0])
-
-
-def _describe(index: IVFPQIndex) -> str:
-    p = index.params
-    text = f"IVF{p.nlist},PQ{p.m}" + (f"x{p.nbits}" if p.nbits != 8 else "")
-    if p.opq:
-        text = f"OPQ{p.m}," + text
-    return text + (",Refine" if p.keep_vectors else "")
-
-
-@register_factory(
-    r"(?:OPQ(\d+),)?IVF(\d+),PQ(\d+)(?:x(\d+))?(,Refine)?",
-    "IVF1024,PQ48x8,Refine",
-    _describe,
-    IVFPQIndex,
-)
-def _build_ivfpq(dim: int, metric: str, match: Any, params: dict[str, Any]) -> IVFPQIndex:
-    opq_m, nlist, m, nbits, refine = match.groups()
-    if opq_m is not None and int(opq_m) != int(m):
-        raise ValueError(
-            f"description: OPQ{opq_m} must match PQ{m} (the rotation is learned for the same m)"
-        )
-    return IVFPQIndex(
-        dim,
-        metric,
-        nlist=int(nlist),
-        m=int(m),
-        nbits=int(nbits) if nbits else 8,
-        opq=opq_m is not None,
-        keep_vectors=refine is not None,
-        **params,
-    )

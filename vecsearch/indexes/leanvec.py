@@ -7,7 +7,7 @@ Pipeline (Tepper et al. 2024; Aguerrebere et al. 2023; see ALGORITHMS.md):
   secondary, of the full vectors. ``reduced_dim=None`` skips the projection (LVQ on full vectors).
 * ``add``: projects and encodes the primary vectors, stores the secondary (float32 / float16 /
   LVQ8, full dimension) and inserts the points into a single-layer graph (see
-  :mod:`vecsearch.kernels.lvq_graph`: batched parallel insertion searched on the primary codes
+  :mod:`vecsearch.kernels.leanvec_graph`: batched parallel insertion searched on the primary codes
   and robust-pruned on the decoded primary vectors; medoid entry point), then samples the
   search's entry layer.
 * ``search(q, k, ef=None, rerank=None)``: beam search of width ``ef``, started from the best node of
@@ -23,7 +23,7 @@ HNSW's recall per ef at this scale (DiskANN/Vamana practice) once the out-degree
 wide enough: on wordnet-minilm (116k) ``M=56, ef_construction=150`` matches HNSW16/200's recall per
 ef on both the in- and out-of-distribution queries, where ``M=32, ef_construction=100`` needed
 ~2.5x HNSW's ef on the OOD ones (see bench/bench_leanvec.py). A better entry point (hierarchy)
-measurably does not help there (see :mod:`vecsearch.kernels.lvq_graph`). ``M`` is the maximum
+measurably does not help there (see :mod:`vecsearch.kernels.leanvec_graph`). ``M`` is the maximum
 out-degree (not HNSW's per-level M; there is one level).
 
 Removed vectors stay in the graph as routing nodes and are never returned (no slot reuse).
@@ -35,13 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Index, register_index
-from ..factory import register_factory
+from ..codecs.lvq import LVQ8, f16_values, make_codec
+from ..codecs.projection import LeanVecProjection, train_leanvec_id, train_leanvec_ood
 from ..io import copy_on_write
 from ..kernels._jit import num_threads
 from ..kernels.distances import METRIC_L2
-from ..kernels.lvq_filtered import filtered_walk_codes
-from ..kernels.lvq_graph import (
+from ..kernels.leanvec_graph import (
     KIND_FLOAT32,
     MODE_IP,
     MODE_L2,
@@ -55,9 +54,10 @@ from ..kernels.lvq_graph import (
     rerank,
     search_codes,
 )
-from ..leanvec import LeanVecProjection, train_leanvec_id, train_leanvec_ood
-from ..lvq import LVQ8, f16_values, make_codec
 from ..params import LeanVecBuildParams, LeanVecSearchParams, parse_params
+from .checks import check_links
+from .hnsw import EF_GRID
+from .leanvec_filtered import LeanVecFilteredSearch
 
 # Robust-prune alpha on (non-squared) L2 distances of the build. 1.0 = hnswlib's heuristic. Measured on
 # wordnet-minilm (116k, LeanVec-ID192/LVQ8, M=32, ef_construction=100): alpha 1.0 built in 9.5 s vs
@@ -77,8 +77,7 @@ ENTRY_SAMPLE = 128
 _SEC_KINDS = {"float32": SEC_FLOAT32, "float16": SEC_FLOAT16, "lvq8": SEC_LVQ8}
 
 
-@register_index("leanvec")
-class LeanVecIndex(Index):
+class LeanVecIndex(LeanVecFilteredSearch, type_name="leanvec"):
     """Graph index over LeanVec-reduced, LVQ-coded vectors with full-dimension re-ranking.
 
     ``reduced_dim``: target dimension (``1 <= reduced_dim < dim``) or None for no reduction;
@@ -89,6 +88,11 @@ class LeanVecIndex(Index):
     """
 
     requires_training = True
+    search_knobs = ("ef", "rerank")
+    factory_forms = (
+        (r"LeanVec(?P<reduced>\d+),(?:LVQ(?P<lvq>8|4x8|4),)?HNSW(?P<M>\d+)", "LeanVec128,LVQ8,HNSW32"),
+        (r"(?:LVQ(?P<lvq>8|4x8|4)|(?P<f32>F32)),HNSW(?P<M>\d+)", "LVQ8,HNSW32"),
+    )
 
     def __init__(
         self,
@@ -445,39 +449,43 @@ class LeanVecIndex(Index):
         )  # fmt: skip
         return out_ids, out_scores
 
-    # ---- filtered search (strategies in vecsearch.planner) --------------------------------------
-    def _exact_vectors(self) -> np.ndarray | None:
-        """The float32 secondary vectors (full dimension, by slot) when kept: the exact filtered scan."""
-        return self._sec_f32 if self._sec_f32.shape[0] >= self._ids.n_slots and self._sec_f32.size else None
-
-    def _walk_filtered(
-        self, queries: np.ndarray, ef: int, allowed: np.ndarray, seeds: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """ACORN-1 walk on the primary vectors over the ``allowed`` (bool (n_slots,)) slots only.
-
-        ``seeds`` int64: passing slots the walk also starts from. Returns ``(candidates int64
-        (nq, ef), count int64 (nq,))``, ascending by walk score (see
-        :func:`vecsearch.kernels.lvq_filtered.filtered_walk_codes`).
-        """
-        qp = np.ascontiguousarray(self._primary_queries(queries), dtype=np.float32)
-        nq = qp.shape[0]
-        ids = np.full((nq, ef), -1, np.int64)
-        scores = np.full((nq, ef), np.inf, np.float32)
-        count = np.zeros(nq, np.int64)
-        mask = allowed if allowed.shape[0] == self._n else np.ascontiguousarray(allowed[: self._n])
-        filtered_walk_codes(
-            self._kind, self._walk_mode, qp, self._primary_mu(), self._prim_rows, self._prim_f32, self._sqnorms,
-            f16_values(), self._neighbors, self._degrees, self._entry, self._n, ef, min(num_threads(), nq), mask,
-            np.ascontiguousarray(seeds, np.int64), ids, scores, count,
-        )  # fmt: skip
-        return ids, count
-
     # ---- remove / persistence ------------------------------------------------------------------
     def _remove_slots(self, slots: np.ndarray) -> None:
         # Removed nodes keep routing the walk; the re-rank skips them (IdMap.deleted).
         self._ids.mark_deleted(slots)
 
-    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    @property
+    def ef_search(self) -> int:
+        """Default beam width of ``search`` (per call: ``ef=``); saved with the index."""
+        return self.params.ef_search
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        self.params = parse_params(LeanVecBuildParams, {**self.params.model_dump(), "ef_search": value}, "LeanVecIndex")
+
+    def describe(self) -> str:
+        p = self.params
+        primary = "F32" if p.primary == "float32" else "LVQ" + p.primary[3:]
+        if p.reduced_dim is None:
+            return f"{primary},HNSW{p.M}"
+        return f"LeanVec{p.reduced_dim}," + ("" if p.primary == "float32" else primary + ",") + f"HNSW{p.M}"
+
+    @classmethod
+    def suggested_params(cls, n: int, dim: int) -> dict[str, Any]:
+        return {"reduced_dim": min(128, max(1, dim // 3)), "primary": "lvq8", "M": 32, "ef_construction": 200}
+
+    @classmethod
+    def search_grid(cls) -> dict[str, list[Any]]:
+        return {"ef": list(EF_GRID)}
+
+    @classmethod
+    def _from_factory(cls, dim: int, metric: str, groups: dict[str, Any], params: dict[str, Any]) -> LeanVecIndex:
+        primary = "float32" if groups["lvq"] is None else "lvq" + groups["lvq"]
+        reduced = groups.get("reduced")
+        return cls(dim, metric, reduced_dim=None if reduced is None else int(reduced), primary=primary,
+                   M=int(groups["M"]), **params)
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         n = self._n
         params = self.params.model_dump()
         params["trained"] = self._trained
@@ -503,30 +511,58 @@ class LeanVecIndex(Index):
         return params, arrays
 
     @classmethod
-    def _from_state(
-        cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray]
-    ) -> LeanVecIndex:
+    def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray],
+                    n_slots: int) -> LeanVecIndex:
         params = dict(params)
-        trained = bool(params.pop("trained", False))
+        trained = params.pop("trained", False)
         kind = params.pop("leanvec_kind", None)
+        if not isinstance(trained, bool) or kind not in (None, "id", "ood"):
+            raise ValueError(f"params: trained / leanvec_kind malformed ({trained!r}, {kind!r})")
         index = cls(dim, metric, **params)
+        if (kind is None) != (index.params.reduced_dim is None):
+            raise ValueError(f"params.leanvec_kind: {kind!r} does not fit reduced_dim={index.params.reduced_dim}")
         if kind is not None:
             index.projection = LeanVecProjection.from_arrays(kind, arrays, "leanvec_")
-        if index._primary_codec is not None and "primary_mu" in arrays:
-            index._primary_codec.mu = copy_on_write(np.asarray(arrays["primary_mu"], np.float32))
-        if index._secondary_codec is not None and "secondary_mu" in arrays:
-            index._secondary_codec.mu = copy_on_write(np.asarray(arrays["secondary_mu"], np.float32))
+            if index.projection.dim != dim or index.projection.reduced_dim != index.reduced_dim:
+                raise ValueError(f"leanvec_database_matrix: expected a {dim} -> {index.reduced_dim} projection")
+        n, d, R = n_slots, index.reduced_dim, index.params.M
+        primary_bytes = index.primary_bytes_per_vector if index._primary_codec is not None else 0
+        sec = index.params.secondary
+        expected = {
+            "primary_rows": (np.uint8, (n if primary_bytes else 0, primary_bytes)),
+            "primary_f32": (np.float32, (0 if primary_bytes else n, d)),
+            "sqnorms": (np.float32, (n,)),
+            "secondary_f32": (np.float32, (n if sec == "float32" else 0, dim)),
+            "secondary_f16": (np.uint16, (n if sec == "float16" else 0, dim)),
+            "secondary_rows": (np.uint8, (n if sec == "lvq8" else 0, dim + 4)),
+            "neighbors": (np.int32, (n, R)),
+            "degrees": (np.int32, (n,)),
+            "entry": (np.int64, (1,)),
+        }
+        for name, (dtype, shape) in expected.items():
+            arr = arrays.get(name)
+            if arr is None or arr.dtype != dtype or arr.shape != shape:
+                got = "missing" if arr is None else f"{arr.dtype} {arr.shape}"
+                raise ValueError(f"{name}: expected {np.dtype(dtype)} {shape}, got {got}")
+        for codec, name, width in ((index._primary_codec, "primary_mu", d), (index._secondary_codec, "secondary_mu", dim)):
+            if codec is not None and trained:
+                mu = arrays.get(name)
+                if mu is None or mu.shape != (width,) or mu.dtype != np.float32:
+                    raise ValueError(f"{name}: expected float32 ({width},)")
+                codec.mu = copy_on_write(mu)
         index._trained = trained
-        n = int(arrays["degrees"].shape[0])
-        R = index.params.M
-        if arrays["neighbors"].shape != (n, R) or arrays["neighbors"].dtype != np.int32:
-            raise ValueError(
-                f"neighbors: expected int32 ({n}, {R}), got {arrays['neighbors'].dtype} {arrays['neighbors'].shape}"
-            )
         index._n = n
         index._entry = int(arrays["entry"][0])
         # Files written before the entry layer existed walk from the medoid alone, as they did.
         index._entry_sample = np.array(arrays.get("entry_sample", [index._entry]), np.int64)
+        problem = check_links("neighbors", arrays["neighbors"], arrays["degrees"], n, R)
+        if not problem and n and not 0 <= index._entry < n:
+            problem = f"entry: expected a slot in 0..{n - 1}, got {index._entry}"
+        sample = index._entry_sample
+        if not problem and n and (sample.ndim != 1 or sample.size == 0 or sample.min() < 0 or sample.max() >= n):
+            problem = f"entry_sample: expected slots in 0..{n - 1}"
+        if problem:
+            raise ValueError(problem)
         index._prim_rows = copy_on_write(arrays["primary_rows"])
         index._prim_f32 = copy_on_write(arrays["primary_f32"])
         index._sqnorms = copy_on_write(arrays["sqnorms"])
@@ -538,54 +574,14 @@ class LeanVecIndex(Index):
         return index
 
     @classmethod
-    def _warmup(cls, data: np.ndarray) -> None:
-        """Compile (or load from cache) the build, walk and re-rank kernels on tiny data."""
+    def warmup_kernels(cls, data: np.ndarray) -> None:
+        """Compile (or load from cache) the build, walk, filtered walk and re-rank kernels on tiny data."""
+        n = data.shape[0]
         for metric in ("l2", "ip", "cosine"):
-            index = cls(
-                data.shape[1],
-                metric,
-                reduced_dim=min(4, data.shape[1] - 1),
-                M=8,
-                ef_construction=16,
-            )
+            index = cls(data.shape[1], metric, reduced_dim=min(4, data.shape[1] - 1), M=8, ef_construction=16)
             index.train(data)
-            index.add(data)
+            index.add(data, attributes={"rank": np.arange(n, dtype=np.int64)})
             index.search(data[:1], 5)
             index.search(data[:32], 5)
-
-
-def _describe(index: LeanVecIndex) -> str:
-    parts = []
-    if index.params.reduced_dim is not None:
-        parts.append(f"LeanVec{index.params.reduced_dim}")
-    if index.params.primary != "float32":
-        parts.append("LVQ" + index.params.primary[3:])
-    parts.append(f"HNSW{index.params.M}")
-    return ",".join(parts)
-
-
-@register_factory(
-    r"LeanVec(\d+),(?:LVQ(8|4x8|4),)?HNSW(\d+)", "LeanVec128,LVQ8,HNSW32", _describe, LeanVecIndex
-)
-def _build_leanvec(dim: int, metric: str, match: Any, params: dict[str, Any]) -> LeanVecIndex:
-    primary = "float32" if match.group(2) is None else "lvq" + match.group(2)
-    return LeanVecIndex(
-        dim,
-        metric,
-        reduced_dim=int(match.group(1)),
-        primary=primary,
-        M=int(match.group(3)),
-        **params,
-    )
-
-
-@register_factory(r"LVQ(8|4x8|4),HNSW(\d+)", "LVQ8,HNSW32", _describe, LeanVecIndex)
-def _build_lvq(dim: int, metric: str, match: Any, params: dict[str, Any]) -> LeanVecIndex:
-    return LeanVecIndex(
-        dim,
-        metric,
-        reduced_dim=None,
-        primary="lvq" + match.group(1),
-        M=int(match.group(2)),
-        **params,
-    )
+            for batch in (data[:1], data[:32]):
+                index.search(batch, 5, where={"rank": {"$lt": n // 20}}, strategy="filtered_walk")

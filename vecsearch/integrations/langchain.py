@@ -19,7 +19,7 @@ closer: cosine ``1 - cos``, squared L2, or negative inner product, as in :mod:`v
   which most embedding models produce; use cosine or l2 otherwise).
 
 Pass ``relevance_score_fn`` to override. ``filter`` (also ``where``) takes the Mongo/Chroma dict
-form or ``vs.F`` expressions (:mod:`vecsearch.predicates`) over the metadata.
+form or ``vs.F`` expressions (:mod:`vecsearch.filtering.predicates`) over the metadata.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "vecsearch.integrations.langchain needs langchain-core: pip install 'vecsearch[rag]'"
     ) from exc
 
-from ..collection import Collection
+from ..store.collection import Collection
 
 
 def cosine_relevance(distance: float) -> float:

@@ -2,7 +2,7 @@
 
 A graph index keeps float32 vectors (``vectors`` (n, d)); scanning many allowed rows of them is
 bound by memory bandwidth (1.5 KB per 384-d row). The LVQ8 codes of the same rows
-(``codes`` (n, d + 4) uint8, :mod:`vecsearch.kernels.lvq` layout, one global mean ``mu``) are a
+(``codes`` (n, d + 4) uint8, :mod:`vecsearch.kernels.lvq_codes` layout, one global mean ``mu``) are a
 quarter of the bytes: the scan keeps the ``n_cand`` best rows by their code score, and those are
 scored again exactly, so the returned scores are the float32 ones and the top ``k`` differs from
 the exact scan only when a true neighbor falls out of the ``n_cand`` code candidates.
@@ -16,8 +16,9 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .distances import METRIC_L2
 from .heaps import maxheap_replace_top, maxheap_sort
-from .hnsw import prefetch_at, rerank_exact
-from .lvq import KIND_LVQ8, lvq_ip, lvq_l2, query_terms
+from .hnsw_graph import rerank_exact
+from .lvq_codes import KIND_LVQ8, lvq_ip, lvq_l2, query_terms
+from .prefetch import prefetch_at
 
 # Rows prefetched ahead of the one being scored (a 388-byte row is 7 cache lines).
 PREFETCH_AHEAD = 8

@@ -1,48 +1,59 @@
-"""Exact top-k scans: every query against all rows (or a subset of rows), parallel over queries."""
+"""Exact top-k scans: every query against all rows, a list of rows or the rows of a mask.
+
+One per-query function (:func:`exact_query`) serves the batch (parallel over queries) and the
+serial entry point, and every row selection: Flat's search, the filtered exact scan (prefilter)
+and the re-score of a BLAS pre-selection all run on it.
+"""
 
 from __future__ import annotations
 
 from numba import prange
 
-from ._jit import jit_parallel
+from ._jit import jit, jit_parallel
 from .distances import score
 from .heaps import maxheap_replace_top, maxheap_sort
 
 
-@jit_parallel
-def topk_scan(metric, queries, vectors, n_rows, k, out_scores, out_rows):
-    """Exact top-k of ``queries`` (nq, d) f32 over ``vectors[:n_rows]`` (n, d) f32.
+@jit
+def exact_query(metric, q, vectors, n_rows, rows, mask, k, hs, hi):
+    """Exact top-``k`` of one query ``q`` (d,) f32 into ``hs`` (k,) f32 / ``hi`` (k,) int64 (pre-filled +inf / -1).
 
-    Writes ascending scores into ``out_scores`` (nq, k) f32 and row numbers into ``out_rows``
-    (nq, k) int64; both must be pre-filled with +inf / -1 (padding when n_rows < k).
+    Rows scanned: ``rows`` (m,) int64 when non-empty; else the ``r`` with ``mask[r]`` when ``mask``
+    (n,) bool is non-empty; else ``0 .. n_rows - 1``. ``vectors`` (>= n, d) f32. Ascending on return.
     """
-    for qi in prange(queries.shape[0]):
-        hs = out_scores[qi]
-        hi = out_rows[qi]
-        q = queries[qi]
-        for i in range(n_rows):
-            s = score(metric, q, vectors[i])
-            if s < hs[0]:
-                maxheap_replace_top(hs, hi, k, s, i)
-        maxheap_sort(hs, hi, k)
-
-
-@jit_parallel
-def topk_scan_rows(metric, queries, vectors, rows, k, out_scores, out_rows):
-    """Exact top-k of ``queries`` (nq, d) over the subset ``vectors[rows]``; ``rows`` (m,) int64.
-
-    Output as in :func:`topk_scan`, holding row numbers from ``rows``.
-    """
-    for qi in prange(queries.shape[0]):
-        hs = out_scores[qi]
-        hi = out_rows[qi]
-        q = queries[qi]
+    if rows.shape[0] > 0:
         for j in range(rows.shape[0]):
             r = rows[j]
             s = score(metric, q, vectors[r])
             if s < hs[0]:
                 maxheap_replace_top(hs, hi, k, s, r)
-        maxheap_sort(hs, hi, k)
+    elif mask.shape[0] > 0:
+        for r in range(mask.shape[0]):
+            if mask[r]:
+                s = score(metric, q, vectors[r])
+                if s < hs[0]:
+                    maxheap_replace_top(hs, hi, k, s, r)
+    else:
+        for r in range(n_rows):
+            s = score(metric, q, vectors[r])
+            if s < hs[0]:
+                maxheap_replace_top(hs, hi, k, s, r)
+    maxheap_sort(hs, hi, k)
+
+
+@jit_parallel
+def exact_batch(metric, queries, vectors, n_rows, rows, mask, k, out_scores, out_rows):
+    """:func:`exact_query` for every row of ``queries`` (nq, d) f32, parallel over queries;
+    ``out_scores`` (nq, k) f32 / ``out_rows`` (nq, k) int64 pre-filled with +inf / -1."""
+    for qi in prange(queries.shape[0]):
+        exact_query(metric, queries[qi], vectors, n_rows, rows, mask, k, out_scores[qi], out_rows[qi])
+
+
+@jit
+def exact_serial(metric, queries, vectors, n_rows, rows, mask, k, out_scores, out_rows):
+    """:func:`exact_batch` on the calling thread (one or a few queries: no parallel region)."""
+    for qi in range(queries.shape[0]):
+        exact_query(metric, queries[qi], vectors, n_rows, rows, mask, k, out_scores[qi], out_rows[qi])
 
 
 @jit_parallel

@@ -21,8 +21,8 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .distances import METRIC_L2, score
 from .heaps import maxheap_replace_top, maxheap_sort
-from .hnsw import prefetch_row
-from .pq import inner_table_row, scaled_table_row
+from .pq_tables import inner_table_row, scaled_table_row
+from .prefetch import prefetch_row
 
 
 @jit_parallel

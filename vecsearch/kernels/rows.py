@@ -59,3 +59,22 @@ def slots_to_results(slots, scores, slot_to_id, score_offset, out_ids):
             else:
                 out_ids[i, j] = -1
                 scores[i, j] = np.inf
+
+
+@jit
+def compact_allowed(rows, scores, allowed, k, out_rows, out_scores):
+    """Keep, per query, the first ``k`` results of ``rows``/``scores`` (nq, m) whose row passes ``allowed``.
+
+    ``rows`` int64 (-1 = padding), ``scores`` f32, ``allowed`` bool (n_slots,); outputs (nq, k)
+    pre-filled with -1 / +inf. Serial: it is O(nq * m) mask reads, cheaper than a parallel start.
+    """
+    for qi in range(rows.shape[0]):
+        j = 0
+        for c in range(rows.shape[1]):
+            r = rows[qi, c]
+            if r >= 0 and allowed[r]:
+                out_rows[qi, j] = r
+                out_scores[qi, j] = scores[qi, c]
+                j += 1
+                if j == k:
+                    break

@@ -17,7 +17,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, jit_parallel
-from .kmeans import ARGMIN_LANES, TILE_ROWS, argmin_of_row, tile_scores
+from .clustering import ARGMIN_LANES, TILE_ROWS, argmin_of_row, tile_scores
 
 ENCODE_BLOCK = 256
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 EMBEDDED_FILE = DATA_DIR / "wordnet_minilm_10k.npz"
 EMBEDDED_NAMES = ("embedded", "embedded-ood")
 
@@ -273,7 +273,7 @@ def compute_ground_truth(
     Returns ``(neighbors int64 (nq, k), distances float32 (nq, k))`` in vecsearch's convention;
     rows are padded with -1 / +inf when ``k`` exceeds the number of train vectors.
     """
-    from .indexes.flat import FlatIndex
+    from ..indexes.flat import FlatIndex
 
     _check_metric(metric)
     train = _as_f32(train, "train")
@@ -348,6 +348,59 @@ def ensure_ground_truth(dataset: Dataset, k: int, *, cache: bool = True) -> Data
         except OSError:
             pass  # a read-only cache only costs a recomputation next time
     return replace(dataset, neighbors=neighbors, distances=distances)
+
+
+def exact_neighbors(
+    database: np.ndarray, queries: np.ndarray, k: int, metric: str, *, cache: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of ``queries`` (nq, d) over ``database`` (n, d): ``(ids int64 (nq, k),
+    distances float32 (nq, k))``, vecsearch's convention, -1 / +inf padding when ``k > n``.
+
+    Computed with :class:`~vecsearch.FlatIndex` and cached like :func:`ensure_ground_truth`
+    (content-keyed under :func:`cache_dir`; a cached top-100 serves every ``k <= 100``).
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: expected a positive integer, got {k!r}")
+    ds = ensure_ground_truth(Dataset("exact", _as_f32(database, "database"), _as_f32(queries, "queries"),
+                                     _check_metric(metric)), int(k), cache=cache)
+    ids = np.full((ds.test.shape[0], k), -1, np.int64)
+    dist = np.full((ds.test.shape[0], k), np.inf, np.float32)
+    have = min(k, ds.neighbors.shape[1])
+    ids[:, :have] = ds.neighbors[:, :have]
+    dist[:, :have] = ds.distances[:, :have]
+    return ids, dist
+
+
+def filtered_exact_neighbors(
+    database: np.ndarray, queries: np.ndarray, masks: list[np.ndarray], k: int, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of each query over the database rows its mask allows (not cached).
+
+    ``masks``: one bool ``(n,)`` array per query, computed independently of the index under
+    test (the oracle must not share its filter compiler). Queries given the same mask object
+    are searched together. Returns row ids int64 ``(nq, k)`` and distances float32, padded with
+    -1 / +inf where fewer than ``k`` rows pass (recall then divides by the rows that exist).
+    """
+    database = _as_f32(database, "database")
+    queries = _as_f32(queries, "queries")
+    if len(masks) != queries.shape[0]:
+        raise ValueError(f"masks: expected one mask per query ({queries.shape[0]}), got {len(masks)}")
+    ids = np.full((queries.shape[0], k), -1, np.int64)
+    dist = np.full((queries.shape[0], k), np.inf, np.float32)
+    groups: dict[int, list[int]] = {}
+    for i, mask in enumerate(masks):
+        groups.setdefault(id(mask), []).append(i)
+    for members in groups.values():
+        mask = np.asarray(masks[members[0]], bool)
+        if mask.shape != (database.shape[0],):
+            raise ValueError(f"masks: expected bool arrays of shape ({database.shape[0]},), got {mask.shape}")
+        rows = np.flatnonzero(mask)
+        if rows.size == 0:
+            continue
+        found, d = compute_ground_truth(database[rows], queries[members], min(k, rows.size), metric)
+        ids[members, : found.shape[1]] = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
+        dist[members, : d.shape[1]] = d
+    return ids, dist
 
 
 # ---- synthetic data ----------------------------------------------------------------------------------

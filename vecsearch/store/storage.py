@@ -1,4 +1,4 @@
-"""Storage layer of :class:`~vecsearch.collection.Collection`: on-disk layout, reader-writer lock, record validation.
+"""Storage layer of :class:`~vecsearch.store.collection.Collection`: on-disk layout, reader-writer lock, record validation.
 
 A collection directory holds::
 
@@ -6,7 +6,7 @@ A collection directory holds::
     LOCK                an advisory ``flock`` held by the one process that has it open
     snap-<G>/           snapshot generation G: ``index/`` (``Index.save``) + ``records/`` (ids,
                         documents, metadata), each a checksummed vecsearch.io directory
-    wal-<G>.log         every change made after snapshot G (:mod:`vecsearch.wal`)
+    wal-<G>.log         every change made after snapshot G (:mod:`vecsearch.store.wal`)
 
 A snapshot is written to a hidden temporary directory and renamed to ``snap-<G>`` only when
 complete, then ``wal-<G>.log`` is created and the previous generation deleted. Opening picks the
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import as_vectors, normalize_rows
-from .io import IndexFileError, read_arrays, read_manifest, write_directory
-from .io import fsync_dir
+from ..io import IndexFileError, fsync_dir, read_arrays, read_manifest, write_directory
+from ..loader import load
+from ..validation import as_vectors, normalize_rows
 
 CONFIG = "collection.json"
 FORMAT_NAME = "vecsearch-collection"
@@ -155,8 +155,6 @@ class CollectionDir:
 
     def read_snapshot(self, gen: int) -> tuple[Any, dict[str, Any], dict[str, np.ndarray]]:
         """``(index or None, records header, records arrays)`` of ``snap-<gen>``, checksums verified."""
-        from .io import load
-
         snap = self.snapshot_dir(gen)
         manifest = read_manifest(snap / "records")
         arrays = read_arrays(snap / "records", manifest)

@@ -1,7 +1,7 @@
 """ACORN-1 style filtered walk over the LeanVec/LVQ graph, scoring the primary (reduced, coded) vectors.
 
-The graph and code layouts are those of :mod:`vecsearch.kernels.lvq_graph` (read only). Like the
-HNSW walk of :mod:`vecsearch.kernels.filtered`: only nodes with ``allowed[node]`` are scored and
+The graph and code layouts are those of :mod:`vecsearch.kernels.leanvec_graph` (read only). Like the
+HNSW walk of :mod:`vecsearch.kernels.graph_filtered`: only nodes with ``allowed[node]`` are scored and
 kept; a failing neighbor is not scored, but its own passing neighbors are (two-hop expansion),
 so the walk crosses regions where the predicate fails. At most ``R // 2`` passing nodes are scored
 per expansion (ACORN-1 truncates expanded lists the same way). The frontier starts from the graph's
@@ -16,8 +16,8 @@ from numba import prange
 
 from ._jit import jit, jit_parallel
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
-from .lvq import query_terms
-from .lvq_graph import prefetch_vector, primary_score
+from .leanvec_graph import prefetch_vector, primary_score
+from .lvq_codes import query_terms
 
 
 @jit(inline="always")
@@ -56,7 +56,7 @@ def filtered_walk_codes(
 ):
     """Filtered beam search of ``queries`` (nq, d) f32 (already projected) over the primary vectors.
 
-    Storage and score arguments as :func:`vecsearch.kernels.lvq_graph.search_codes`; ``allowed``
+    Storage and score arguments as :func:`vecsearch.kernels.leanvec_graph.search_codes`; ``allowed``
     bool (n,) (live and passing), ``seeds`` int64 (s,) passing entry slots. Writes the ``ef`` best
     passing candidates, ascending by walk score, into ``out_ids`` (nq, ef) int64 / ``out_scores``
     (nq, ef) f32 (pre-filled -1 / +inf) and their count into ``out_count`` (nq,) int64.

@@ -1,9 +1,9 @@
-"""Filtered-search kernels: mask-restricted exact scans, result compaction, the ACORN-1 graph walk.
+"""Filtered graph-walk kernels: the ACORN-1 walk and the collecting beam over an HNSW graph.
 
 The mask is a bool array over slots (``allowed[s]`` True when slot ``s`` passes the predicate
-and is live). Also the ACORN-1 style filtered walk over the HNSW graph arrays of
-:mod:`vecsearch.kernels.hnsw` (read only; a separate specialization, so the unfiltered walk
-carries no per-node filter branch). The IVF-PQ masked list scan is in
+and is live). The walks read the HNSW graph arrays of :mod:`vecsearch.kernels.hnsw_graph` (read
+only; separate specializations, so the unfiltered walk carries no per-node filter branch). The
+exact scans are in :mod:`vecsearch.kernels.exact`, the IVF-PQ masked list scan in
 :mod:`vecsearch.kernels.ivf_masked`.
 """
 
@@ -16,89 +16,14 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .distances import METRIC_L2, score
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
-from .hnsw import (
-    greedy_descend,
-    prefetch_at,
-    prefetch_row,
-    rerank_exact,
-    walk_query_terms,
-    walk_score,
-)
-from .lvq import KIND_LVQ8, lvq_ip, lvq_l2
+from .hnsw_graph import greedy_descend, rerank_exact, walk_query_terms, walk_score
+from .lvq_codes import KIND_LVQ8, lvq_ip, lvq_l2
+from .prefetch import prefetch_at, prefetch_row
 from .visited import next_epoch
 
 
-@jit(inline="always")
-def _scan_rows_query(metric, q, vectors, rows, k, hs, hi):
-    for j in range(rows.shape[0]):
-        r = rows[j]
-        s = score(metric, q, vectors[r])
-        if s < hs[0]:
-            maxheap_replace_top(hs, hi, k, s, r)
-    maxheap_sort(hs, hi, k)
-
-
-@jit(inline="always")
-def _scan_masked_query(metric, q, vectors, allowed, k, hs, hi):
-    for r in range(allowed.shape[0]):
-        if allowed[r]:
-            s = score(metric, q, vectors[r])
-            if s < hs[0]:
-                maxheap_replace_top(hs, hi, k, s, r)
-    maxheap_sort(hs, hi, k)
-
-
-@jit
-def topk_scan_rows_serial(metric, queries, vectors, rows, k, out_scores, out_rows):
-    """Exact top-k of ``queries`` (nq, d) f32 over ``vectors[rows]``, ``rows`` (m,) int64, on the calling thread.
-
-    Same contract as :func:`vecsearch.kernels.exact.topk_scan_rows` (outputs (nq, k) f32 / int64
-    pre-filled +inf / -1); the low-latency path for one or a few queries (no parallel region).
-    """
-    for qi in range(queries.shape[0]):
-        _scan_rows_query(metric, queries[qi], vectors, rows, k, out_scores[qi], out_rows[qi])
-
-
-@jit_parallel
-def topk_scan_masked(metric, queries, vectors, allowed, k, out_scores, out_rows):
-    """Exact top-k of ``queries`` (nq, d) f32 over the rows ``r`` of ``vectors`` (n, d) f32 with ``allowed[r]``.
-
-    ``allowed`` bool (n,). Writes ascending scores to ``out_scores`` (nq, k) f32 and rows to
-    ``out_rows`` (nq, k) int64, both pre-filled with +inf / -1 (padding when fewer rows pass).
-    Parallel over queries.
-    """
-    for qi in prange(queries.shape[0]):
-        _scan_masked_query(metric, queries[qi], vectors, allowed, k, out_scores[qi], out_rows[qi])
-
-
-@jit
-def topk_scan_masked_serial(metric, queries, vectors, allowed, k, out_scores, out_rows):
-    """:func:`topk_scan_masked` on the calling thread (one or a few queries)."""
-    for qi in range(queries.shape[0]):
-        _scan_masked_query(metric, queries[qi], vectors, allowed, k, out_scores[qi], out_rows[qi])
-
-
-@jit
-def compact_allowed(rows, scores, allowed, k, out_rows, out_scores):
-    """Keep, per query, the first ``k`` results of ``rows``/``scores`` (nq, m) whose row passes ``allowed``.
-
-    ``rows`` int64 (-1 = padding), ``scores`` f32, ``allowed`` bool (n_slots,); outputs (nq, k)
-    pre-filled with -1 / +inf. Serial: it is O(nq * m) mask reads, cheaper than a parallel start.
-    """
-    for qi in range(rows.shape[0]):
-        j = 0
-        for c in range(rows.shape[1]):
-            r = rows[qi, c]
-            if r >= 0 and allowed[r]:
-                out_rows[qi, j] = r
-                out_scores[qi, j] = scores[qi, c]
-                j += 1
-                if j == k:
-                    break
-
-
 # ---- ACORN-1 style filtered walk over an HNSW graph ----------------------------------------------
-# Graph layout as in vecsearch.kernels.hnsw (read, never written here): ``links0`` int32 (n, 2M) +
+# Graph layout as in vecsearch.kernels.hnsw_graph (read, never written here): ``links0`` int32 (n, 2M) +
 # ``counts0`` int32 (n,) for level 0; upper levels in ``upper_links`` int32 (rows, M) +
 # ``upper_counts`` int32 (rows,), node ``u``'s level-l list at row ``upper_start[u] + l - 1``.
 @jit(inline="always")
@@ -260,7 +185,7 @@ def beam_collect_query(metric, q, k, ef, vectors, links0, counts0, upper_links, 
     passed (the row will be answered again: finishing the beam would be wasted); it gives up
     before scoring (``pre_probe``) when the two-hop neighborhood of its level-0 entry already
     passes at a rate below ``PRE_PROBE_RATIO * min_local``. With LVQ8
-    ``codes`` (``codes.shape[0] > 0``, as in :func:`vecsearch.kernels.hnsw.search_query`) level 0
+    ``codes`` (``codes.shape[0] > 0``, as in :func:`vecsearch.kernels.hnsw_graph.search_query`) level 0
     is walked on the codes, the best ``n_rerank`` passing nodes are kept and re-scored exactly.
     """
     use_codes = codes.shape[0] > 0

@@ -1,7 +1,7 @@
 """MUVERA fixed-dimensional encoding (FDE) kernels: bucket aggregation, empty-bucket fill, count-sketch.
 
 The dense linear algebra (token x hyperplane signs, token x inner projection psi) is done with
-BLAS by the caller (:mod:`vecsearch.fde`); these kernels do the per-set work that BLAS cannot:
+BLAS by the caller (:mod:`vecsearch.codecs.fde`); these kernels do the per-set work that BLAS cannot:
 scatter each token's ``psi`` into its bucket (SUM for queries, MEAN for documents), fill empty
 document buckets from the token whose sign pattern is nearest in Hamming distance, and the
 optional count-sketch projection to ``final_dim``. All are parallel over sets (documents).

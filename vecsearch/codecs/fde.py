@@ -37,14 +37,14 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from .kernels.fde import count_sketch, fde_aggregate, sign_codes
-from .params import _Strict, parse_params
+from ..kernels.fde_encode import count_sketch, fde_aggregate, sign_codes
+from ..params import StrictModel, parse_params
 
 # Tokens per encoding chunk: bounds the temporary psi array (chunk x reps x d_proj float32).
 _CHUNK_ELEMENTS = 1 << 23
 
 
-class FDEConfig(_Strict):
+class FDEConfig(StrictModel):
     """FDE parameters; the same config (and seed) must encode queries and documents.
 
     ``reps`` repetitions, ``k_sim`` SimHash bits (``2**k_sim`` buckets), ``d_proj`` inner projection

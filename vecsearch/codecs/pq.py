@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .kernels.kmeans import train_subspaces
-from .kernels.pq import adc_scores, pq_decode, pq_encode, pq_tables
+from ..kernels.clustering import train_subspaces
+from ..kernels.pq_tables import adc_scores, pq_decode, pq_encode, pq_tables
 from .kmeans import sample_training_rows
 
 
@@ -75,6 +75,18 @@ class ProductQuantizer:
         """Codewords, float32 ``(m, ksub, dsub)``."""
         self._require_trained("codebooks")
         return self._codebooks
+
+    @property
+    def codebooks_t(self) -> np.ndarray:
+        """Codebooks transposed for the kernels, float32 ``(m, dsub, ksub)``."""
+        self._require_trained("codebooks_t")
+        return self._codebooks_t
+
+    @property
+    def cb_sq_norms(self) -> np.ndarray:
+        """Squared norms of the codewords, float32 ``(m, ksub)``."""
+        self._require_trained("cb_sq_norms")
+        return self._cb_sq_norms
 
     @property
     def code_size(self) -> int:

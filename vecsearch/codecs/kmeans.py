@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import metric_code
-from .kernels.kmeans import (
+from ..validation import metric_code
+from ..kernels.clustering import (
     assign_direct,
     assign_from_dots,
     centroid_sq_norms,

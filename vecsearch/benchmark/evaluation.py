@@ -6,13 +6,18 @@ small tolerance (so an index is not penalized for picking the other member of a 
 (-1) never counts, an id returned twice counts once, and the denominator is the number of true
 neighbors that exist (``min(k, n_train)``). Distances are recomputed exactly from the vectors,
 never taken from the index under test (an approximate index reports approximate distances).
+
+Timing: :func:`time_batch` (best of a few batch calls), :func:`time_single` (per-query latency),
+:func:`time_interleaved` (several methods timed in turn over rounds, the one way the ``bench/``
+scripts and the runner's re-timing compare methods on a shared machine).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +66,7 @@ def exact_distances(
 def recall_per_query(
     found: np.ndarray,
     truth: np.ndarray,
-    k: int,
+    k: int | None = None,
     *,
     found_distances: np.ndarray | None = None,
     truth_distances: np.ndarray | None = None,
@@ -69,11 +74,15 @@ def recall_per_query(
 ) -> np.ndarray:
     """Recall@k of each query, float64 (nq,): see the module docstring for the tie and padding rules.
 
-    ``found`` (nq, >=k) ids returned by the index (-1 = padding), ``truth`` (nq, >=k) exact ids;
-    the optional ``*_distances`` (same shapes, vecsearch convention) enable the tie rule.
+    ``found`` (nq, >=k) ids returned by the index (-1 = padding), ``truth`` (nq, >=k) exact ids
+    (-1 pads rows with fewer than k true neighbours, e.g. under a filter matching fewer rows);
+    ``k`` defaults to ``truth``'s width. The optional ``*_distances`` (same shapes, vecsearch
+    convention) enable the tie rule.
     """
     found = np.asarray(found)
     truth = np.asarray(truth)
+    if k is None and truth.ndim == 2:
+        k = truth.shape[1]
     if found.ndim != 2 or truth.ndim != 2 or found.shape[0] != truth.shape[0]:
         raise ValueError(
             f"found/truth: expected 2-D arrays with one row per query, got {found.shape} and {truth.shape}"
@@ -106,7 +115,7 @@ def recall_per_query(
     return np.where(n_true > 0, hits / np.maximum(n_true, 1), 1.0)
 
 
-def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int, **kwargs) -> float:
+def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int | None = None, **kwargs) -> float:
     """Mean recall@k over queries (see :func:`recall_per_query`)."""
     return float(recall_per_query(found, truth, k, **kwargs).mean())
 
@@ -146,6 +155,98 @@ def time_single(search: Callable[[np.ndarray], np.ndarray], queries: np.ndarray)
     return times
 
 
+@dataclass
+class Timing:
+    """The timed rounds of one method in :func:`time_interleaved`.
+
+    ``wall_s``/``cpu_s``: wall-clock and process-CPU seconds of each timed call (CPU time counts
+    every thread of the process: the steadier figure on a shared machine for single-threaded
+    work, meaningless for multi-threaded work). ``output``: the last call's return value.
+    ``error``: ``"Type: message"`` when a call raised (the method then left the rounds).
+    """
+
+    wall_s: list[float]
+    cpu_s: list[float]
+    output: Any = None
+    error: str | None = None
+
+    @property
+    def best_s(self) -> float:
+        return min(self.wall_s) if self.wall_s else float("nan")
+
+    @property
+    def median_s(self) -> float:
+        return float(np.median(self.wall_s)) if self.wall_s else float("nan")
+
+    @property
+    def best_cpu_s(self) -> float:
+        return min(self.cpu_s) if self.cpu_s else float("nan")
+
+    def rate(self, n: int, *, keep: str = "best", clock: str = "wall") -> float:
+        """``n`` items (queries) per second of the ``keep`` (``best``/``median``) round, by ``clock``
+        (``wall``/``cpu``); NaN when no round was timed."""
+        if keep not in ("best", "median") or clock not in ("wall", "cpu"):
+            raise ValueError(f"keep/clock: expected best|median and wall|cpu, got {keep!r}, {clock!r}")
+        times = self.wall_s if clock == "wall" else self.cpu_s
+        if not times:
+            return float("nan")
+        seconds = min(times) if keep == "best" else float(np.median(times))
+        return n / max(seconds, 1e-12)
+
+
+def time_interleaved(
+    calls: Mapping[Hashable, Callable[[], Any]], rounds: int, *, warmup: str = "once"
+) -> dict[Hashable, Timing]:
+    """Time every ``calls[key]()`` ``rounds`` times, the methods taken in turn in each round.
+
+    A slow spell of a shared machine (seconds long) then lands on every method alike instead of
+    on the one that happened to be running. ``warmup``: ``"once"`` - one untimed call of every
+    method before the first round (compilation, caches); ``"each"`` - an untimed call before
+    every timed one (the previous method's data has just left the caches); ``"none"``.
+    A method whose call raises keeps the rounds it had, records the error and leaves the rounds;
+    the others go on. Returns ``{key: Timing}`` in the order of ``calls``.
+    """
+    if warmup not in ("once", "each", "none"):
+        raise ValueError(f"warmup: expected 'once', 'each' or 'none', got {warmup!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
+        raise ValueError(f"rounds: expected a non-negative integer, got {rounds!r}")
+    out = {key: Timing([], []) for key in calls}
+
+    def run(key: Hashable, timed: bool) -> None:
+        timing = out[key]
+        if timing.error is not None:
+            return
+        try:
+            t0, c0 = time.perf_counter(), time.process_time()
+            timing.output = calls[key]()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        except Exception as exc:  # noqa: BLE001 - one failing method must not stop the others
+            timing.error = f"{type(exc).__name__}: {exc}"
+            return
+        if timed:
+            timing.wall_s.append(wall)
+            timing.cpu_s.append(cpu)
+
+    if warmup == "once":
+        for key in calls:
+            run(key, timed=False)
+    for _ in range(rounds):
+        for key in calls:
+            if warmup == "each":
+                run(key, timed=False)
+            run(key, timed=True)
+    return out
+
+
+def pad_ids(rows: Sequence[Any], k: int) -> np.ndarray:
+    """Per-query id lists of any lengths (one-query-per-call results) as int64 ``(nq, k)``, -1 padded."""
+    out = np.full((len(rows), k), -1, np.int64)
+    for i, row in enumerate(rows):
+        row = np.asarray(row, np.int64).ravel()[:k]
+        out[i, : row.shape[0]] = row
+    return out
+
+
 # ---- Pareto frontier ------------------------------------------------------------------------------
 def pareto_frontier(recall: np.ndarray, qps: np.ndarray) -> np.ndarray:
     """Indices of the points no other point beats on both recall and QPS, by increasing recall.
@@ -160,20 +261,45 @@ def pareto_frontier(recall: np.ndarray, qps: np.ndarray) -> np.ndarray:
         )
     order = np.lexsort((-qps, -recall))  # recall descending, then QPS descending
     keep = []
-    best_qps = -np.inf
+    top_qps = -np.inf
     for i in order:
-        if qps[i] > best_qps:
+        if qps[i] > top_qps:
             keep.append(i)
-            best_qps = qps[i]
+            top_qps = qps[i]
     return np.asarray(keep[::-1], np.int64)
 
 
-def qps_at_recall(recall: np.ndarray, qps: np.ndarray, target: float) -> float:
+def best_qps(recall: np.ndarray, qps: np.ndarray, target: float) -> float:
     """The highest QPS among points with recall >= ``target`` (NaN when none reaches it)."""
     recall = np.asarray(recall, np.float64)
     qps = np.asarray(qps, np.float64)
     ok = recall >= target
     return float(qps[ok].max()) if ok.any() else float("nan")
+
+
+def interpolated_qps(recall: np.ndarray, qps: np.ndarray, target: float) -> float:
+    """QPS of a sweep at exactly ``target`` recall (NaN when the sweep never reaches it).
+
+    ``recall``/``qps`` are the sweep's points in parameter order (``ef``, ``nprobe`` increasing).
+    Log-linear interpolation between the last point below the target and the first at or above
+    it (QPS falls about exponentially as recall rises). A sweep whose first point already
+    reaches the target gives that point's QPS: a lower bound, a smaller setting might be faster.
+    """
+    recall = np.asarray(recall, np.float64)
+    qps = np.asarray(qps, np.float64)
+    if recall.shape != qps.shape or recall.ndim != 1:
+        raise ValueError(
+            f"recall/qps: expected two 1-D arrays of one shape, got {recall.shape} and {qps.shape}"
+        )
+    reached = np.flatnonzero(recall >= target)
+    if reached.size == 0:
+        return float("nan")
+    i = int(reached[0])
+    if i == 0:
+        return float(qps[0])
+    r0, r1, q0, q1 = recall[i - 1], recall[i], qps[i - 1], qps[i]
+    t = (target - r0) / (r1 - r0) if r1 > r0 else 1.0
+    return float(np.exp(np.log(q0) + t * (np.log(q1) - np.log(q0))))
 
 
 @dataclass

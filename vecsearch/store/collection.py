@@ -12,7 +12,7 @@ Storage. Vectors live in the index (``index="flat"``, ``"hnsw"``, ``"muvera"`` o
 string such as ``"HNSW32"``), keyed by internal int64 ids that are never reused (an upsert gives
 the record a new internal id). Documents and metadata live beside it. Metadata values that are
 scalars (str, int, float, bool) or lists of str are also given to the index as typed attributes, so
-``where`` (the dict form or ``vs.F`` expressions, :mod:`vecsearch.predicates`) is evaluated by the
+``where`` (the dict form or ``vs.F`` expressions, :mod:`vecsearch.filtering.predicates`) is evaluated by the
 predicate layer and the filtered-search planner; ints are stored as float attributes so a field may
 mix ints and floats, but one field must keep one kind (number, bool, str or list of str) across the
 collection. Other values (nested dicts, ``None``) are returned but not filterable. Filtering on a
@@ -48,8 +48,13 @@ from typing import Any
 
 import numpy as np
 
-from .base import as_vectors, check_k, check_metric
-from .collection_store import (
+from .. import registry
+from ..base import SearchResult
+from ..factory import index_factory
+from ..filtering.predicates import parse_where
+from ..indexes.multivector import MultiVectorIndex
+from ..validation import as_vectors, check_dim, check_k, check_metric
+from .storage import (
     CollectionDir,
     RWLock,
     check_column,
@@ -116,8 +121,6 @@ class Collection:
     # ---- configuration ---------------------------------------------------------------------------
     @staticmethod
     def _check_config(dim: Any, metric: Any, index: Any, params: dict[str, Any]) -> dict[str, Any]:
-        from .base import check_dim
-
         out: dict[str, Any] = {}
         if dim is not None:
             out["dim"] = check_dim(dim)
@@ -148,22 +151,15 @@ class Collection:
             self._make_index(self.dim)  # validates index name and params now, not at the first add
 
     def _make_index(self, dim: int) -> Any:
+        """A registered index type by name (``"muvera"`` names the multi-vector one) or a factory string."""
         spec, params = self.index_spec, self.index_params
-        if spec == "flat":
-            from .indexes.flat import FlatIndex
-
-            return FlatIndex(dim, self.metric, **params)
-        if spec == "hnsw":
-            from .indexes.hnsw import HNSWIndex
-
-            return HNSWIndex(dim, self.metric, **params)
         if spec == _MULTI:
-            from .multivector import MultiVectorIndex
-
             return MultiVectorIndex(dim, **params)
-        from .factory import index_factory
-
-        return index_factory(dim, spec, self.metric, **params)
+        try:
+            record = registry.get(spec)
+        except ValueError:
+            return index_factory(dim, spec, self.metric, **params)
+        return record.cls(dim, self.metric, **params)
 
     def _ensure_index(self, dim: int) -> None:
         if self._index is None:
@@ -245,8 +241,6 @@ class Collection:
             nq = len(queries) if self.multivector else queries.shape[0]
             if self._index is None or not self._records:
                 if where is not None:
-                    from .predicates import parse_where
-
                     parse_where(where)  # still reject malformed filters
                 return self._empty_query(nq, include)
             if where is None:
@@ -349,10 +343,7 @@ class Collection:
 
     def _check_attributes(self, metas: list[dict[str, Any] | None]) -> None:
         """Type-check the filterable metadata against the index's attribute columns (no state change)."""
-        from .attributes import AttributeStore
-
-        store = self._index._attribute_store() or AttributeStore()
-        store.prepare([filterable(m) for m in metas], len(metas), "metadatas")
+        self._index.check_attributes([filterable(m) for m in metas], len(metas), "metadatas")
 
     def _log(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         if self._wal is not None:
@@ -380,44 +371,25 @@ class Collection:
         iids = np.arange(self._next_iid, self._next_iid + n, dtype=np.int64)
         attributes = [filterable(m) for m in metas]
         if self.multivector:
-            self._index.add(arrays["tokens"], ids=iids, offsets=arrays["offsets"])
-            self._write_attributes(iids, attributes)
+            self._index.add(arrays["tokens"], ids=iids, attributes=attributes, offsets=arrays["offsets"])
         else:
             self._index.add(arrays["vectors"], ids=iids, attributes=attributes)
         self._next_iid += n
         for iid, sid, doc, meta in zip(iids.tolist(), sids, docs, metas):
             self._sid_to_iid[sid] = iid
             self._records[iid] = (sid, doc, meta)
-        self._sync_attributes()
-
-    def _write_attributes(self, iids: np.ndarray, attributes: list[dict[str, Any]]) -> None:
-        """Attach attributes to just-added ids ourselves, for an index whose ``add`` takes none (MUVERA)."""
-        index = self._index
-        store = index._attribute_store(create=True)
-        prepared = store.prepare(attributes, len(attributes), "metadatas")
-        store.sync(index._ids.slot_to_id, index._ids.deleted)
-        slots = np.fromiter((index._ids._id_to_slot[i] for i in iids.tolist()), np.int64, iids.shape[0])
-        store.write(slots, prepared, clear_others=True)
 
     def _apply_delete(self, iids: np.ndarray) -> None:
-        self._index.remove(iids)
-        ids = self._index._ids
-        dead = ids.n_slots - ids.n_live
-        compact = getattr(self._index, "compact", None)
-        if callable(compact) and dead >= COMPACT_MIN_DELETED and dead >= COMPACT_FRACTION * ids.n_slots:
+        index = self._index
+        index.remove(iids)
+        dead = index.n_slots - index.ntotal
+        compact = getattr(index, "compact", None)
+        if callable(compact) and dead >= COMPACT_MIN_DELETED and dead >= COMPACT_FRACTION * index.n_slots:
             compact()  # graph indexes keep removed nodes as tombstones; upserts would pile them up
         for iid in iids.tolist():
             record = self._records.pop(int(iid), None)
             if record is not None:
                 self._sid_to_iid.pop(record[0], None)
-        self._sync_attributes()
-
-    def _sync_attributes(self) -> None:
-        # Realign the attribute rows with the index slots now, under the write lock, so that
-        # concurrent queries (read lock) never find them out of date and mutate them.
-        store = self._index._attribute_store() if self._index is not None else None
-        if store is not None:
-            store.sync(self._index._ids.slot_to_id, self._index._ids.deleted)
 
     # ---- reads -----------------------------------------------------------------------------------
     def _select(self, sids: list[str] | None, where: Any) -> list[int]:
@@ -432,33 +404,25 @@ class Collection:
         return [i for i in iids if i in matched]
 
     def _match(self, where: Any) -> set[int]:
-        """Internal ids of the live records matching ``where`` (through :mod:`vecsearch.predicates`)."""
-        from .predicates import compile_where, parse_where
-
+        """Internal ids of the live records matching ``where`` (through :mod:`vecsearch.filtering.predicates`)."""
         if self._index is None:
             parse_where(where)
             return set()
-        index = self._index
-        allowed = compile_where(where, index._attribute_store(), index._ids.deleted)
-        return set(index._ids.to_external(allowed.slots).tolist())
+        return set(self._index.match(where).tolist())
 
     def _multivector_filtered(self, queries: list[Any], k: int, where: Any, params: dict[str, Any]) -> Any:
         """Filtered multi-vector search: post-filter with growing over-fetch (MultiVectorIndex has no
         ``where``); once the fetch covers every document the candidates are all documents and the
         Chamfer re-rank is exact, so rows never come back short of the matches that exist."""
-        from .base import SearchResult
-        from .predicates import compile_where
-
         index = self._index
-        allowed = compile_where(where, index._attribute_store(), index._ids.deleted)
+        allowed_ids = index.match(where)
         nq, n_live = len(queries), index.ntotal
         out_ids = np.full((nq, k), -1, np.int64)
         out_dist = np.full((nq, k), np.inf, np.float32)
-        if allowed.count == 0:
+        if allowed_ids.size == 0:
             return SearchResult(out_ids, out_dist)
-        allowed_ids = index._ids.to_external(allowed.slots)
-        need = min(k, allowed.count)
-        fetch = min(n_live, max(2 * k, math.ceil(k / allowed.selectivity * 1.5) + 8))
+        need = min(k, allowed_ids.size)
+        fetch = min(n_live, max(2 * k, math.ceil(k * n_live / allowed_ids.size * 1.5) + 8))
         base_candidates = int(params.get("candidates", 100))
         pending = np.arange(nq)
         while pending.size:
@@ -488,11 +452,10 @@ class Collection:
             return []
         if self.multivector:
             return [index.document_tokens(i) for i in iids]
-        vectors = index._exact_vectors()
-        if vectors is None:
-            raise ValueError(f"include: index {self.index_spec!r} does not keep full vectors; 'embeddings' is unavailable")
-        slots = np.fromiter((index._ids._id_to_slot[i] for i in iids), np.int64, len(iids))
-        return list(np.array(vectors[slots]))
+        try:
+            return list(index.reconstruct(np.asarray(iids, np.int64)))
+        except ValueError:
+            raise ValueError(f"include: index {self.index_spec!r} does not keep full vectors; 'embeddings' is unavailable") from None
 
     def _prepare_queries(self, queries: Any) -> Any:
         if self.multivector:
@@ -555,7 +518,6 @@ class Collection:
             self._sid_to_iid[sid] = iid
             self._records[iid] = (sid, doc, meta)
         self._next_iid = int(header["next_iid"])
-        self._sync_attributes()
 
     def _write_snapshot(self) -> None:
         """Snapshot the current state as generation ``gen + 1`` and switch to its log (writes excluded)."""

@@ -43,7 +43,7 @@ from numba.extending import intrinsic
 from ._jit import jit, jit_parallel
 from .distances import dot, sq_l2
 from .heaps import maxheap_push, maxheap_replace_top, maxheap_sort, minheap_pop, minheap_push
-from .lvq import lvq_ip, lvq_l2, query_terms
+from .lvq_codes import lvq_ip, lvq_l2, query_terms
 
 MODE_L2 = 0
 MODE_IP = 1

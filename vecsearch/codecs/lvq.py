@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernels.lvq import (
+from ..kernels.lvq_codes import (
     KIND_LVQ4,
     KIND_LVQ4X8,
     KIND_LVQ8,

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import IndexFileError, fsync_dir
+from ..io import IndexFileError, fsync_dir
 
 MAGIC = b"VSW1"
 _HEAD = struct.Struct("<4sIII")

@@ -3,7 +3,7 @@
 Documents and queries are token sets. ``add`` stores every document's tokens (CSR) and indexes one
 single vector per document in an inner single-vector index (metric ``ip``):
 
-* ``candidate_source="fde"`` (MUVERA): the document's FDE (:mod:`vecsearch.fde`); a query fetches
+* ``candidate_source="fde"`` (MUVERA): the document's FDE (:mod:`vecsearch.codecs.fde`); a query fetches
   ``candidates`` documents by ``<FDE(Q), FDE(P)>``.
 * ``candidate_source="tokens"`` (the single-vector heuristic): every document token is indexed; each
   query token fetches its ``token_k`` nearest tokens and the owning documents are unioned, ranked by
@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from .base import INDEX_TYPES, IdMap, Index, SearchResult, check_dim, check_k, register_index
-from .fde import (
+from .. import registry
+from ..base import Index, SearchResult
+from ..codecs.fde import (
     FDEConfig,
     as_fde_config,
     as_token_sets,
@@ -33,24 +34,19 @@ from .fde import (
     encode_token_sets,
     fde_random_state,
 )
-from .indexes.flat import FlatIndex
-from .kernels.chamfer import ball_carve, chamfer_candidates
-from .params import _Strict, parse_params
+from ..kernels.chamfer import ball_carve, chamfer_candidates
+from ..params import StrictModel, parse_params
+from ..validation import check_dim, check_k
 
 __all__ = ["FDEConfig", "MultiVectorIndex", "chamfer_scores", "encode_documents", "encode_queries"]
 
-INNER_KINDS = ("flat", "hnsw", "ivfpq")
 CANDIDATE_SOURCES = ("fde", "tokens", "mean")
+_SOURCE_NAMES = {"fde": "FDE", "tokens": "Tokens", "mean": "Mean"}
+# Array-name prefix of the inner index's state inside a MultiVectorIndex's state.
+_INNER = "inner_"
 
 
-# A filter matching at most this many documents is answered by exact Chamfer over all of them.
-# From bench_muvera.py (20k documents, one thread): brute-force Chamfer cost 68.5 ms CPU for 20k
-# documents (~3.4 us each), so 2,000 documents cost ~7 ms, about one FDE+HNSW candidate search
-# with re-rank (5.95 ms at 100 candidates) -- and the answer is exact.
-FILTER_EXACT_MAX_MATCHES = 2000
-
-
-class MultiVectorSearchParams(_Strict):
+class MultiVectorSearchParams(StrictModel):
     """Per-call knobs of :meth:`MultiVectorIndex.search`."""
 
     candidates: int = Field(100, ge=1)
@@ -74,40 +70,25 @@ def chamfer_scores(
     return out
 
 
-def _make_inner(kind: str, dim: int, params: dict[str, Any]) -> Index:
-    if kind == "flat":
-        if params:
-            raise TypeError(
-                f"MultiVectorIndex: inner='flat' takes no parameters, got {sorted(params)}"
-            )
-        return FlatIndex(dim, "ip")
-    if kind == "hnsw":
-        from .indexes.hnsw import HNSWIndex
-
-        return HNSWIndex(dim, "ip", **params)
-    from .indexes.ivfpq import IVFPQIndex
-
-    return IVFPQIndex(dim, "ip", **params)
-
-
-def _inner_state(index: Index, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    params, arrays = index._state()
-    out = {f"{prefix}{name}": arr for name, arr in arrays.items()}
-    out[f"{prefix}slot_to_id"] = index._ids.slot_to_id
-    out[f"{prefix}deleted"] = index._ids.deleted
-    return {"type": index.type_name, "dim": index.dim, "params": params}, out
-
-
-def _inner_from_state(header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> Index:
-    sub = {name[len(prefix) :]: arr for name, arr in arrays.items() if name.startswith(prefix)}
-    cls = INDEX_TYPES[header["type"]]
-    index = cls._from_state(int(header["dim"]), "ip", dict(header["params"]), sub)
-    index._ids = IdMap(np.array(sub["slot_to_id"]), np.array(sub["deleted"]))
+def _make_inner(inner: str, dim: int, params: dict[str, Any]) -> Index:
+    """The inner single-vector index (metric ``ip``): a registered type name (``"flat"``, ``"hnsw"``,
+    ``"ivfpq"``, ...) built with ``params``, or a factory description such as ``"HNSW32"``."""
+    if not isinstance(inner, str):
+        raise TypeError(f"inner: expected an index type name or factory description, got {type(inner).__name__}")
+    names = [r.name for r in registry.all_types() if r.vector_input]
+    if inner in names:
+        index = registry.get(inner).cls(dim, "ip", **params)
+    else:
+        try:
+            index = registry.build_from_description(dim, "ip", inner, params)
+        except ValueError as exc:
+            raise ValueError(f"inner: expected one of {names} or a factory description, got {inner!r} ({exc})") from None
+    if not index.vector_input:
+        raise ValueError(f"inner: expected a single-vector index type, got {inner!r}")
     return index
 
 
-@register_index("multivector")
-class MultiVectorIndex(Index):
+class MultiVectorIndex(Index, type_name="multivector"):
     """Multi-vector index: token sets in, candidates from an inner single-vector index, exact Chamfer re-rank.
 
     ``dim`` token dimension; ``fde`` an :class:`FDEConfig` (or dict) for ``candidate_source="fde"``;
@@ -125,6 +106,10 @@ class MultiVectorIndex(Index):
     ``remove`` drops documents from the inner index; their tokens stay in storage (not compacted).
     """
 
+    vector_input = False
+    search_knobs = ("candidates",)
+    factory_forms = ((r"MultiVector(?P<source>FDE|Tokens|Mean)?,(?P<inner>.+)", "MultiVectorFDE,Flat"),)
+
     def __init__(
         self,
         dim: int,
@@ -135,8 +120,6 @@ class MultiVectorIndex(Index):
         **inner_params: Any,
     ):
         super().__init__(check_dim(dim), "ip")
-        if inner not in INNER_KINDS:
-            raise ValueError(f"inner: expected one of {INNER_KINDS}, got {inner!r}")
         if candidate_source not in CANDIDATE_SOURCES:
             raise ValueError(
                 f"candidate_source: expected one of {CANDIDATE_SOURCES}, got {candidate_source!r}"
@@ -169,7 +152,7 @@ class MultiVectorIndex(Index):
         """Token vectors ``(n_i, dim)`` float32 of the document with external id ``doc_id``."""
         if not self._ids.contains(doc_id):
             raise KeyError(f"doc_id: {doc_id} is not in the index")
-        slot = self._ids._id_to_slot[int(doc_id)]
+        slot = self._ids.slot_of(doc_id)
         return self._tok_vecs[self._tok_offsets[slot] : self._tok_offsets[slot + 1]].copy()
 
     def _doc_vectors(self, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -261,7 +244,7 @@ class MultiVectorIndex(Index):
         k = check_k(k)
         q_vecs, q_offs = as_token_sets(queries, self.dim, "queries", offsets)
         parsed = self._parse_search_params(params)
-        allowed = self._compile_where(where) if where is not None else None
+        allowed = self.compile_where(where) if where is not None else None
         nq = q_offs.shape[0] - 1
         if self.ntotal == 0 or nq == 0 or (allowed is not None and allowed.count == 0):
             return SearchResult(
@@ -312,7 +295,7 @@ class MultiVectorIndex(Index):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Filtered search: exact Chamfer over all matches when they are few, else over-fetch."""
         nq = q_offs.shape[0] - 1
-        if allowed.count <= max(params.candidates, FILTER_EXACT_MAX_MATCHES):
+        if allowed.count <= max(params.candidates, self.filter_tuning.multivector_exact_max_matches):
             cand = np.ascontiguousarray(np.broadcast_to(allowed.slots, (nq, allowed.count)))
         else:
             selectivity = allowed.count / max(self.ntotal, 1)
@@ -401,9 +384,19 @@ class MultiVectorIndex(Index):
             self._inner.remove(slots)
         self._ids.mark_deleted(slots)
 
-    # ---- persistence --------------------------------------------------------------------------
-    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        inner_header, inner_arrays = _inner_state(self._inner, "inner_")
+    # ---- factory / persistence ----------------------------------------------------------------
+    def describe(self) -> str:
+        return f"MultiVector{_SOURCE_NAMES[self.candidate_source]},{self._inner.describe()}"
+
+    @classmethod
+    def _from_factory(cls, dim: int, metric: str, groups: dict[str, Any], params: dict[str, Any]) -> MultiVectorIndex:
+        if metric != "ip":
+            raise ValueError(f"metric: a MultiVectorIndex ranks by Chamfer similarity (metric 'ip'), got {metric!r}")
+        source = {v: k for k, v in _SOURCE_NAMES.items()}[groups["source"] or "FDE"]
+        return cls(dim, inner=groups["inner"], candidate_source=source, **params)
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        inner_header, inner_arrays = self._inner.get_state()
         params = {
             "fde": self.fde.model_dump(),
             "inner": self.inner_kind,
@@ -414,32 +407,38 @@ class MultiVectorIndex(Index):
         arrays = {
             "token_vectors": self._tok_vecs[: self._n_tok],
             "token_offsets": self._tok_offsets,
-            **inner_arrays,
+            **{_INNER + name: arr for name, arr in inner_arrays.items()},
         }
         return params, arrays
 
     @classmethod
-    def _from_state(
-        cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray]
-    ) -> MultiVectorIndex:
-        index = cls(
-            dim,
-            fde=params["fde"],
-            inner=params["inner"],
-            candidate_source=params["candidate_source"],
-            **params.get("inner_params", {}),
-        )
-        vecs, offs = arrays["token_vectors"], arrays["token_offsets"]
-        if vecs.ndim != 2 or vecs.shape[1] != dim or vecs.dtype != np.float32:
-            raise ValueError(
-                f"token_vectors: expected float32 (n, {dim}), got {vecs.dtype} {vecs.shape}"
-            )
-        if offs.ndim != 1 or offs.dtype != np.int64 or offs[0] != 0 or offs[-1] != vecs.shape[0]:
-            raise ValueError(
-                f"token_offsets: expected int64 CSR offsets ending at {vecs.shape[0]}, got {offs.dtype} {offs.shape}"
-            )
+    def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray],
+                    n_slots: int) -> MultiVectorIndex:
+        try:
+            inner_header = dict(params["inner_index"])
+            index = cls(dim, fde=params["fde"], inner=params["inner"], candidate_source=params["candidate_source"],
+                        **params.get("inner_params", {}))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"params: malformed ({exc})") from None
+        vecs, offs = arrays.get("token_vectors"), arrays.get("token_offsets")
+        if vecs is None or vecs.ndim != 2 or vecs.shape[1] != dim or vecs.dtype != np.float32:
+            got = "missing" if vecs is None else f"{vecs.dtype} {vecs.shape}"
+            raise ValueError(f"token_vectors: expected float32 (n, {dim}), got {got}")
+        if (offs is None or offs.shape != (n_slots + 1,) or offs.dtype != np.int64 or offs[0] != 0
+                or offs[-1] != vecs.shape[0] or (np.diff(offs) < 1).any()):
+            raise ValueError(f"token_offsets: expected int64 CSR offsets ({n_slots + 1},) from 0 to "
+                             f"{vecs.shape[0]}, every document with a token")
         index._tok_vecs, index._tok_offsets, index._n_tok = vecs, np.array(offs), vecs.shape[0]
-        index._inner = _inner_from_state(params["inner_index"], arrays, "inner_")
+        inner_header.setdefault("metric", "ip")  # files written before inner headers named it
+        expected_dim = index._inner.dim
+        inner_arrays = {name[len(_INNER):]: arr for name, arr in arrays.items() if name.startswith(_INNER)}
+        index._inner = Index.from_state(inner_header, inner_arrays)
+        # The inner index's ids are document slots (token rows for the "tokens" source).
+        bound = index._n_tok if index.candidate_source == "tokens" else n_slots
+        inner_ids = index._inner.ids()
+        if (index._inner.dim != expected_dim or index._inner.metric != "ip"
+                or (inner_ids.size and (inner_ids.min() < 0 or inner_ids.max() >= bound))):
+            raise ValueError(f"inner_index: its dim, metric or ids (0..{bound - 1}) do not fit the documents")
         return index
 
     def __repr__(self) -> str:
@@ -449,15 +448,13 @@ class MultiVectorIndex(Index):
         )
 
     @classmethod
-    def _warmup(cls, data: np.ndarray) -> None:
+    def warmup_kernels(cls, data: np.ndarray) -> None:
         """Compile (or load from cache) the FDE, token and Chamfer paths on tiny data."""
         data = np.ascontiguousarray(data[:120], np.float32)
         docs = [data[i : i + 3] for i in range(0, 90, 3)]
         queries = [data[i : i + 2] for i in range(90, 100, 2)]
         for source in CANDIDATE_SOURCES:
-            index = cls(
-                data.shape[1], fde=FDEConfig(reps=2, k_sim=2, d_proj=4), candidate_source=source
-            )
+            index = cls(data.shape[1], fde=FDEConfig(reps=2, k_sim=2, d_proj=4), candidate_source=source)
             index.add(docs)
             index.search(queries, 3, candidates=5, token_k=2)
             index.search(queries, 3, candidates=5, ball_carving=0.7)

@@ -29,23 +29,23 @@ KINDS = ("int", "float", "bool", "str", "tags")
 _ARRAY_PREFIX = "attr__"
 
 
-def _is_int(v: Any) -> bool:
+def is_int_value(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
-def _is_float(v: Any) -> bool:
+def is_float_value(v: Any) -> bool:
     return isinstance(v, (float, np.floating))
 
 
-def _is_bool(v: Any) -> bool:
+def is_bool_value(v: Any) -> bool:
     return isinstance(v, (bool, np.bool_))
 
 
-def _is_str(v: Any) -> bool:
+def is_str_value(v: Any) -> bool:
     return isinstance(v, (str, np.str_))
 
 
-def _is_tags(v: Any) -> bool:
+def is_tags_value(v: Any) -> bool:
     return isinstance(v, (list, tuple, set, frozenset)) or (isinstance(v, np.ndarray) and v.ndim == 1)
 
 
@@ -66,15 +66,15 @@ def infer_kind(field: str, values: Any) -> str:
     present = [v for v in values if v is not None]
     if not present:
         raise ValueError(f"attributes[{field!r}]: cannot infer a type from a column of only None values")
-    if all(_is_bool(v) for v in present):
+    if all(is_bool_value(v) for v in present):
         return "bool"
-    if all(_is_int(v) for v in present):
+    if all(is_int_value(v) for v in present):
         return "int"
-    if all(_is_int(v) or _is_float(v) for v in present):
+    if all(is_int_value(v) or is_float_value(v) for v in present):
         return "float"
-    if all(_is_str(v) for v in present):
+    if all(is_str_value(v) for v in present):
         return "str"
-    if all(_is_tags(v) for v in present):
+    if all(is_tags_value(v) for v in present):
         return "tags"
     kinds = sorted({type(v).__name__ for v in present})
     raise TypeError(
@@ -122,11 +122,11 @@ class Column:
     def check_value(self, value: Any, where: str) -> None:
         """Raise ``TypeError`` if ``value`` (not None) does not fit this column's kind."""
         ok = {
-            "int": _is_int,
-            "float": lambda v: _is_int(v) or _is_float(v),
-            "bool": _is_bool,
-            "str": _is_str,
-            "tags": lambda v: _is_tags(v) and all(_is_str(t) for t in v),
+            "int": is_int_value,
+            "float": lambda v: is_int_value(v) or is_float_value(v),
+            "bool": is_bool_value,
+            "str": is_str_value,
+            "tags": lambda v: is_tags_value(v) and all(is_str_value(t) for t in v),
         }[self.kind](value)
         if not ok:
             expected = "a list of str" if self.kind == "tags" else self.kind
@@ -358,8 +358,15 @@ class AttributeStore:
             raise ValueError(f"{where}: unknown field {field!r} (known fields: {known})")
         return col
 
-    def sync(self, slot_to_id: np.ndarray, deleted: np.ndarray) -> None:
-        """Realign rows with the index's current ``slot_to_id`` (after append, compaction or slot reuse)."""
+    def sync(self, slot_to_id: np.ndarray, deleted: np.ndarray, version: int = 0) -> None:
+        """Realign rows with the index's current ``slot_to_id`` (after append, compaction or slot reuse).
+
+        ``version``: the ``IdMap.version`` these arrays belong to; a store already synced to it
+        returns at once (the search path calls this on every filtered search).
+        """
+        if version and version == self.synced_version:
+            return
+        self.synced_version = version
         cur, old = slot_to_id, self.slot_ids
         n_old = old.shape[0]
         if cur.shape[0] == n_old and np.array_equal(cur, old):
