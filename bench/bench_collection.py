@@ -18,8 +18,8 @@ Prints a table and writes bench/results/bench_collection.json (with the load ave
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,14 +28,24 @@ import threading
 import time
 from pathlib import Path
 
-import faiss
 import hnswlib
-import numba
 import numpy as np
 
 import vecsearch as vs
-from vecsearch.store.collection import Collection
+from vecsearch.benchmark import wordnet
+from vecsearch.benchmark.algorithms import limit_threads
+from vecsearch.benchmark.datasets import exact_neighbors, filtered_exact_neighbors
+from vecsearch.benchmark.evaluation import pad_ids, recall_at_k
+from vecsearch.benchmark.report import format_table
+from vecsearch.benchmark.results import ResultsFile
 
+K = 10
+TABLES = {  # printed at the end, one table per section
+    "ingest": ("method", "batch", "docs_per_s", "ms_per_call"),
+    "query": ("method", "qps", "recall"),
+    "threads": ("query_threads", "qps"),
+    "reopen": ("from", "seconds"),
+}
 CHROMA_PEER = r"""
 import json, sys, time, numpy as np, chromadb
 args = json.loads(sys.argv[1])
@@ -65,179 +75,238 @@ print(json.dumps({"ingest_s": ingest, "query_s": qtime, "filtered_s": ftime, "fo
 """
 
 
-def recall(found, truth) -> float:
-    k = truth.shape[1]
-    return sum(len(set(f) & set(t.tolist())) for f, t in zip(found, truth)) / (len(truth) * k)
-
-
 def rows_of(ids) -> list[int]:
     return [int(s.split("-")[1]) for s in ids]
 
 
+def timed_each(fn, queries) -> tuple[float, list]:
+    """Seconds for one call per query (after one untimed call), and the results."""
+    fn(queries[0])
+    t0 = time.perf_counter()
+    found = [fn(q) for q in queries]
+    return time.perf_counter() - t0, found
+
+
+def ingest(args, train, docs, ids, metas, tmp: Path, results: ResultsFile):
+    """Batches of 100 into each store; returns the stores to query."""
+    n = train.shape[0]
+    hp = {"M": args.M, "ef_construction": args.ef_construction, "seed": 0}
+    stores = {}
+
+    def batches(add):
+        t0 = time.perf_counter()
+        for s in range(0, n, 100):
+            add(slice(s, min(s + 100, n)))
+        return time.perf_counter() - t0
+
+    raw = vs.HNSWIndex(train.shape[1], "cosine", **hp)
+    stores["raw"] = raw
+    seconds = {
+        "raw HNSWIndex.add": batches(lambda b: raw.add(train[b], ids=np.arange(b.start, b.stop)))
+    }
+    for label, path in (("memory", None), ("persistent, WAL", str(tmp / "col"))):
+        col = vs.Collection(path, index="hnsw", **hp)
+        stores[label] = col
+        seconds[f"Collection.add ({label})"] = batches(
+            lambda b, col=col: col.add(ids[b], train[b], documents=docs[b], metadatas=metas[b])
+        )
+    hl = hnswlib.Index(space="cosine", dim=train.shape[1])
+    hl.init_index(max_elements=n, M=args.M, ef_construction=args.ef_construction, random_seed=0)
+    hl.set_num_threads(1)
+    seconds["hnswlib add_items"] = batches(
+        lambda b: hl.add_items(train[b], np.arange(b.start, b.stop))
+    )
+    hl.set_ef(args.ef)
+    stores["hnswlib"] = hl
+    for label, secs in seconds.items():
+        results.add(
+            {
+                "section": "ingest",
+                "method": label,
+                "batch": 100,
+                "seconds": secs,
+                "docs_per_s": n / secs,
+            }
+        )
+    single = vs.Collection(str(tmp / "single"), index="flat")
+    calls = min(300, n)
+    t0 = time.perf_counter()
+    for i in range(calls):
+        single.add([ids[i]], train[i : i + 1], documents=[docs[i]], metadatas=[metas[i]])
+    results.add(
+        {
+            "section": "ingest",
+            "method": "Collection.add (persistent, flat)",
+            "batch": 1,
+            "ms_per_call": (time.perf_counter() - t0) / calls * 1e3,
+        }
+    )
+    single.close()
+    return stores
+
+
+def query(args, stores, queries, truth, ftruth, results: ResultsFile) -> None:
+    """One query per call against each store (QPS, recall@10), then 1 vs 2 query threads."""
+    raw, mem, disk, hl = (stores[key] for key in ("raw", "memory", "persistent, WAL", "hnswlib"))
+    nq = queries.shape[0]
+    for name, fn, want in [
+        ("raw HNSWIndex.search", lambda q: raw.search(q, K, ef=args.ef).ids[0], truth),
+        (
+            "Collection.query (memory)",
+            lambda q: rows_of(mem.query(q, n_results=K, ef=args.ef)["ids"][0]),
+            truth,
+        ),
+        (
+            "Collection.query (persistent)",
+            lambda q: rows_of(disk.query(q, n_results=K, ef=args.ef)["ids"][0]),
+            truth,
+        ),
+        ("hnswlib knn_query", lambda q: hl.knn_query(q, K)[0][0], truth),
+        (
+            "Collection.query where pos=v",
+            lambda q: rows_of(disk.query(q, n_results=K, where={"pos": "v"}, ef=args.ef)["ids"][0]),
+            ftruth,
+        ),
+    ]:
+        secs, found = timed_each(fn, queries)
+        results.add(
+            {
+                "section": "query",
+                "method": name,
+                "qps": nq / secs,
+                "recall": recall_at_k(pad_ids(found, K), want),
+            }
+        )
+    for n_threads in (1, 2):  # query threads on one collection, numba on one thread each
+        workers = [
+            threading.Thread(target=lambda p=p: [disk.query(q, n_results=K, ef=args.ef) for q in p])
+            for p in np.array_split(queries, n_threads)
+        ]
+        t0 = time.perf_counter()
+        for th in workers:
+            th.start()
+        for th in workers:
+            th.join()
+        results.add(
+            {
+                "section": "threads",
+                "query_threads": n_threads,
+                "qps": nq / (time.perf_counter() - t0),
+            }
+        )
+
+
+def chroma(args, train, queries, pos, tmp: Path, truth, ftruth, results: ResultsFile) -> None:
+    np.save(tmp / "train.npy", train)
+    np.save(tmp / "queries.npy", queries)
+    np.save(tmp / "pos.npy", pos.astype(str))
+    spec = {
+        "train": str(tmp / "train.npy"),
+        "queries": str(tmp / "queries.npy"),
+        "pos": str(tmp / "pos.npy"),
+        "path": str(tmp / "chroma"),
+        "M": args.M,
+        "efc": args.ef_construction,
+        "ef": args.ef,
+    }
+    proc = subprocess.run(
+        [args.chroma_python, "-c", CHROMA_PEER, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode:
+        results.summary["chroma_error"] = proc.stderr[-2000:]
+        print("chroma peer failed:", proc.stderr[-2000:], file=sys.stderr)
+        return
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    nq = queries.shape[0]
+    results.add(
+        {
+            "section": "ingest",
+            "method": f"chroma {res['version']} add (persistent)",
+            "batch": 100,
+            "seconds": res["ingest_s"],
+            "docs_per_s": train.shape[0] / res["ingest_s"],
+        }
+    )
+    results.add(
+        {
+            "section": "query",
+            "method": f"chroma {res['version']} query",
+            "qps": nq / res["query_s"],
+            "recall": recall_at_k(pad_ids(res["found"], K), truth),
+        }
+    )
+    results.add(
+        {
+            "section": "query",
+            "method": "chroma query where pos=v",
+            "qps": nq / res["filtered_s"],
+            "recall": recall_at_k(pad_ids(res["ffound"], K), ftruth),
+        }
+    )
+
+
 def main() -> None:
-    here = Path(__file__).resolve().parent
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(here.parent.parent / "shared" / "data" / "wordnet-minilm"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    wordnet.add_data_argument(parser)
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--M", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=100)
     parser.add_argument("--ef", type=int, default=64)
-    parser.add_argument("--chroma-python", default=None, help="python with chromadb installed (peer, optional)")
-    parser.add_argument("--out", default=str(here / "results" / "bench_collection.json"))
+    parser.add_argument(
+        "--chroma-python", default=None, help="python with chromadb installed (peer, optional)"
+    )
+    parser.add_argument(
+        "--out", default=str(Path(__file__).resolve().parent / "results" / "bench_collection.json")
+    )
     args = parser.parse_args()
 
-    data = Path(args.data)
-    train = np.ascontiguousarray(np.load(data / "train.npy")[: args.n].astype(np.float32))
-    queries = np.ascontiguousarray(np.load(data / "test_id.npy")[: args.queries].astype(np.float32))
-    pos = np.load(data / "attrs.npz")["pos"][: args.n]
-    n, k = train.shape[0], 10
+    results = ResultsFile(args.out, args, script="bench_collection")
+    train = wordnet.load_train(args.n, data_dir=args.data)
+    queries = wordnet.load_queries("id", args.queries, data_dir=args.data)
+    pos = wordnet.load_attributes(args.n, data_dir=args.data)["pos"]
+    n, nq = train.shape[0], queries.shape[0]
     ids = [f"doc-{i}" for i in range(n)]
     metas = [{"pos": str(p)} for p in pos]
     docs = [f"text {i}" for i in range(n)]
-    hp = {"M": args.M, "ef_construction": args.ef_construction, "seed": 0}
-    load_before = os.getloadavg()
-    numba.set_num_threads(1)  # single-thread comparison with hnswlib (num_threads=1) and Chroma
-
-    flat = faiss.IndexFlatIP(train.shape[1])
-    flat.add(train / np.linalg.norm(train, axis=1, keepdims=True))
-    qn = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    truth = flat.search(qn, k)[1]
-    verbs = np.flatnonzero(pos == "v")
-    ftruth = verbs[faiss_knn(train[verbs], qn, k)]
-
-    # warm-up compile outside the timings
-    warm = Collection(index="hnsw", **hp)
-    warm.add(ids[:200], train[:200], metadatas=metas[:200])
-    warm.query(queries[:2], n_results=k, where={"pos": "v"})
-    out: dict = {"n": n, "queries": len(queries), "k": k, **hp, "ef": args.ef}
-    rows = []
-
-    # 1. ingest
-    t = time.perf_counter()
-    raw = vs.HNSWIndex(train.shape[1], "cosine", **hp)
-    for s in range(0, n, 100):
-        raw.add(train[s : s + 100], ids=np.arange(s, min(s + 100, n)))
-    out["ingest_raw_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    mem = Collection(index="hnsw", **hp)
-    for s in range(0, n, 100):
-        mem.add(ids[s : s + 100], train[s : s + 100], documents=docs[s : s + 100], metadatas=metas[s : s + 100])
-    out["ingest_memory_s"] = time.perf_counter() - t
+    truth = exact_neighbors(train, queries, K, "cosine")[0]
+    verbs = pos == "v"
+    ftruth = filtered_exact_neighbors(train, queries, [verbs] * nq, K, "cosine")[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_collection_"))
-    t = time.perf_counter()
-    disk = Collection(str(tmp / "col"), index="hnsw", **hp)
-    for s in range(0, n, 100):
-        disk.add(ids[s : s + 100], train[s : s + 100], documents=docs[s : s + 100], metadatas=metas[s : s + 100])
-    out["ingest_persistent_s"] = time.perf_counter() - t
-    single = Collection(str(tmp / "single"), index="flat")
-    t = time.perf_counter()
-    for i in range(300):
-        single.add([ids[i]], train[i : i + 1], documents=[docs[i]], metadatas=[metas[i]])
-    out["persistent_call_ms_batch1"] = (time.perf_counter() - t) / 300 * 1e3
-    single.close()
-    t = time.perf_counter()
-    hl = hnswlib.Index(space="cosine", dim=train.shape[1])
-    hl.init_index(max_elements=n, M=args.M, ef_construction=args.ef_construction, random_seed=0)
-    hl.set_num_threads(1)
-    for s in range(0, n, 100):
-        hl.add_items(train[s : s + 100], np.arange(s, min(s + 100, n)))
-    out["ingest_hnswlib_s"] = time.perf_counter() - t
-    hl.set_ef(args.ef)
-
-    # 2. one query per call
-    def timed(fn):
-        fn(queries[0])
-        found, t0 = [], time.perf_counter()
-        for q in queries:
-            found.append(fn(q))
-        return time.perf_counter() - t0, found
-
-    for name, fn in [
-        ("raw HNSWIndex.search", lambda q: raw.search(q, k, ef=args.ef).ids[0].tolist()),
-        ("Collection.query (memory)", lambda q: rows_of(mem.query(q, n_results=k, ef=args.ef)["ids"][0])),
-        ("Collection.query (persistent)", lambda q: rows_of(disk.query(q, n_results=k, ef=args.ef)["ids"][0])),
-        ("hnswlib knn_query", lambda q: hl.knn_query(q, k)[0][0].tolist()),
-    ]:
-        secs, found = timed(fn)
-        rows.append((name, len(queries) / secs, recall(found, truth)))
-    secs, found = timed(lambda q: rows_of(disk.query(q, n_results=k, where={"pos": "v"}, ef=args.ef)["ids"][0]))
-    rows.append(("Collection.query where pos=v", len(queries) / secs, recall(found, ftruth)))
-
-    # 5. threads: 2 query threads on one collection
-    def worker(chunk):
-        for q in chunk:
-            disk.query(q, n_results=k, ef=args.ef)
-
-    numba.set_num_threads(1)
-    for n_threads in (1, 2):
-        parts = np.array_split(queries, n_threads)
-        threads = [threading.Thread(target=worker, args=(p,)) for p in parts]
+    with limit_threads(1):  # single-thread comparison with hnswlib (num_threads=1) and Chroma
+        warm = vs.Collection(index="hnsw", M=args.M, ef_construction=args.ef_construction, seed=0)
+        warm.add(ids[:200], train[:200], metadatas=metas[:200])  # compile outside the timings
+        warm.query(queries[:2], n_results=K, where={"pos": "v"})
+        stores = ingest(args, train, docs, ids, metas, tmp, results)
+        query(args, stores, queries, truth, ftruth, results)
+    # Reopen as after a crash: the collection is dropped without close() (its finalizer releases the
+    # log and the lock but writes no snapshot), so the first reopen replays the log.
+    stores.clear()
+    gc.collect()
+    for label in ("log", "snapshot"):
         t0 = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        out[f"qps_threads_{n_threads}"] = len(queries) / (time.perf_counter() - t0)
-
-    # 4. reopen: log only vs snapshot
-    disk._wal.close()
-    disk._dir.unlock()  # as after a crash: no snapshot yet, everything in the log
-    t = time.perf_counter()
-    reopened = Collection(str(tmp / "col"))
-    out["reopen_from_log_s"] = time.perf_counter() - t
-    reopened.close()  # writes a snapshot
-    t = time.perf_counter()
-    reopened = Collection(str(tmp / "col"))
-    out["reopen_from_snapshot_s"] = time.perf_counter() - t
-    assert reopened.count() == n
-    reopened.close()
-
-    # Chroma peer
+        reopened = vs.Collection(str(tmp / "col"))
+        results.add({"section": "reopen", "from": label, "seconds": time.perf_counter() - t0})
+        if reopened.count() != n:
+            raise RuntimeError(f"reopened: {reopened.count()} records, expected {n}")
+        reopened.close()  # writes a snapshot
     if args.chroma_python:
-        np.save(tmp / "train.npy", train)
-        np.save(tmp / "queries.npy", queries)
-        np.save(tmp / "pos.npy", pos.astype(str))
-        spec = {"train": str(tmp / "train.npy"), "queries": str(tmp / "queries.npy"), "pos": str(tmp / "pos.npy"),
-                "path": str(tmp / "chroma"), "M": args.M, "efc": args.ef_construction, "ef": args.ef}
-        proc = subprocess.run([args.chroma_python, "-c", CHROMA_PEER, json.dumps(spec)], capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
-            res = json.loads(proc.stdout.strip().splitlines()[-1])
-            out["chroma_version"] = res["version"]
-            out["ingest_chroma_s"] = res["ingest_s"]
-            rows.append((f"chroma {res['version']} query", len(queries) / res["query_s"], recall(res["found"], truth)))
-            rows.append(("chroma query where pos=v", len(queries) / res["filtered_s"], recall(res["ffound"], ftruth)))
-        else:
-            out["chroma_error"] = proc.stderr[-2000:]
-            print("chroma peer failed:", proc.stderr[-2000:], file=sys.stderr)
+        chroma(args, train, queries, pos, tmp, truth, ftruth, results)
     shutil.rmtree(tmp, ignore_errors=True)
 
-    out["load_avg_before"] = load_before
-    out["load_avg_after"] = os.getloadavg()
-    out["query_rows"] = [{"name": r[0], "qps": r[1], "recall@10": r[2]} for r in rows]
-    print(f"n={n} dim={train.shape[1]} queries={len(queries)} k={k} M={args.M} efC={args.ef_construction} ef={args.ef}, 1 thread")
-    print(f"{'ingest (batches of 100)':38s} {'docs/s':>10s}")
-    for key, label in [("ingest_raw_s", "raw HNSWIndex.add"), ("ingest_memory_s", "Collection.add (memory)"),
-                       ("ingest_persistent_s", "Collection.add (persistent, WAL)"),
-                       ("ingest_hnswlib_s", "hnswlib add_items"), ("ingest_chroma_s", "chroma add (persistent)")]:
-        if key in out:
-            print(f"{label:38s} {n / out[key]:10.0f}")
-    print(f"persistent add, 1 doc per call: {out['persistent_call_ms_batch1']:.2f} ms/call")
-    print(f"\n{'query (1 per call)':38s} {'QPS':>10s} {'recall@10':>10s}")
-    for name, qps, rec in rows:
-        print(f"{name:38s} {qps:10.0f} {rec:10.3f}")
-    print(f"\n2 query threads / 1 thread QPS: {out['qps_threads_2'] / out['qps_threads_1']:.2f}x "
-          f"({out['qps_threads_1']:.0f} -> {out['qps_threads_2']:.0f})")
-    print(f"reopen: from log {out['reopen_from_log_s']:.2f} s, from snapshot {out['reopen_from_snapshot_s']:.2f} s")
-    print(f"load average before {load_before}, after {out['load_avg_after']}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
-
-
-def faiss_knn(db: np.ndarray, qn: np.ndarray, k: int) -> np.ndarray:
-    index = faiss.IndexFlatIP(db.shape[1])
-    index.add(db / np.linalg.norm(db, axis=1, keepdims=True))
-    return index.search(qn, k)[1]
+    print(
+        f"n={n} dim={train.shape[1]} queries={nq} k={K} M={args.M} efC={args.ef_construction} ef={args.ef}"
+    )
+    for section, columns in TABLES.items():
+        print("\n" + format_table(results.select(section=section), columns))
+    one, two = (r["qps"] for r in results.select(section="threads"))
+    results.summary["two_threads_over_one"] = two / one
+    print(f"\n2 query threads / 1 thread QPS: {two / one:.2f}x; wrote {results.write()}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ Per configuration: add throughput (vectors/s, one ``add`` call of the whole subs
 throughput (QPS of one ``search`` call over all queries, best of ``--repeats``), single-query
 latency (median of ``--latency-calls`` one-query calls: the fixed fan-out overhead), recall@k
 against exact search, and the bytes of the index arrays per shard (for the capacity plan).
+Search timings take the configurations in turn, round by round, so the load of a shared
+machine drifting over the run does not favour whichever ran first.
 On one machine 2 shards cannot beat one process (same cores); the figures give Ray's overhead
 and the per-shard throughput that a cluster multiplies.
 
@@ -22,29 +24,20 @@ Prints a table and writes bench/results/bench_distributed.json (with the load av
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import os
-import platform
 import time
 from pathlib import Path
 
-import numba
-import numpy as np
 import ray
-from threadpoolctl import threadpool_limits
 
 import vecsearch
+from vecsearch.benchmark import wordnet
+from vecsearch.benchmark.algorithms import limit_threads
+from vecsearch.benchmark.datasets import exact_neighbors
+from vecsearch.benchmark.evaluation import recall_at_k, time_interleaved
+from vecsearch.benchmark.results import ResultsFile
 from vecsearch.distributed import ShardedIndex
-
-
-def run_search(index, queries: np.ndarray, k: int, params: dict):
-    return index.search(queries, k, **params)
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    k = truth.shape[1]
-    hits = sum(len(set(f[f >= 0].tolist()) & set(t.tolist())) for f, t in zip(found, truth))
-    return hits / (truth.shape[0] * k)
 
 
 def build_params(kind: str, args: argparse.Namespace) -> tuple[str, dict, dict]:
@@ -62,9 +55,7 @@ def build_params(kind: str, args: argparse.Namespace) -> tuple[str, dict, dict]:
     raise ValueError(f"--types: unknown index type {kind!r} (flat, hnsw, ivfpq)")
 
 
-def build(
-    config: str, spec: str, params: dict, kind: str, train: np.ndarray, row: dict, threads: int
-):
+def build(config: str, spec: str, params: dict, kind: str, train, row: dict, threads: int):
     """Create the index of ``config`` ("in-process" or "<n> shard(s)"), train it if needed, add
     ``train``; records start, train and add timings in ``row``."""
     t0 = time.perf_counter()
@@ -96,14 +87,36 @@ def build(
     return index
 
 
+def measure(built: dict, queries, truth, k: int, search_params: dict, args) -> None:
+    """Batch QPS, median one-query latency and recall of every configuration, configurations in turn."""
+    batch = time_interleaved(
+        {
+            config: (lambda index=index: index.search(queries, k, **search_params))
+            for config, (index, _) in built.items()
+        },
+        args.repeats,
+    )
+    calls = {}
+    for config, (index, _) in built.items():
+        order = itertools.count()
+        calls[config] = lambda index=index, order=order: index.search(
+            queries[next(order) % queries.shape[0]], k, **search_params
+        )
+    single = time_interleaved(calls, args.latency_calls)
+    for config, (index, row) in built.items():
+        for timing in (batch[config], single[config]):
+            if timing.error:
+                raise RuntimeError(f"{row['type']} {config}: {timing.error}")
+        row["batch_qps"] = batch[config].rate(queries.shape[0])
+        row["latency_ms"] = 1000 * single[config].median_s
+        row[f"recall@{k}"] = recall_at_k(batch[config].output.ids, truth)
+
+
 def main() -> None:
-    here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--data", default=str(here.parent.parent / "shared" / "data" / "wordnet-minilm")
-    )
+    wordnet.add_data_argument(parser)
     parser.add_argument("--n", type=int, default=50000, help="database rows (first n of train.npy)")
     parser.add_argument(
         "--queries", type=int, default=1000, help="in-distribution queries (test_id.npy)"
@@ -126,93 +139,72 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latency-calls", type=int, default=200)
-    parser.add_argument("--out", default=str(here / "results" / "bench_distributed.json"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).resolve().parent / "results" / "bench_distributed.json")
+    )
     args = parser.parse_args()
 
-    data = Path(args.data)
-    train = np.ascontiguousarray(np.load(data / "train.npy")[: args.n].astype(np.float32))
-    queries = np.ascontiguousarray(np.load(data / "test_id.npy")[: args.queries].astype(np.float32))
+    results = ResultsFile(args.out, args, script="bench_distributed")
+    train = wordnet.load_train(args.n, data_dir=args.data)
+    queries = wordnet.load_queries("id", args.queries, data_dir=args.data)
     cores = os.cpu_count() or 1
     threads = args.threads or cores
-    # The in-process index gets the same thread budget as the 1-shard actor (numba and BLAS).
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    blas_limits = threadpool_limits(limits=threads, user_api="blas")
-    load_before = os.getloadavg()
-    print(
-        f"database {train.shape}, queries {queries.shape}, k={args.k}, cores={cores},"
-        f" threads={threads}, load {load_before}"
-    )
-
-    exact = vecsearch.FlatIndex(train.shape[1], "cosine")
-    exact.add(train)
-    truth = exact.search(queries, args.k).ids
-    del exact
-
+    truth = exact_neighbors(train, queries, args.k, "cosine")[0]
     t0 = time.perf_counter()
     ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
-    ray_start_s = time.perf_counter() - t0
-    print(f"ray.init: {ray_start_s:.2f} s")
-
-    rows = []
-    for kind in args.types.split(","):
-        spec, params, search_params = build_params(kind, args)
-        configs = ["in-process"] + [
-            f"{s} shard{'s' if int(s) > 1 else ''}" for s in args.shards.split(",")
-        ]
-        built = {}
-        for config in configs:
-            row: dict = {"type": kind, "spec": spec, "config": config, "params": params}
-            row["search"] = search_params
-            built[config] = (build(config, spec, params, kind, train, row, threads), row)
-        # Search timings interleave the configurations round by round, so that the load of the
-        # shared machine drifting over the run does not favour whichever config ran first.
-        batch = {config: np.inf for config in configs}
-        for _ in range(args.repeats + 1):  # the first round is the warm-up
+    results.summary.update(
+        ray_init_s=time.perf_counter() - t0, ray=ray.__version__, threads=threads
+    )
+    print(
+        f"database {train.shape}, queries {queries.shape}, k={args.k}, cores={cores}, threads={threads}, "
+        f"load {results.loadavg_start}; ray.init {results.summary['ray_init_s']:.2f} s"
+    )
+    # The in-process index gets the same thread budget as the 1-shard actor (numba and BLAS).
+    with limit_threads(threads) as limits:
+        results.summary["blas_limited"] = limits["blas_limited"]
+        for kind in args.types.split(","):
+            spec, params, search_params = build_params(kind, args)
+            configs = ["in-process"] + [
+                f"{s} shard{'s' if int(s) > 1 else ''}" for s in args.shards.split(",")
+            ]
+            built = {}
             for config in configs:
-                index, _ = built[config]
-                t0 = time.perf_counter()
-                run_search(index, queries, args.k, search_params)
-                batch[config] = min(batch[config], time.perf_counter() - t0)
-        latency = {config: [] for config in configs}
-        for i in range(args.latency_calls + 1):
-            for config in configs:
-                index, _ = built[config]
-                t0 = time.perf_counter()
-                run_search(index, queries[i % queries.shape[0]], args.k, search_params)
-                if i:
-                    latency[config].append(time.perf_counter() - t0)
-        for config in configs:
-            index, row = built[config]
-            row["batch_qps"] = queries.shape[0] / batch[config]
-            row["latency_ms"] = 1000 * float(np.median(latency[config]))
-            row[f"recall@{args.k}"] = recall(
-                run_search(index, queries, args.k, search_params).ids, truth
-            )
-            if isinstance(index, ShardedIndex):
-                mem = index.memory()
-                row["index_bytes_per_shard"] = [m["index_bytes"] for m in mem]
-                row["rss_bytes_per_shard"] = [m["rss_bytes"] for m in mem]
-                row["index_bytes"] = sum(row["index_bytes_per_shard"])
-                row["threads_per_shard"] = index.threads_per_shard
-                index.close()
-            else:
-                row["index_bytes"] = index.memory_bytes()
-                row["threads_per_shard"] = threads
-            row["index_bytes_per_vector"] = row["index_bytes"] / train.shape[0]
-            rows.append(row)
-            print(
-                f"{kind:>6} {config:>10}: add {row['add_vectors_per_s']:>9.0f} vec/s"
-                f"  batch {row['batch_qps']:>8.0f} QPS  1-query {row['latency_ms']:>7.2f} ms"
-                f"  recall@{args.k} {row[f'recall@{args.k}']:.4f}"
-                f"  {row['index_bytes_per_vector']:.0f} B/vector  (start {row['start_s']:.2f} s)",
-                flush=True,
-            )
-        del built
-
+                row = {
+                    "type": kind,
+                    "spec": spec,
+                    "config": config,
+                    "params": params,
+                    "search": search_params,
+                }
+                built[config] = (build(config, spec, params, kind, train, row, threads), row)
+            measure(built, queries, truth, args.k, search_params, args)
+            for config, (index, row) in built.items():
+                if isinstance(index, ShardedIndex):
+                    mem = index.memory()
+                    row["index_bytes_per_shard"] = [m["index_bytes"] for m in mem]
+                    row["rss_bytes_per_shard"] = [m["rss_bytes"] for m in mem]
+                    row["index_bytes"] = sum(row["index_bytes_per_shard"])
+                    row["threads_per_shard"] = index.threads_per_shard
+                    index.close()
+                else:
+                    row["index_bytes"] = index.memory_bytes()
+                    row["threads_per_shard"] = threads
+                row["index_bytes_per_vector"] = row["index_bytes"] / train.shape[0]
+                results.add(row)
+                print(
+                    f"{kind:>6} {config:>10}: add {row['add_vectors_per_s']:>9.0f} vec/s"
+                    f"  batch {row['batch_qps']:>8.0f} QPS  1-query {row['latency_ms']:>7.2f} ms"
+                    f"  recall@{args.k} {row[f'recall@{args.k}']:.4f}"
+                    f"  {row['index_bytes_per_vector']:.0f} B/vector  (start {row['start_s']:.2f} s)",
+                    flush=True,
+                )
+            del built
     # Ratios against the in-process index of the same type (the fan-out overhead).
     print(f"\n{'type':>6} {'config':>10} {'add x':>7} {'batch QPS x':>11} {'1-query ms +':>12}")
-    for row in rows:
-        base = next(r for r in rows if r["type"] == row["type"] and r["config"] == "in-process")
+    for row in results.rows:
+        base = next(
+            r for r in results.rows if r["type"] == row["type"] and r["config"] == "in-process"
+        )
         row["add_ratio_vs_in_process"] = row["add_vectors_per_s"] / base["add_vectors_per_s"]
         row["batch_qps_ratio_vs_in_process"] = row["batch_qps"] / base["batch_qps"]
         row["latency_overhead_ms"] = row["latency_ms"] - base["latency_ms"]
@@ -221,27 +213,9 @@ def main() -> None:
             f" {row['batch_qps_ratio_vs_in_process']:>11.2f} {row['latency_overhead_ms']:>12.2f}"
         )
     ray.shutdown()
-
-    load_after = os.getloadavg()
-    print(f"\nload average before {load_before}, after {load_after}")
-    result = {
-        "machine": {"cores": cores, "platform": platform.platform(), "ray": ray.__version__},
-        "data": {
-            "n": int(train.shape[0]),
-            "dim": int(train.shape[1]),
-            "queries": int(queries.shape[0]),
-            "k": args.k,
-        },
-        "ray_init_s": ray_start_s,
-        "load_before": load_before,
-        "load_after": load_after,
-        "threads": threads,
-        "blas": blas_limits.get_original_num_threads(),
-        "rows": rows,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    print(
+        f"\nload average before {results.loadavg_start}, after {os.getloadavg()}; wrote {results.write()}"
+    )
 
 
 if __name__ == "__main__":

@@ -34,19 +34,27 @@ import vecsearch as vs
 from vecsearch.benchmark import wordnet
 from vecsearch.benchmark.algorithms import FaissAlgorithm, HnswlibAlgorithm, limit_threads
 from vecsearch.benchmark.datasets import exact_neighbors
-from vecsearch.benchmark.evaluation import interpolated_qps, recall_at_k, time_interleaved
+from vecsearch.benchmark.evaluation import recall_at_k, time_interleaved
+from vecsearch.benchmark.report import format_table, format_value, qps_at_target
 from vecsearch.benchmark.results import ResultsFile, peak_rss_mb, rss_mb
 
 RESULTS = Path(__file__).resolve().parent / "results"
 K = 10
 LIBS = ("vecsearch", "hnswlib", "faiss")
+SHOWN = ("lib", "queries", "threads", "ef", "recall", "qps")
+BUILD_SHOWN = ("lib", "build_s", "build_threads", "peak_rss_growth_mb")
+FIRST_SHOWN = ("cache", "import_s", "load_s", "first_search_s", "first_batch_search_s")
 
 
-def load(args: argparse.Namespace) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+def load(
+    args: argparse.Namespace,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Unit-norm train rows, the two query sets and their exact top-K (cached)."""
     train = wordnet.load_train(args.n, unit=True, data_dir=args.data)
-    queries = {f"test_{kind}": wordnet.load_queries(kind, args.queries, unit=True, data_dir=args.data)
-               for kind in ("id", "ood")}
+    queries = {
+        f"test_{kind}": wordnet.load_queries(kind, args.queries, unit=True, data_dir=args.data)
+        for kind in ("id", "ood")
+    }
     truth = {name: exact_neighbors(train, q, K, "cosine")[0] for name, q in queries.items()}
     return train, queries, truth
 
@@ -56,7 +64,9 @@ class Lib:
 
     def __init__(self, name: str, args: argparse.Namespace, threads: int):
         if name not in LIBS:
-            raise ValueError(f"--libs: unknown library {name!r} (expected some of {', '.join(LIBS)})")
+            raise ValueError(
+                f"--libs: unknown library {name!r} (expected some of {', '.join(LIBS)})"
+            )
         self.name = name
         params = {"M": args.M, "ef_construction": args.ef_construction, "seed": 0}
         if name == "vecsearch":
@@ -89,22 +99,29 @@ class Lib:
         return self.peer.search(q, K)
 
 
-def sweep(libs: list[Lib], queries, truth, efs, repeats: int, threads: int) -> list[dict]:
+def sweep(libs: list[Lib], queries, truth, efs, repeats: int, threads: int, results) -> None:
     """Recall and best-of-``repeats`` QPS per (library, queries, ef); libraries and efs interleaved."""
-    rows = []
     for lib in libs:
         lib.set_threads(threads)
     with limit_threads(threads):
         for qname, q in queries.items():
-            calls = {(lib.name, ef): (lambda lib=lib, ef=ef: lib.search(q, ef)) for lib in libs for ef in efs}
-            for (name, ef), timing in time_interleaved(calls, repeats).items():
+            calls = {
+                (lib, ef): (lambda lib=lib, ef=ef, q=q: lib.search(q, ef))
+                for lib in libs
+                for ef in efs
+            }
+            for (lib, ef), timing in time_interleaved(calls, repeats).items():
                 if timing.error:
-                    raise RuntimeError(f"{name} search at ef={ef} failed: {timing.error}")
-                rows.append({"section": "search", "lib": name, "threads": threads, "queries": qname, "ef": ef,
-                             "recall": recall_at_k(timing.output, truth[qname]), "qps": timing.rate(q.shape[0])})
-                print(f"{name:>10} {qname:>9} thr={threads} ef={ef:<4} recall {rows[-1]['recall']:.4f} "
-                      f"QPS {rows[-1]['qps']:.0f}", flush=True)
-    return rows
+                    raise RuntimeError(f"{lib.name} search at ef={ef} failed: {timing.error}")
+                recall = recall_at_k(timing.output, truth[qname])
+                row = {
+                    "section": "search",
+                    "lib": lib.name,
+                    "threads": threads,
+                    "queries": qname,
+                    "ef": ef,
+                }
+                results.add(row | {"recall": recall, "qps": timing.rate(q.shape[0])}, show=SHOWN)
 
 
 def worker(args: argparse.Namespace) -> list[dict]:
@@ -115,14 +132,30 @@ def worker(args: argparse.Namespace) -> list[dict]:
     base_rss = rss_mb()
     with limit_threads(nproc):
         lib.build(train)
-    rows = [{"section": "build", "lib": lib.name, "build_s": lib.build_s, "build_threads": nproc,
-             "peak_rss_growth_mb": peak_rss_mb() - base_rss, "rss_after_build_mb": rss_mb() - base_rss}]
+    rows = ResultsFile(os.devnull, args)  # collects this worker's rows; the parent writes them
+    rows.add(
+        {
+            "section": "build",
+            "lib": lib.name,
+            "build_s": lib.build_s,
+            "build_threads": nproc,
+            "peak_rss_growth_mb": peak_rss_mb() - base_rss,
+            "rss_after_build_mb": rss_mb() - base_rss,
+        }
+    )
     if lib.name == "vecsearch" and args.save_to:
         lib.index.save(args.save_to)
-    efs = [int(e) for e in args.efs.split(",")]
     for threads in sorted({1, nproc}):
-        rows += sweep([lib], queries, truth, efs, args.repeats, threads)
-    return rows
+        sweep(
+            [lib],
+            queries,
+            truth,
+            [int(e) for e in args.efs.split(",")],
+            args.repeats,
+            threads,
+            rows,
+        )
+    return rows.rows
 
 
 FIRST_SEARCH = r"""
@@ -149,48 +182,69 @@ def first_search(index_dir: Path, queries_file: Path, cold: bool) -> dict:
     if tmp:
         env["NUMBA_CACHE_DIR"] = tmp
     try:
-        out = subprocess.run([sys.executable, "-c", FIRST_SEARCH, str(index_dir), str(queries_file)],
-                             env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", FIRST_SEARCH, str(index_dir), str(queries_file)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    return {"section": "first_search", "lib": "vecsearch", "cache": "cold" if cold else "warm",
-            **json.loads(out.stdout.strip().splitlines()[-1])}
+    return {
+        "section": "first_search",
+        "lib": "vecsearch",
+        "cache": "cold" if cold else "warm",
+        **json.loads(out.stdout.strip().splitlines()[-1]),
+    }
 
 
-def summarize(rows: list[dict], target: float) -> dict:
+def summarize(results: ResultsFile, target: float) -> dict:
     """QPS at ``target`` recall per (queries, threads) and library, with vecsearch/hnswlib; build ratio."""
-    search = [r for r in rows if r["section"] == "search"]
+    at = qps_at_target(
+        results.select(section="search"), target, group=("queries", "threads", "lib"), order="ef"
+    )
     summary: dict = {}
-    for qname, threads in sorted({(r["queries"], r["threads"]) for r in search}):
-        entry = {}
-        for lib in dict.fromkeys(r["lib"] for r in search):
-            pts = sorted((r["ef"], r["recall"], r["qps"]) for r in search
-                         if (r["lib"], r["queries"], r["threads"]) == (lib, qname, threads))
-            entry[lib] = interpolated_qps([p[1] for p in pts], [p[2] for p in pts], target)
-        if np.isfinite(entry.get("vecsearch", np.nan)) and np.isfinite(entry.get("hnswlib", np.nan)):
+    for (qname, threads, lib), qps in at.items():
+        entry = summary.setdefault(f"{qname}_threads{threads}_qps_at_{target}", {})
+        entry[lib] = qps
+        if "vecsearch" in entry and "hnswlib" in entry:
             entry["vecsearch/hnswlib"] = entry["vecsearch"] / entry["hnswlib"]
-        summary[f"{qname}_threads{threads}_qps_at_{target}"] = entry
-    build = {r["lib"]: r["build_s"] for r in rows if r["section"] == "build"}
+    build = {r["lib"]: r["build_s"] for r in results.select(section="build")}
     if "vecsearch" in build and "hnswlib" in build:
         summary["build_ratio_vs_hnswlib"] = build["vecsearch"] / build["hnswlib"]
     return summary
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     wordnet.add_data_argument(ap)
-    ap.add_argument("--n", type=int, default=None, help="use the first n train vectors (default: all)")
-    ap.add_argument("--queries", type=int, default=None, help="first N queries of each set (default: all 1,000)")
+    ap.add_argument(
+        "--n", type=int, default=None, help="use the first n train vectors (default: all)"
+    )
+    ap.add_argument(
+        "--queries", type=int, default=None, help="first N queries of each set (default: all 1,000)"
+    )
     ap.add_argument("--M", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--efs", default="10,16,24,32,40,48,64,96,128,192")
-    ap.add_argument("--repeats", type=int, default=2, help="timed rounds per point, libraries/efs interleaved; best kept")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="timed rounds per point, libraries/efs interleaved; best kept",
+    )
     ap.add_argument("--libs", default=",".join(LIBS))
     ap.add_argument("--target-recall", type=float, default=0.95)
     ap.add_argument("--out", default=str(RESULTS / "hnsw.json"))
-    ap.add_argument("--interleaved", action="store_true",
-                    help="only single-thread QPS of --libs built in one process, runs alternated (best of --repeats)")
+    ap.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="only single-thread QPS of --libs built in one process, runs alternated (best of --repeats)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--save-to", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -206,9 +260,15 @@ def main() -> None:
         for lib in libs:
             with limit_threads(nproc):
                 lib.build(train)
-            results.add({"section": "build", "lib": lib.name, "build_s": lib.build_s, "build_threads": nproc})
-        for row in sweep(libs, queries, truth, [int(e) for e in args.efs.split(",")], args.repeats, 1):
-            results.add(row)
+            results.add(
+                {
+                    "section": "build",
+                    "lib": lib.name,
+                    "build_s": lib.build_s,
+                    "build_threads": nproc,
+                }
+            )
+        sweep(libs, queries, truth, [int(e) for e in args.efs.split(",")], args.repeats, 1, results)
     else:
         load(args)  # fills the ground-truth cache once for the workers
         work = Path(tempfile.mkdtemp(prefix="bench-hnsw-"))
@@ -220,24 +280,22 @@ def main() -> None:
             if out.returncode:
                 sys.exit(f"{name} worker failed:\n{out.stderr}")
             for row in json.loads(out.stdout.strip().splitlines()[-1]):
-                results.add(row)
-            build = next(r for r in results.rows if r["section"] == "build" and r["lib"] == name)
-            print(f"{name:>10}: build {build['build_s']:.1f}s ({build['build_threads']} threads), "
-                  f"peak RSS +{build['peak_rss_growth_mb']:.0f} MB", flush=True)
+                results.add(row, show=BUILD_SHOWN if row["section"] == "build" else ())
         if (work / "idx").exists():
-            np.save(work / "queries.npy", wordnet.load_queries("id", 64, unit=True, data_dir=args.data))
+            np.save(
+                work / "queries.npy", wordnet.load_queries("id", 64, unit=True, data_dir=args.data)
+            )
             for cold in (False, True):
-                results.add(first_search(work / "idx", work / "queries.npy", cold))
+                results.add(
+                    first_search(work / "idx", work / "queries.npy", cold), show=FIRST_SHOWN
+                )
         shutil.rmtree(work, ignore_errors=True)
-    results.summary = summarize(results.rows, args.target_recall)
-    print(f"\nQPS at recall@{K} = {args.target_recall} (NaN = not reached in the sweep)")
+    print("\n" + format_table(results.select(section="search"), SHOWN))
+    results.summary = summarize(results, args.target_recall)
+    print(f"\nQPS at recall@{K} = {args.target_recall} (- = not reached in the sweep)")
     for key, value in results.summary.items():
-        print(f"  {key}: " + (", ".join(f"{k}={v:.2f}" for k, v in value.items())
-                              if isinstance(value, dict) else f"{value:.2f}"))
-    for row in results.rows:
-        if row["section"] == "first_search":
-            print(f"  first search ({row['cache']} cache): " + ", ".join(
-                f"{k}={v:.3f}" for k, v in row.items() if k.endswith("_s")))
+        shown = value.items() if isinstance(value, dict) else [("ratio", value)]
+        print(f"  {key}: " + ", ".join(f"{k}={format_value(v)}" for k, v in shown))
     print(f"wrote {results.write()}")
 
 

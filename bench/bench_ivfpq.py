@@ -1,95 +1,129 @@
 """IVF-PQ benchmark: vecsearch IVFPQIndex vs faiss IndexIVFPQ (+ IndexRefineFlat) on wordnet-minilm.
 
 Same nlist / m / nbits for both; recall@k vs QPS over an nprobe sweep, with and without exact
-re-rank (k_factor), single thread and all threads; training time, add time, bytes per vector.
-Cosine data -> inner product on the (unit-norm) vectors. Ground truth (faiss IndexFlatIP) is cached
-in bench/results/.
+re-rank (k_factor), single thread and all threads; training time, add time, bytes per vector
+(measured: ``memory_bytes()`` and faiss' serialized size). Cosine data -> inner product on the
+(unit-norm) vectors. The two libraries are timed in turn (``--repeats`` interleaved rounds, best
+kept); on one thread the process-CPU QPS is reported too (the load-robust figure on a shared
+machine). Summary: QPS at ``--target`` recall, log-linear interpolation on the nprobe sweep.
 
     python bench/bench_ivfpq.py                       # full run (nlist=1024, m=48, nbits=8)
     python bench/bench_ivfpq.py --n 20000 --nlist 128 --nprobes 1,4,16   # quick dev run
+
+Writes ``bench/results/ivfpq.json``; ground truth is exact (FlatIndex) and cached.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import faiss
-import numba
 import numpy as np
 
 import vecsearch as vs
+from vecsearch.benchmark import wordnet
+from vecsearch.benchmark.algorithms import limit_threads
+from vecsearch.benchmark.datasets import exact_neighbors
+from vecsearch.benchmark.evaluation import recall_at_k, time_interleaved
+from vecsearch.benchmark.report import format_table, qps_at_target
+from vecsearch.benchmark.results import ResultsFile
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wordnet-minilm"
 RESULTS = Path(__file__).resolve().parent / "results"
+SHOWN = ("threads", "nprobe", "rerank", "lib", "recall", "qps", "qps_cpu")
+BUILD_SHOWN = (
+    "lib",
+    "train_s",
+    "train_cpu_s",
+    "add_s",
+    "index_bytes_per_vector",
+    "code_bytes_per_vector",
+)
 
 
-def load_data(n: int | None, nq: int) -> tuple[np.ndarray, np.ndarray]:
-    train = np.load(DATA / "train.npy")
-    if n:
-        train = train[:n]
-    queries = np.load(DATA / "test_id.npy")[:nq]
-    return np.ascontiguousarray(train.astype(np.float32)), np.ascontiguousarray(
-        queries.astype(np.float32)
+def timed(fn) -> tuple[float, float]:
+    """Wall and process-CPU seconds of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def build(args, train: np.ndarray, results: ResultsFile):
+    """Both indexes (all threads): training and add times, bytes per vector (measured)."""
+    n, d = train.shape
+    vs.IVFPQIndex.warmup_kernels(
+        np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
     )
+    ours = vs.IVFPQIndex(
+        d, "ip", nlist=args.nlist, m=args.m, nbits=args.nbits, keep_vectors=True, seed=0
+    )
+    train_s, train_cpu = timed(lambda: ours.train(train))
+    add_s, _ = timed(lambda: ours.add(train))
+    sizes = {
+        "code_bytes_per_vector": ours.code_size,
+        "index_bytes_per_vector": ours.memory_bytes() / n,
+    }
+    results.add(
+        {
+            "section": "build",
+            "lib": "vecsearch",
+            "train_s": train_s,
+            "train_cpu_s": train_cpu,
+            "add_s": add_s,
+            **sizes,
+        },
+        show=BUILD_SHOWN,
+    )
+    peer = faiss.IndexIVFPQ(
+        faiss.IndexFlatIP(d), d, args.nlist, args.m, args.nbits, faiss.METRIC_INNER_PRODUCT
+    )
+    train_s, train_cpu = timed(lambda: peer.train(train))
+    refine = faiss.IndexRefineFlat(peer)  # keeps the float32 vectors, as ours with keep_vectors
+    add_s, _ = timed(lambda: refine.add(train))
+    sizes = {
+        "code_bytes_per_vector": peer.code_size,
+        "index_bytes_per_vector": faiss.serialize_index(refine).size / n,
+        "ivfpq_bytes_per_vector": faiss.serialize_index(peer).size / n,
+    }
+    results.add(
+        {
+            "section": "build",
+            "lib": "faiss",
+            "train_s": train_s,
+            "train_cpu_s": train_cpu,
+            "add_s": add_s,
+            **sizes,
+        },
+        show=BUILD_SHOWN,
+    )
+    return ours, peer, refine
 
 
-def ground_truth(train: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    cache = RESULTS / f"gt_wordnet_ip_n{train.shape[0]}_q{queries.shape[0]}_k{k}.npy"
-    if cache.exists():
-        return np.load(cache)
-    index = faiss.IndexFlatIP(train.shape[1])
-    index.add(train)
-    truth = index.search(queries, k)[1]
-    np.save(cache, truth)
-    return truth
+def ours_search(ours, queries, k, nprobe, factor):
+    params = {"nprobe": nprobe} | ({"rerank": factor} if factor else {})
+    return lambda: ours.search(queries, k, **params).ids
 
 
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    k = truth.shape[1]
-    return float(np.mean([len(np.intersect1d(f[:k], t)) / k for f, t in zip(found, truth)]))
+def faiss_search(peer, refine, queries, k, nprobe, factor):
+    """IndexIVFPQ alone, or wrapped in IndexRefineFlat re-ranking k * factor candidates."""
 
+    def call():
+        peer.nprobe = nprobe
+        if not factor:
+            return peer.search(queries, k)[1]
+        refine.k_factor = factor
+        return refine.search(queries, k)[1]
 
-def timed(fn, repeats: int) -> tuple[float, float, object]:
-    """Best wall-clock and best process-CPU seconds over ``repeats`` calls, and the last output.
-
-    On a shared, overloaded box the wall clock of a single-threaded run mostly measures the
-    scheduler; its CPU time is the load-robust figure (meaningless for multi-threaded runs).
-    """
-    best, best_cpu, out = float("inf"), float("inf"), None
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-        best_cpu = min(best_cpu, time.process_time() - c0)
-    return best, best_cpu, out
-
-
-def qps_at_recall(points: list[tuple[float, float]], target: float) -> float | None:
-    """QPS where the sweep (points in nprobe order: (recall, qps)) first reaches ``target`` recall.
-
-    Log-linear interpolation between the last point below and the first at/above the target;
-    None when the sweep never reaches it.
-    """
-    for i, (r, q) in enumerate(points):
-        if r >= target:
-            if i == 0:
-                return q
-            r0, q0 = points[i - 1]
-            frac = (target - r0) / (r - r0) if r > r0 else 1.0
-            return float(np.exp(np.log(q0) + frac * (np.log(q) - np.log(q0))))
-    return None
+    return call
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    wordnet.add_data_argument(ap)
     ap.add_argument("--n", type=int, default=0, help="database rows (0 = all 116,659)")
     ap.add_argument("--nq", type=int, default=1000)
     ap.add_argument("--k", type=int, default=10)
@@ -99,144 +133,71 @@ def main() -> None:
     ap.add_argument("--nprobes", default="1,2,4,8,16,32,64,128")
     ap.add_argument("--rerank", default="4,8", help="k_factors for the re-rank runs")
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--repeats", type=int, default=2, help="timed rounds per point, the two libraries in turn"
+    )
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--out", default=str(RESULTS / "ivfpq.json"))
     args = ap.parse_args()
 
-    train, queries = load_data(args.n or None, args.nq)
-    truth = ground_truth(train, queries, args.k)
-    n, d = train.shape
-    all_threads = os.cpu_count() or 1
+    results = ResultsFile(args.out, args, script="bench_ivfpq")
+    train = wordnet.load_train(args.n or None, data_dir=args.data)
+    queries = wordnet.load_queries("id", args.nq, data_dir=args.data)
+    truth = exact_neighbors(train, queries, args.k, "ip")[0]
     print(
-        f"data: {n} x {d}, {queries.shape[0]} queries, k={args.k}; load before: {os.getloadavg()}"
+        f"data: {train.shape[0]} x {train.shape[1]}, {queries.shape[0]} queries, k={args.k}; "
+        f"load {results.loadavg_start}"
     )
+    with limit_threads(os.cpu_count() or 1):
+        ours, peer, refine = build(args, train, results)
 
-    # ---- build (all threads) -------------------------------------------------------------------
-    numba.set_num_threads(all_threads)
-    faiss.omp_set_num_threads(all_threads)
-    vs.IVFPQIndex.warmup_kernels(np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32))
-    ours = vs.IVFPQIndex(
-        d, "ip", nlist=args.nlist, m=args.m, nbits=args.nbits, keep_vectors=True, seed=0
-    )
-    t0, c0 = time.perf_counter(), time.process_time()
-    ours.train(train)
-    ours_train, ours_train_cpu = time.perf_counter() - t0, time.process_time() - c0
-    t0 = time.perf_counter()
-    ours.add(train)
-    ours_add = time.perf_counter() - t0
-
-    quantizer = faiss.IndexFlatIP(d)
-    peer = faiss.IndexIVFPQ(
-        quantizer, d, args.nlist, args.m, args.nbits, faiss.METRIC_INNER_PRODUCT
-    )
-    t0, c0 = time.perf_counter(), time.process_time()
-    peer.train(train)
-    faiss_train, faiss_train_cpu = time.perf_counter() - t0, time.process_time() - c0
-    refine = faiss.IndexRefineFlat(peer)
-    t0 = time.perf_counter()
-    refine.add(train)
-    faiss_add = time.perf_counter() - t0
-
-    build = {
-        "vecsearch": {
-            "train_s": ours_train,
-            "train_cpu_s": ours_train_cpu,
-            "add_s": ours_add,
-            "bytes_per_vector": ours.code_size + 8,
-            "bytes_per_vector_refine": ours.code_size + 8 + 4 * d,
-        },
-        "faiss": {
-            "train_s": faiss_train,
-            "train_cpu_s": faiss_train_cpu,
-            "add_s": faiss_add,
-            "bytes_per_vector": args.m + 8,
-            "bytes_per_vector_refine": args.m + 8 + 4 * d,
-        },
-    }
-    print(
-        f"train  vecsearch {ours_train:7.2f}s  faiss {faiss_train:7.2f}s  ratio {ours_train / faiss_train:.2f}x   "
-        f"(CPU seconds: vecsearch {ours_train_cpu:.1f}, faiss {faiss_train_cpu:.1f})"
-    )
-    print(f"add    vecsearch {ours_add:7.2f}s  faiss {faiss_add:7.2f}s")
-    print(
-        "bytes/vector: vecsearch = m + 4 (int32 slot) + 8 (external id); faiss = m + 8 (int64 id); refine adds 4*d"
-    )
-
-    # ---- search sweep --------------------------------------------------------------------------
-    nprobes = [int(v) for v in args.nprobes.split(",")]
-    factors = [int(v) for v in args.rerank.split(",")]
-    rows = []
+    factors = [0] + [int(v) for v in args.rerank.split(",") if v]
     for threads in [int(v) for v in args.threads.split(",")]:
-        numba.set_num_threads(threads)
-        faiss.omp_set_num_threads(threads)
-        for nprobe in nprobes:
-            peer.nprobe = nprobe
-            configs = [("vecsearch", None), ("faiss", None)] + [
-                (name, f) for f in factors for name in ("vecsearch", "faiss")
-            ]
-            for name, factor in configs:
-                if name == "vecsearch":
-                    kwargs = {"nprobe": nprobe} | ({"rerank": factor} if factor else {})
-                    secs, cpu, res = timed(
-                        lambda kw=kwargs: ours.search(queries, args.k, **kw).ids, args.repeats
-                    )
-                elif factor:
-                    refine.k_factor = factor
-                    secs, cpu, res = timed(lambda: refine.search(queries, args.k)[1], args.repeats)
-                else:
-                    secs, cpu, res = timed(lambda: peer.search(queries, args.k)[1], args.repeats)
-                row = {
-                    "lib": name,
-                    "threads": threads,
-                    "nprobe": nprobe,
-                    "rerank": factor or 0,
-                    "recall": recall(res, truth),
-                    "qps": queries.shape[0] / secs,
-                    "qps_cpu": queries.shape[0] / cpu if threads == 1 else None,
-                }
-                rows.append(row)
-                print(
-                    f"threads={threads} nprobe={nprobe:4d} rerank={factor or 0:2d} {name:9s} "
-                    f"recall@{args.k}={row['recall']:.4f} qps={row['qps']:9.1f}"
-                    + (f" qps_cpu={row['qps_cpu']:9.1f}" if row["qps_cpu"] else "")
-                )
+        with limit_threads(threads):
+            for nprobe in [int(v) for v in args.nprobes.split(",")]:
+                for factor in factors:
+                    point = {"threads": threads, "nprobe": nprobe, "rerank": factor}
+                    calls = {
+                        "vecsearch": ours_search(ours, queries, args.k, nprobe, factor),
+                        "faiss": faiss_search(peer, refine, queries, args.k, nprobe, factor),
+                    }
+                    for lib, timing in time_interleaved(calls, args.repeats).items():
+                        if timing.error:
+                            raise RuntimeError(f"{lib} {point}: {timing.error}")
+                        cpu = timing.rate(len(queries), clock="cpu") if threads == 1 else None
+                        measured = {
+                            "recall": recall_at_k(timing.output, truth),
+                            "qps": timing.rate(len(queries)),
+                            "qps_cpu": cpu,
+                        }
+                        results.add(
+                            {"section": "search", "lib": lib, **point, **measured}, show=SHOWN
+                        )
 
     summary = []
-    for threads in sorted({r["threads"] for r in rows}):
-        for factor in [0, *factors]:
-            for key in ("qps", "qps_cpu") if threads == 1 else ("qps",):
-                entry = {"threads": threads, "rerank": factor, "measure": key}
-                for name in ("vecsearch", "faiss"):
-                    pts = [
-                        (r["recall"], r[key])
-                        for r in rows
-                        if r["lib"] == name and r["threads"] == threads and r["rerank"] == factor
-                    ]
-                    entry[name] = qps_at_recall(pts, args.target)
-                if entry["vecsearch"] and entry["faiss"]:
-                    entry["ratio"] = entry["vecsearch"] / entry["faiss"]
-                summary.append(entry)
-                fmt = lambda v: f"{v:9.1f}" if v else "      n/a"
-                print(
-                    f"{key}@recall{args.target} threads={threads} rerank={factor}: vecsearch {fmt(entry['vecsearch'])} "
-                    f"faiss {fmt(entry['faiss'])} ratio {entry.get('ratio', float('nan')):.2f}"
+    search = results.select(section="search")
+    for measure in ("qps", "qps_cpu"):
+        rows = [r for r in search if r[measure] is not None]
+        at = qps_at_target(
+            rows, args.target, group=("threads", "rerank", "lib"), order="nprobe", qps=measure
+        )
+        for (threads, factor, lib), qps in at.items():
+            if lib == "vecsearch":
+                theirs = at.get((threads, factor, "faiss"), float("nan"))
+                summary.append(
+                    {
+                        "threads": threads,
+                        "rerank": factor,
+                        "measure": measure,
+                        "vecsearch": qps,
+                        "faiss": theirs,
+                        "ratio": qps / theirs,
+                    }
                 )
-
-    out = {
-        "config": vars(args) | {"n": n, "dim": d},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "loadavg_after": os.getloadavg(),
-        },
-        "build": build,
-        "sweep": rows,
-        "qps_at_target": summary,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
-    print(f"wrote {args.out}; load after: {os.getloadavg()}")
+    print(f"\nQPS at recall@{args.k} = {args.target} (- = not reached; qps_cpu: one thread only)")
+    print(format_table(summary, ("threads", "rerank", "measure", "vecsearch", "faiss", "ratio")))
+    results.summary = {"qps_at_target": summary}
+    print(f"wrote {results.write()}; load after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

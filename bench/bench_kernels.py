@@ -54,17 +54,13 @@ def test_score_one_to_many(benchmark, base, queries):
     _measure(benchmark, score_one_to_many, METRIC_IP, queries[0], base, out)
 
 
-def test_topk_scan(benchmark, base, queries):
-    from vecsearch.kernels.exact import exact_batch
-    from vecsearch.kernels.heaps import empty_heaps
+def test_topk_scan(benchmark, base, queries, monkeypatch):
+    """The numba scan path of the one exact top-k (BLAS path switched off), through its entry point."""
+    from vecsearch import exact
+    from vecsearch.kernels.distances import METRIC_IP
 
-    no_rows, no_mask = np.empty(0, np.int64), np.empty(0, np.bool_)
-
-    def run():
-        scores, rows = empty_heaps(queries.shape[0], K)
-        exact_batch(1, queries, base, base.shape[0], no_rows, no_mask, K, scores, rows)
-
-    _measure(benchmark, run)
+    monkeypatch.setattr(exact, "BLAS_MIN_QUERIES", 1 << 30)
+    _measure(benchmark, exact.exact_topk, METRIC_IP, queries, base, K)
 
 
 def test_topk_merge_block(benchmark, base, queries):
@@ -83,9 +79,7 @@ def test_topk_merge_block(benchmark, base, queries):
 # ---- product quantization ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pq(base):
-    quantizers = pytest.importorskip(
-        "vecsearch.codecs.pq", reason="ProductQuantizer not built yet"
-    )
+    quantizers = pytest.importorskip("vecsearch.codecs.pq", reason="ProductQuantizer not built yet")
     return quantizers.ProductQuantizer(base.shape[1], 48, 8, seed=0).fit(base)
 
 

@@ -5,125 +5,238 @@ out-of-distribution (``test_ood``, single words) queries; ``train_queries_ood.np
 sample for LeanVec-OOD (disjoint from ``test_ood``).
 
 For every configuration: build time with all threads, then an ``ef`` sweep with ONE thread
-(numba.set_num_threads(1), hnswlib set_num_threads(1), faiss omp_set_num_threads(1)), all queries
-in one batch call. Reported: recall@10 and QPS per ef, QPS at recall@10 = 0.95 (linear
+(numba, faiss, hnswlib and, when threadpoolctl is installed, BLAS: recorded as ``blas_limited``),
+all queries in one batch call, best of ``--repeats`` rounds with the efs taken in turn. Reported:
+recall@10 and QPS (wall clock and process CPU) per ef, QPS at recall@10 = 0.95 (log-linear
 interpolation between the bracketing sweep points), bytes per vector read by the graph walk, and
 ratios to the peers.
 
-    python bench/bench_leanvec.py                                 # full run
+    python bench/bench_leanvec.py                                 # class defaults, all 116k rows
+    python bench/bench_leanvec.py --part tuning --dims auto,64,96,128,160,192 --kinds ood
+    python bench/bench_leanvec.py --part held-out                 # report on rows never tuned on
     python bench/bench_leanvec.py --n 20000 --dims 128 --kinds id --peers hnswlib   # quick look
 
-Writes ``bench/results/leanvec.json``. Ground truth (faiss IndexFlatIP) is cached in ``bench/results/``.
+``--part tuning`` searches the first 80% of ``train.npy`` with the last 1,000 of the 5,000
+``train_queries_ood`` (the first 4,000 train LeanVec-OOD); ``--part held-out`` the last 20% with
+``test_id``/``test_ood`` (held_out_split in vecsearch.benchmark.wordnet): choose defaults on the
+first, report the second.
+
+Writes ``bench/results/leanvec.json``; ground truth is exact (FlatIndex) and cached.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wordnet-minilm"
+import vecsearch as vs
+from vecsearch.benchmark import wordnet
+from vecsearch.benchmark.algorithms import FaissAlgorithm, HnswlibAlgorithm, limit_threads
+from vecsearch.benchmark.datasets import exact_neighbors
+from vecsearch.benchmark.evaluation import recall_at_k, time_interleaved
+from vecsearch.benchmark.report import format_table, qps_at_target
+from vecsearch.benchmark.results import ResultsFile
+
 RESULTS = Path(__file__).resolve().parent / "results"
+TUNE_SAMPLE = 4000  # train_queries_ood rows that train LeanVec-OOD in the split runs; the rest evaluate
 K = 10
 TARGET = 0.95
+SHOWN = ("name", "queries", "ef", "recall", "qps", "qps_cpu")
 
 
-def load(n: int | None):
-    def unit(a):
-        a = a.astype(np.float32)
-        return np.ascontiguousarray(a / np.linalg.norm(a, axis=1, keepdims=True))
+def record(results, name, build_s, search, walk_bytes, data, args, extra=None) -> None:
+    """Sweep ``search(q, ef) -> ids`` on one thread over every query set; one build row with the
+    QPS at TARGET (wall and CPU) per query set."""
+    queries, truth = data
+    efs = [int(e) for e in args.efs.split(",")]
+    with limit_threads(1) as threads:
+        for qname, q in queries.items():
+            calls = {ef: (lambda ef=ef, q=q: search(q, ef)) for ef in efs}
+            for ef, timing in time_interleaved(calls, args.repeats, warmup="none").items():
+                if timing.error:
+                    raise RuntimeError(f"{name} {qname} ef={ef}: {timing.error}")
+                point = {"section": "sweep", "name": name, "queries": qname, "ef": ef}
+                measured = {
+                    "recall": recall_at_k(timing.output, truth[qname]),
+                    "qps": timing.rate(len(q)),
+                    "qps_cpu": timing.rate(len(q), clock="cpu"),
+                }
+                results.add(
+                    point | measured | {"blas_limited": threads["blas_limited"]}, show=SHOWN
+                )
+    at = {}
+    for clock in ("qps", "qps_cpu"):
+        sweeps = qps_at_target(
+            results.select(section="sweep", name=name),
+            TARGET,
+            group=("queries",),
+            order="ef",
+            qps=clock,
+        )
+        at |= {f"{qname}_{clock}_at_{TARGET}": qps for (qname,), qps in sweeps.items()}
+    results.add(
+        {
+            "section": "build",
+            "name": name,
+            "build_s": build_s,
+            "walk_bytes_per_vector": walk_bytes,
+            **(extra or {}),
+            **at,
+        },
+        show=("name", "build_s", "walk_bytes_per_vector", *at),
+    )
 
-    train = np.load(DATA / "train.npy")
-    train = unit(train[:n] if n else train)
-    queries = {name: unit(np.load(DATA / f"{name}.npy")) for name in ("test_id", "test_ood")}
-    return train, queries, unit(np.load(DATA / "train_queries_ood.npy"))
+
+def built(fn, threads: int) -> tuple[object, float]:
+    """``fn()`` on ``threads`` threads, and its seconds."""
+    with limit_threads(threads):
+        t0 = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t0
 
 
-def ground_truth(train, queries):
-    import faiss
+def run_peers(args, results, train, data, all_threads) -> None:
+    peers = [p for p in args.peers.split(",") if p]
+    float_walk = 4 * train.shape[1]  # the peers walk float32 vectors
+    params = {"M": args.peer_M, "ef_construction": args.peer_efc, "seed": 0}
+    for peer_name, peer in (
+        ("hnswlib", HnswlibAlgorithm(params, {}, all_threads)),
+        ("faiss", FaissAlgorithm("hnsw", params, {})),
+    ):
+        if peer_name in peers:
+            _, build_s = built(lambda peer=peer: peer.build(train, "cosine"), all_threads)
+            peer.set_search_threads(1)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name, q in queries.items():
-        path = RESULTS / f"gt_wordnet_{name}_n{train.shape[0]}_k100.npy"
-        if path.exists():
-            out[name] = np.load(path)
-            continue
-        index = faiss.IndexFlatIP(train.shape[1])
-        index.add(train)
-        out[name] = index.search(q, 100)[1].astype(np.int64)
-        np.save(path, out[name])
+            def search(q, ef, peer=peer):
+                peer.set_search({"ef": ef})
+                return peer.search(q, K)
+
+            record(
+                results, f"{peer_name} HNSW{args.peer_M}", build_s, search, float_walk, data, args
+            )
+    if "vecsearch-hnsw" in peers:
+        index, build_s = built(
+            lambda: vs.HNSWIndex(train.shape[1], "cosine", **params), all_threads
+        )
+        _, add_s = built(lambda: index.add(train, progress=False), all_threads)
+        record(
+            results,
+            f"vecsearch HNSW{args.peer_M} float32",
+            build_s + add_s,
+            lambda q, ef: index.search(q, K, ef=max(ef, K)).ids,
+            float_walk,
+            data,
+            args,
+        )
+
+
+def parse_dim(text: str) -> int | str | None:
+    return None if text == "none" else ("auto" if text == "auto" else int(text))
+
+
+def run_leanvec(args, results, train, data, all_threads, ood_sample) -> None:
+    for kind in args.kinds.split(","):
+        for d in [parse_dim(x) for x in args.dims.split(",")]:
+            if d is None and kind == "ood":
+                continue  # OOD needs a reduction
+            for primary in (args.ood_primaries if kind == "ood" else args.primaries).split(","):
+                index = vs.LeanVecIndex(
+                    train.shape[1],
+                    "cosine",
+                    reduced_dim=d,
+                    primary=primary,
+                    secondary=args.secondary,
+                    M=args.M,
+                    ef_construction=args.efc,
+                    seed=0,
+                )
+                sample = ood_sample if kind == "ood" else None
+                _, train_s = built(
+                    lambda ix=index, s=sample: ix.train(train, queries=s), all_threads
+                )
+                _, add_s = built(lambda ix=index: ix.add(train), all_threads)
+                reduction = f"{kind.upper()}{index.reduced_dim}" if d is not None else "none (full-dim)"
+                if d == "auto":
+                    reduction += " (auto)"
+                name = f"LeanVec-{reduction},{primary.upper()},M{args.M}"
+                record(
+                    results,
+                    name,
+                    train_s + add_s,
+                    lambda q, ef, ix=index: ix.search(q, K, ef=max(ef, K)).ids,
+                    index.primary_bytes_per_vector,
+                    data,
+                    args,
+                    {"train_s": train_s, "reduced_dim": index.reduced_dim, "auto": d == "auto",
+                     "primary": primary, "kind": kind},
+                )
+                del index
+
+
+def ratios(results: ResultsFile, queries) -> list[dict]:
+    """Each LeanVec run against each peer at TARGET recall (wall and CPU), and build time ratios."""
+    runs = {r["name"]: r for r in results.select(section="build")}
+    peers = [n for n in runs if not n.startswith("LeanVec")]
+    out = []
+    for name, run in runs.items():
+        for peer in peers if name not in peers else []:
+            entry = {"leanvec": name, "peer": peer, "build": run["build_s"] / runs[peer]["build_s"]}
+            for key in (
+                f"{qn}_{clock}_at_{TARGET}" for qn in queries for clock in ("qps", "qps_cpu")
+            ):
+                entry[key.replace(f"_at_{TARGET}", "")] = run[key] / runs[peer][key]
+            out.append(entry)
     return out
 
 
-def recall(found, truth):
-    hits = sum(len(set(f[f >= 0].tolist()) & set(t[:K].tolist())) for f, t in zip(found, truth))
-    return hits / (truth.shape[0] * K)
+def unit_rows(x):
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-30))
 
 
-def qps_at(points, target=TARGET, key="qps"):
-    """QPS at ``target`` recall by linear interpolation over the sweep (None if never reached)."""
-    pts = sorted(points, key=lambda p: p["ef"])
-    for a, b in itertools.pairwise(pts):
-        if a["recall"] < target <= b["recall"]:
-            w = (target - a["recall"]) / (b["recall"] - a["recall"])
-            return a[key] + w * (b[key] - a[key])
-    if pts and pts[0]["recall"] >= target:
-        return pts[0][key]
-    return None
-
-
-def sweep(search, queries, truth, efs, repeats):
-    """Recall and QPS per ef: wall-clock QPS (best of ``repeats``) and CPU-time QPS (process time of the
-    best repeat's call; every library runs on one thread here, so CPU time is its own work and is far
-    less sensitive to other processes sharing the machine)."""
-    rows = []
-    for ef in efs:
-        best, best_cpu = float("inf"), float("inf")
-        ids = None
-        for _ in range(repeats):
-            t0, c0 = time.perf_counter(), time.process_time()
-            ids = search(queries, ef)
-            best = min(best, time.perf_counter() - t0)
-            best_cpu = min(best_cpu, time.process_time() - c0)
-        rows.append(
-            {
-                "ef": ef,
-                "recall": recall(ids, truth),
-                "qps": queries.shape[0] / best,
-                "qps_cpu": queries.shape[0] / best_cpu,
-            }
-        )
-    return rows
-
-
-_BLAS_LIMIT = []
-
-
-def set_threads(n):
-    """Threads for numba, faiss (OpenMP) and BLAS (threadpoolctl): LeanVec projects queries with a
-    BLAS matrix product, which must also run on one thread in the single-thread sweeps."""
-    import faiss
-    import numba
-    from threadpoolctl import threadpool_limits
-
-    numba.set_num_threads(n)
-    faiss.omp_set_num_threads(n)
-    _BLAS_LIMIT[:] = [threadpool_limits(limits=n, user_api="blas")]
+def load_part(args):
+    """``(database f32 (n, 384), {query set: f32 (nq, 384)}, LeanVec-OOD training sample)`` of ``--part``."""
+    train_ood = wordnet.load_queries("train_ood", unit=True, data_dir=args.data)
+    if args.part == "all":
+        train = wordnet.load_train(args.n, unit=True, data_dir=args.data)
+        queries = {
+            f"test_{kind}": wordnet.load_queries(kind, args.queries, unit=True, data_dir=args.data)
+            for kind in ("id", "ood")
+        }
+        return train, queries, train_ood
+    tuning, held_out = wordnet.held_out_split("ood", n=args.n, data_dir=args.data)
+    sample, tune_queries = train_ood[:TUNE_SAMPLE], train_ood[TUNE_SAMPLE:][: args.queries]
+    if args.part == "tuning":
+        return np.ascontiguousarray(unit_rows(tuning.train)), {"tune_ood": tune_queries}, sample
+    queries = {
+        f"test_{kind}": wordnet.load_queries(kind, args.queries, unit=True, data_dir=args.data)
+        for kind in ("id", "ood")
+    }
+    return np.ascontiguousarray(unit_rows(held_out.train)), queries, sample
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    wordnet.add_data_argument(ap)
     ap.add_argument("--n", type=int, default=None, help="database rows (default: all 116,659)")
-    ap.add_argument("--dims", default="128,192", help="reduced dims; 'none' = LVQ on full vectors")
-    ap.add_argument("--primaries", default="lvq8,lvq4")
+    ap.add_argument(
+        "--queries", type=int, default=None, help="first N queries of each set (default: all 1,000)"
+    )
+    ap.add_argument(
+        "--part", choices=("all", "tuning", "held-out"), default="all",
+        help="rows of train.npy and queries (see the module docstring)",
+    )
+    ap.add_argument(
+        "--dims", default="auto", help="reduced dims: integers, 'auto' (the class default), 'none' (no reduction)"
+    )
+    ap.add_argument("--primaries", default="lvq8")
     ap.add_argument("--kinds", default="id,ood")
     ap.add_argument(
         "--ood-primaries",
@@ -131,172 +244,35 @@ def main() -> None:
         help="primaries for LeanVec-OOD (default: lvq8 only, to bound run time)",
     )
     ap.add_argument("--secondary", default="float32")
-    # 56/150: the measured operating point (116k, single thread): HNSW16/200's recall per ef on
-    # both query sets at about half its build time; 32/100 needed ~2.5x HNSW's ef on test_ood.
-    ap.add_argument("--M", type=int, default=56, help="LeanVec graph max degree")
-    ap.add_argument("--efc", type=int, default=150, help="LeanVec ef_construction")
+    ap.add_argument("--M", type=int, default=16, help="LeanVec graph M (class default)")
+    ap.add_argument("--efc", type=int, default=200, help="LeanVec ef_construction (class default)")
     ap.add_argument("--peer-M", type=int, default=16)
     ap.add_argument("--peer-efc", type=int, default=200)
     ap.add_argument("--efs", default="10,16,20,24,28,32,40,48,56,64,96,128,192,256")
     ap.add_argument("--peers", default="hnswlib,faiss,vecsearch-hnsw")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--out", default=str(RESULTS / "leanvec.json"))
+    ap.add_argument("--out", default=None, help="results file (default: bench/results/leanvec[_PART].json)")
     args = ap.parse_args()
 
-    import numba
-
-    import vecsearch as vs
-
+    if args.out is None:
+        suffix = "" if args.part == "all" else "_" + args.part.replace("-", "_")
+        args.out = str(RESULTS / f"leanvec{suffix}.json")
+    results = ResultsFile(args.out, args, script="bench_leanvec")
     all_threads = numba.config.NUMBA_NUM_THREADS
-    train, queries, ood_sample = load(args.n)
-    truth = ground_truth(train, queries)
-    efs = [int(e) for e in args.efs.split(",")]
-    results = {
-        "n": int(train.shape[0]),
-        "dim": int(train.shape[1]),
-        "threads_build": all_threads,
-        "load_before": os.getloadavg(),
-        "machine": platform.processor() or platform.machine(),
-        "args": vars(args),
-        "runs": [],
-    }
-    vs.warmup()
-
-    def record(name, build_s, search_fn, bytes_walk, extra=None):
-        set_threads(1)
-        run = {
-            "name": name,
-            "build_s": build_s,
-            "walk_bytes_per_vector": bytes_walk,
-            **(extra or {}),
-        }
-        for qname, q in queries.items():
-            run[qname] = sweep(search_fn, q, truth[qname], efs, args.repeats)
-            run[f"{qname}_qps_at_{TARGET}"] = qps_at(run[qname])
-            run[f"{qname}_cpu_qps_at_{TARGET}"] = qps_at(run[qname], key="qps_cpu")
-        set_threads(all_threads)
-        results["runs"].append(run)
-
-        def fmt(v):
-            return f"{v:.0f}" if v else "n/a"
-
-        print(f"{name:34s} build {build_s:7.1f}s  walk {bytes_walk:5d} B/vec  QPS@{TARGET} wall/cpu: "
-              + "  ".join(f"{qn}={fmt(run[f'{qn}_qps_at_{TARGET}'])}/{fmt(run[f'{qn}_cpu_qps_at_{TARGET}'])}" for qn in queries),
-              flush=True)  # fmt: skip
-        for qn in queries:
-            print("    " + qn + " ef:recall/qps/cpu-qps: "
-                  + " ".join(f"{p['ef']}:{p['recall']:.3f}/{p['qps']:.0f}/{p['qps_cpu']:.0f}" for p in run[qn]), flush=True)  # fmt: skip
-
-    peers = [p for p in args.peers.split(",") if p]
-    if "hnswlib" in peers:
-        import hnswlib
-
-        set_threads(all_threads)
-        t0 = time.perf_counter()
-        h = hnswlib.Index(space="ip", dim=train.shape[1])
-        h.init_index(
-            max_elements=train.shape[0], M=args.peer_M, ef_construction=args.peer_efc, random_seed=0
-        )
-        h.set_num_threads(all_threads)
-        h.add_items(train)
-        build = time.perf_counter() - t0
-        h.set_num_threads(1)
-
-        def hnswlib_search(q, ef):
-            h.set_ef(max(ef, K))
-            return h.knn_query(q, k=K, num_threads=1)[0].astype(np.int64)
-
-        record(f"hnswlib HNSW{args.peer_M}", build, hnswlib_search, 4 * train.shape[1])
-    if "faiss" in peers:
-        import faiss
-
-        set_threads(all_threads)
-        t0 = time.perf_counter()
-        f = faiss.IndexHNSWFlat(train.shape[1], args.peer_M, faiss.METRIC_INNER_PRODUCT)
-        f.hnsw.efConstruction = args.peer_efc
-        f.add(train)
-        build = time.perf_counter() - t0
-
-        def faiss_search(q, ef):
-            f.hnsw.efSearch = max(ef, K)
-            return f.search(q, K)[1]
-
-        record(f"faiss HNSW{args.peer_M}", build, faiss_search, 4 * train.shape[1])
-    if "vecsearch-hnsw" in peers:
-        try:
-            from vecsearch.indexes.hnsw import HNSWIndex
-        except ImportError as exc:  # reported, not hidden
-            print(f"vecsearch HNSWIndex unavailable: {exc}")
-        else:
-            set_threads(all_threads)
-            t0 = time.perf_counter()
-            vh = HNSWIndex(
-                train.shape[1], "cosine", M=args.peer_M, ef_construction=args.peer_efc, seed=0
-            )
-            vh.add(train, progress=False)
-            build = time.perf_counter() - t0
-            record(
-                f"vecsearch HNSW{args.peer_M} float32", build,
-                lambda q, ef: vh.search(q, K, ef=max(ef, K)).ids, 4 * train.shape[1],
-            )  # fmt: skip
-
-    for kind in args.kinds.split(","):
-        for d in [None if x == "none" else int(x) for x in args.dims.split(",")]:
-            if d is None and kind == "ood":
-                continue  # OOD needs a reduction
-            for primary in (args.ood_primaries if kind == "ood" else args.primaries).split(","):
-                set_threads(all_threads)
-                t0 = time.perf_counter()
-                index = vs.LeanVecIndex(
-                    train.shape[1], "cosine", reduced_dim=d, primary=primary, secondary=args.secondary,
-                    M=args.M, ef_construction=args.efc, seed=0,
-                )  # fmt: skip
-                index.train(train, queries=ood_sample if kind == "ood" else None)
-                t_train = time.perf_counter() - t0
-                index.add(train)
-                build = time.perf_counter() - t0
-                name = (
-                    f"LeanVec-{kind.upper()}{d},{primary.upper()},M{args.M}"
-                    if d is not None
-                    else f"LeanVec-none (full-dim),{primary.upper()},M{args.M}"
-                )
-                record(
-                    name, build, lambda q, ef, ix=index: ix.search(q, K, ef=max(ef, K)).ids,
-                    index.primary_bytes_per_vector, {"train_s": t_train, "reduced_dim": d, "primary": primary, "kind": kind},
-                )  # fmt: skip
-                del index
-
-    # Ratios to the peers at the target recall.
-    ref = {r["name"]: r for r in results["runs"]}
-    peer_names = [n for n in ref if not n.startswith("LeanVec")]
-    print(f"\nRatios at recall@10 = {TARGET} (single thread) and build time:")
-    for run in results["runs"]:
-        if not run["name"].startswith("LeanVec"):
-            continue
-        parts = []
-        for qn in queries:
-            for clock in ("", "cpu_"):
-                mine = run[f"{qn}_{clock}qps_at_{TARGET}"]
-                for pn in peer_names:
-                    theirs = ref[pn][f"{qn}_{clock}qps_at_{TARGET}"]
-                    if mine and theirs:
-                        run.setdefault("ratios", {})[f"{qn}/{clock or 'wall_'}{pn}"] = mine / theirs
-                        parts.append(
-                            f"{qn} {clock or 'wall_'}vs {pn.split()[0]}: {mine / theirs:.2f}x"
-                        )
-        for pn in peer_names:
-            run.setdefault("build_ratio", {})[pn] = run["build_s"] / ref[pn]["build_s"]
-        print(
-            f"  {run['name']}: "
-            + (", ".join(parts) or "target recall not reached")
-            + "; build/"
-            + ", ".join(f"{pn.split()[0]}={run['build_ratio'][pn]:.2f}" for pn in peer_names)
-        )
-    results["load_after"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
+    train, queries, ood_sample = load_part(args)
+    truth = {name: exact_neighbors(train, q, K, "cosine")[0] for name, q in queries.items()}
     print(
-        f"\nload average before {results['load_before']}, after {results['load_after']}; wrote {args.out}"
+        f"data: {train.shape[0]} x {train.shape[1]}, build threads {all_threads}, load {results.loadavg_start}"
+    )
+    vs.warmup()
+    run_peers(args, results, train, (queries, truth), all_threads)
+    run_leanvec(args, results, train, (queries, truth), all_threads, ood_sample)
+    results.summary = {"target_recall": TARGET, "ratios": ratios(results, queries)}
+    print(f"\nRatios at recall@{K} = {TARGET} (single thread; - = not reached) and of build time:")
+    table = results.summary["ratios"]
+    print(format_table(table, list(table[0]) if table else ["leanvec", "peer"]))
+    print(
+        f"\nload average before {results.loadavg_start}, after {os.getloadavg()}; wrote {results.write()}"
     )
 
 

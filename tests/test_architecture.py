@@ -21,7 +21,7 @@ PACKAGE = ROOT / "vecsearch"
 # prefix of a module's dotted path (without "vecsearch.") decides its layer.
 LAYERS = [
     ("kernels",),
-    ("registry", "validation", "ids", "io", "params", "progress", "parallel"),
+    ("registry", "validation", "ids", "io", "params", "progress", "parallel", "concurrency"),
     ("codecs", "filtering", "exact"),
     ("base",),
     ("indexes",),

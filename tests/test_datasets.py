@@ -99,6 +99,38 @@ def test_missing_ground_truth_is_computed_then_loaded_from_cache(
     np.testing.assert_array_equal(second.neighbors, first.neighbors)
 
 
+def test_exact_neighbors_of_any_arrays_are_exact_cached_and_padded(
+    tmp_path, monkeypatch, wordnet_train, wordnet_queries_id
+):
+    monkeypatch.setenv("VECSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    train, q = wordnet_train[:400], wordnet_queries_id[:15]
+    few, few_d = datasets.exact_neighbors(train[:3], q, 5, "l2")  # k > n: padded
+    assert (few[:, 3:] == -1).all() and np.isinf(few_d[:, 3:]).all() and (few[:, :3] >= 0).all()
+    ids, dist = datasets.exact_neighbors(train, q, 10, "ip")
+    np.testing.assert_array_equal(ids[:, 0], exact_knn(train, q, 10, "ip")[:, 0])
+    assert (
+        ids.shape == dist.shape == (15, 10) and len(list((tmp_path / "cache").rglob("*.npz"))) == 2
+    )
+    monkeypatch.setattr(datasets, "compute_ground_truth", None)  # a second call reads the cache
+    np.testing.assert_array_equal(datasets.exact_neighbors(train, q, 5, "ip")[0], ids[:, :5])
+
+
+def test_filtered_exact_neighbors_search_only_the_rows_each_mask_allows(
+    wordnet_train, wordnet_queries_id
+):
+    train, q = wordnet_train[:500], wordnet_queries_id[:6]
+    even = np.arange(500) % 2 == 0
+    few = np.zeros(500, bool)
+    few[[7, 9, 11]] = True
+    masks = [even] * 4 + [few, few.copy()]
+    ids, dist = datasets.filtered_exact_neighbors(train, q, masks, 10, "cosine")
+    for i, mask in enumerate(masks):
+        rows = np.flatnonzero(mask)
+        expect = rows[exact_knn(train[rows], q[i : i + 1], min(10, rows.size), "cosine")[0]]
+        np.testing.assert_array_equal(ids[i, : expect.size], expect)
+    assert (ids[4:, 3:] == -1).all() and np.isinf(dist[4:, 3:]).all()
+
+
 def test_neighbors_without_distances_get_exact_distances(wordnet_train, wordnet_queries_id):
     ds = _small("cosine", wordnet_train, wordnet_queries_id)
     filled = datasets.ensure_ground_truth(

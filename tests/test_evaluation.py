@@ -8,13 +8,16 @@ from conftest import exact_knn
 
 from vecsearch import FlatIndex
 from vecsearch.benchmark.evaluation import (
+    best_qps,
     evaluate_point,
     exact_distances,
+    interpolated_qps,
     latency_percentiles,
+    pad_ids,
     pareto_frontier,
-    qps_at_recall,
     recall_at_k,
     recall_per_query,
+    time_interleaved,
 )
 
 
@@ -85,8 +88,45 @@ def test_pareto_frontier_drops_dominated_points():
     qps = np.array([1000, 900, 800, 300, 200, 100])
     front = pareto_frontier(recall, qps)
     np.testing.assert_array_equal(front, [0, 1, 3, 5])
-    assert qps_at_recall(recall, qps, 0.9) == 300
-    assert np.isnan(qps_at_recall(recall, qps, 0.99))
+    assert best_qps(recall, qps, 0.9) == 300
+    assert np.isnan(best_qps(recall, qps, 0.99))
+
+
+def test_interpolated_qps_is_log_linear_between_the_points_around_the_target():
+    recall, qps = np.array([0.5, 0.8, 0.9, 0.97]), np.array([4000.0, 2000.0, 1000.0, 250.0])
+    assert interpolated_qps(recall, qps, 0.9) == pytest.approx(1000.0)
+    assert interpolated_qps(recall, qps, 0.85) == pytest.approx(np.sqrt(2000.0 * 1000.0))
+    assert interpolated_qps(recall, qps, 0.3) == 4000.0  # first point already reaches it
+    assert np.isnan(interpolated_qps(recall, qps, 0.99))
+
+
+def test_time_interleaved_takes_the_methods_in_turn_and_keeps_every_round():
+    order = []
+    calls = {"a": lambda: order.append("a") or 1, "b": lambda: order.append("b") or 2}
+    timings = time_interleaved(calls, 3)
+    assert order == ["a", "b"] * 4  # one untimed call each, then three rounds in turn
+    assert [len(t.wall_s) for t in timings.values()] == [3, 3]
+    assert timings["a"].output == 1 and timings["b"].best_s <= timings["b"].median_s
+    assert timings["a"].rate(100) == pytest.approx(100 / min(timings["a"].wall_s))
+    order.clear()
+    time_interleaved(calls, 2, warmup="each")
+    assert order == ["a", "a", "b", "b"] * 2
+
+
+def test_time_interleaved_drops_a_failing_method_and_times_the_others():
+    def boom():
+        raise RuntimeError("lost the index")
+
+    timings = time_interleaved({"ok": lambda: None, "bad": boom}, 2)
+    assert timings["bad"].error == "RuntimeError: lost the index" and timings["bad"].wall_s == []
+    assert np.isnan(timings["bad"].rate(10)) and len(timings["ok"].wall_s) == 2
+
+
+def test_pad_ids_stacks_rows_of_any_length_with_minus_one():
+    out = pad_ids([np.array([3, 4]), [], np.arange(12)], 10)
+    assert out.dtype == np.int64 and out.shape == (3, 10)
+    np.testing.assert_array_equal(out[0], [3, 4] + [-1] * 8)
+    assert (out[1] == -1).all() and (out[2] == np.arange(10)).all()
 
 
 def test_latency_percentiles_are_milliseconds():

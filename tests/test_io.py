@@ -43,10 +43,16 @@ def test_mmap_load_is_read_only_and_still_accepts_adds(saved_flat, wordnet_train
 def test_manifest_records_format_type_dim_metric_and_checksums(saved_flat):
     _, path = saved_flat
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["format"] == "vecsearch-index" and manifest["format_version"] == 1
+    assert manifest["format"] == "vecsearch-index" and manifest["format_version"] == 2
     assert (manifest["type"], manifest["dim"], manifest["metric"]) == ("flat", 384, "cosine")
     entry = manifest["arrays"]["vectors"]
     assert entry["shape"] == [298, 384] and entry["checksum"].startswith("crc32:")
+    assert manifest["manifest_checksum"].startswith("crc32:")
+
+
+def _array_file(path, name="vectors"):
+    """The file of array ``name`` in the saved index at ``path`` (named per save generation)."""
+    return path / json.loads((path / "manifest.json").read_text())["arrays"][name]["file"]
 
 
 def test_saving_over_an_existing_index_replaces_it_whole(saved_flat, tmp_path, wordnet_train):
@@ -87,23 +93,24 @@ def test_missing_manifest_is_a_clear_error(saved_flat):
 
 def test_missing_array_file_is_named(saved_flat):
     _, path = saved_flat
-    (path / "vectors.npy").unlink()
-    with pytest.raises(vs.IndexFileError, match="vectors.npy: missing"):
+    file = _array_file(path)
+    file.unlink()
+    with pytest.raises(vs.IndexFileError, match=f"{file.name}: missing"):
         vs.load(path)
 
 
 def test_truncated_array_file_is_detected(saved_flat):
     _, path = saved_flat
-    file = path / "vectors.npy"
+    file = _array_file(path)
     file.write_bytes(file.read_bytes()[:5000])
-    with pytest.raises(vs.IndexFileError, match="vectors.npy"):
+    with pytest.raises(vs.IndexFileError, match=file.name):
         vs.load(path)
 
 
 @pytest.mark.parametrize("mmap", [False, True])
 def test_edited_array_bytes_fail_the_checksum(saved_flat, mmap):
     _, path = saved_flat
-    file = path / "vectors.npy"
+    file = _array_file(path)
     data = bytearray(file.read_bytes())
     data[-10] ^= 0xFF
     file.write_bytes(bytes(data))
@@ -111,11 +118,28 @@ def test_edited_array_bytes_fail_the_checksum(saved_flat, mmap):
         vs.load(path, mmap=mmap)
 
 
+def _rewrite_manifest(path, manifest):
+    """Write ``manifest`` with a matching manifest checksum, as a deliberate crafter would."""
+    from vecsearch.io import manifest_checksum
+
+    manifest["manifest_checksum"] = manifest_checksum(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_edited_manifest_fails_its_own_checksum(saved_flat):
+    _, path = saved_flat
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**manifest, "metric": "l2"}))
+    with pytest.raises(vs.IndexFileError, match="manifest_checksum mismatch"):
+        vs.load(path)
+
+
 def test_edited_manifest_shape_is_detected(saved_flat):
     _, path = saved_flat
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["arrays"]["vectors"]["shape"] = [10, 384]
-    (path / "manifest.json").write_text(json.dumps(manifest))
+    manifest["arrays"]["vectors"]["nbytes"] = 10 * 384 * 4
+    _rewrite_manifest(path, manifest)
     with pytest.raises(vs.IndexFileError, match="expected dtype"):
         vs.load(path)
 
@@ -130,10 +154,10 @@ def test_garbage_manifest_is_detected(saved_flat):
 def test_unknown_type_and_newer_format_are_rejected(saved_flat):
     _, path = saved_flat
     manifest = json.loads((path / "manifest.json").read_text())
-    (path / "manifest.json").write_text(json.dumps({**manifest, "type": "mystery"}))
+    _rewrite_manifest(path, {**manifest, "type": "mystery"})
     with pytest.raises(vs.IndexFileError, match="unknown index type 'mystery'"):
         vs.load(path)
-    (path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    _rewrite_manifest(path, {**manifest, "format_version": 99})
     with pytest.raises(vs.IndexFileError, match="format_version 99"):
         vs.load(path)
 
@@ -150,13 +174,12 @@ def test_mapped_index_and_read_only_queries_reuse_the_compiled_kernels(tmp_path,
     """A memory-mapped index and read-only queries reach the search kernels as writable arrays, so
     numba never compiles a second (read-only) specialization of them (tens of seconds each).
     l2: cosine would hand the kernels normalized copies of the queries anyway."""
-    from vecsearch.kernels import hnsw_graph as kh
+    from vecsearch.kernels import graph_walk as kw
     from vecsearch.kernels import ivf as kivf
-    from vecsearch.kernels import leanvec_graph as klg
 
     x = wordnet_train[:600]
     if kind == "hnsw":
-        index, kernels = vs.HNSWIndex(384, "l2", M=8, ef_construction=32), (kh.search_serial, kh.search_batch)
+        index, kernels = vs.HNSWIndex(384, "l2", M=8, ef_construction=32), (kw.search_rows,)
     elif kind == "ivfpq":
         index = vs.IVFPQIndex(384, "l2", nlist=8, m=16, keep_vectors=True)
         index.train(x)
@@ -164,7 +187,7 @@ def test_mapped_index_and_read_only_queries_reuse_the_compiled_kernels(tmp_path,
     else:
         index = vs.LeanVecIndex(384, "l2", reduced_dim=32, M=8, ef_construction=32)
         index.train(x)
-        kernels = (klg.search_codes, klg.rerank)
+        kernels = (kw.search_rows,)
     index.add(x)
     index.save(tmp_path / kind)
     mapped = vs.load(tmp_path / kind, mmap=True)

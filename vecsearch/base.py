@@ -14,6 +14,11 @@ type_name="hnsw")``) and is then known to the registry (:mod:`vecsearch.registry
 load, warmup, benchmarks and the Collection find it there. It implements the hooks listed on
 :class:`Index`; the base does validation, ids, attributes, filtered-search dispatch and the state
 contract (:meth:`Index.get_state` / :meth:`Index.from_state`) around them.
+
+Concurrency (every index, :mod:`vecsearch.concurrency`): any number of threads may call the
+readers (``search``, ``match``, ``get_state``, ``save``, ...) at once, alongside one writer
+(``add``, ``remove``, ``update_attributes``, ``train``, ``compact``) at a time; a search never sees
+a half-applied write. The methods of those names are locked in every subclass that defines them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from . import registry
+from .concurrency import ReadWriteLock, lock_methods, reader, writer
 from .exact import exact_topk
 from .filtering.attributes import AttributeStore, is_attribute_array
 from .filtering.cache import CompiledFilterCache
@@ -36,17 +42,26 @@ from .ids import IdMap
 from .io import write_directory
 from .kernels.heaps import empty_heaps
 from .kernels.rows import compact_allowed, slots_to_results
+from .params import clamp_search_params
 from .validation import (
     QUERY_KERNEL_MAX_ROWS,
+    as_array,
+    as_ids,
     as_vectors,
     check_dim,
     check_k,
+    check_magnitude,
     check_metric,
     metric_code,
     normalize_rows,
+    padded_results,
     prepare_query_rows,
+    result_width,
     writable_queries,
 )
+
+# Keys of a state header (Index.get_state); anything else is an edit or a newer format.
+_HEADER_KEYS = frozenset({"type", "dim", "metric", "params", "next_id", "attributes"})
 
 
 class SearchResult(NamedTuple):
@@ -75,11 +90,14 @@ class Index(ABC):
     requires_training: ClassVar[bool] = False
     vector_input: ClassVar[bool] = True
     search_knobs: ClassVar[tuple[str, ...]] = ()
+    # False for types whose remove() compacts storage: a restored state then has no removed slot.
+    keeps_removed_slots: ClassVar[bool] = True
     # (pattern with named groups, example) per form of the factory grammar; see _from_factory.
     factory_forms: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init_subclass__(cls, type_name: str | None = None, **kwargs: Any):
         super().__init_subclass__(**kwargs)
+        lock_methods(cls)
         if type_name is None:
             return
         cls.type_name = type_name
@@ -91,6 +109,7 @@ class Index(ABC):
         self.dim = check_dim(dim)
         self.metric = check_metric(metric)
         self._metric_code = metric_code(self.metric)
+        self.rwlock = ReadWriteLock()  # readers share it, writers hold it alone (vecsearch.concurrency)
         self._ids = IdMap()
         self._attributes: AttributeStore | None = None
         self._filter_cache = CompiledFilterCache()
@@ -125,14 +144,17 @@ class Index(ABC):
         Query batches (``allow_single``) of at most ``QUERY_KERNEL_MAX_ROWS`` rows take the one-pass
         kernel path (:func:`vecsearch.validation.prepare_query_rows`).
         """
-        ndim = np.ndim(vectors)
-        if allow_single and (ndim == 1 or (ndim == 2 and len(vectors) <= QUERY_KERNEL_MAX_ROWS)):
-            return prepare_query_rows(vectors, self.dim, name, self.metric == "cosine")
+        vectors = as_array(vectors, name)
+        if allow_single and (vectors.ndim == 1 or (vectors.ndim == 2 and len(vectors) <= QUERY_KERNEL_MAX_ROWS)):
+            return prepare_query_rows(vectors, self.dim, name, self.metric)
         arr = as_vectors(vectors, self.dim, name, allow_single=allow_single)
         if self.metric == "cosine":
             arr = normalize_rows(arr, name)
+        else:
+            check_magnitude(arr, name, self.metric)
         return writable_queries(arr) if allow_single else arr
 
+    @writer
     def add(self, vectors: Any, ids: Any = None, attributes: Any = None, **kwargs: Any) -> np.ndarray:
         """Add ``vectors`` (n, dim) with optional int64 ``ids`` (n,); returns the ids used.
 
@@ -150,11 +172,15 @@ class Index(ABC):
         self._store_attributes(new_ids, prepared)
         return new_ids
 
+    @reader
     def search(self, queries: Any, k: int, *, where: Any = None, strategy: str | None = None, **params: Any) -> SearchResult:
         """Search the ``k`` nearest neighbors of ``queries`` (nq, dim) or (dim,).
 
-        Returns :class:`SearchResult` with ``(nq, k)`` arrays, best first, padded with -1 / +inf.
-        Per-call parameters (``ef``, ``nprobe``, ``rerank``, ...) depend on the index type.
+        Returns :class:`SearchResult` with ``(nq, k)`` arrays, best first, padded with -1 / +inf
+        (``k`` beyond both the live count and :data:`vecsearch.validation.MAX_PADDED_K` is capped
+        at the larger of the two: there are no more results to pad for).
+        Per-call parameters (``ef``, ``nprobe``, ``rerank``, ...) depend on the index type; widths
+        beyond the index's size are clamped to it.
         ``where``: a predicate (``vs.F.year >= 2020``) or its dict form; only matching vectors are
         returned. ``strategy`` overrides the planner's choice (:mod:`vecsearch.filtering.planner`).
         """
@@ -168,31 +194,39 @@ class Index(ABC):
             allowed = self.compile_where(where)
         elif strategy is not None:
             raise ValueError(f"strategy: only meaningful together with where=..., got strategy={strategy!r}")
-        if self.ntotal == 0 or q.shape[0] == 0 or (allowed is not None and allowed.count == 0):
-            ids = np.full((q.shape[0], k), -1, np.int64)
-            return SearchResult(ids, np.full((q.shape[0], k), np.inf, np.float32))
+        n_live = self.ntotal
+        width = result_width(k, n_live)
+        found = n_live if allowed is None else allowed.count
+        if found == 0 or q.shape[0] == 0:
+            return SearchResult(*padded_results(q.shape[0], width))
+        k_run = min(width, found)  # the kernels never hold more than can be found
+        parsed = clamp_search_params(parsed, k_run, self.n_slots)
         if allowed is None:
-            slots, scores = self._search(q, k, parsed)
+            slots, scores = self._search(q, k_run, parsed)
         else:
             chosen = strategy or choose_strategy(self.filter_capabilities(), allowed, self.filter_tuning)
-            slots, scores = self._run_filtered(chosen, q, k, parsed, allowed)
-        return self._results(slots, scores)
+            slots, scores = self._run_filtered(chosen, q, k_run, parsed, allowed)
+        return self._results(slots, scores, width)
 
+    @writer
     def remove(self, ids: Any) -> int:
         """Remove the vectors with these external ids; unknown ids are ignored. Returns how many were removed."""
-        slots = self._ids.slots_of(ids)
+        slots = self._ids.slots_of(as_ids(ids, "ids"))
         if slots.size:
             self._remove_slots(slots)
             self._attributes_changed()
         return int(slots.size)
 
+    @reader
     def __contains__(self, external_id: int) -> bool:
         return self._ids.contains(external_id)
 
+    @reader
     def ids(self) -> np.ndarray:
         """The live external ids, int64 ``(ntotal,)``, in slot order."""
         return self._ids.slot_to_id[~self._ids.deleted].copy()
 
+    @reader
     def reconstruct(self, ids: Any) -> np.ndarray:
         """Stored vectors of external ``ids`` (n,), float32 ``(n, dim)`` (normalized for cosine).
 
@@ -201,18 +235,20 @@ class Index(ABC):
         vectors = self._exact_vectors()
         if vectors is None:
             raise ValueError(f"ids: {type(self).__name__} does not keep its vectors (nothing to reconstruct)")
-        ids_arr = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+        ids_arr = as_ids(ids, "ids")
         slots = self._ids.lookup(ids_arr)
         if (slots < 0).any():
             raise KeyError(f"ids: not in the index: {ids_arr[slots < 0][:5].tolist()}")
         return vectors[slots].copy()
 
+    @reader
     def memory_bytes(self) -> int:
         """Bytes of the index's own arrays (vectors, graph, codes, attributes, as saved) and of its id map."""
         _, arrays = self.get_state()
         own = sum(np.asarray(arr).nbytes for name, arr in arrays.items() if name not in ("slot_to_id", "deleted"))
         return int(own + self._ids.nbytes())
 
+    @reader
     def save(self, path: str) -> None:
         """Save to directory ``path`` atomically (manifest + arrays, see :mod:`vecsearch.io`)."""
         write_directory(path, *self.get_state())
@@ -225,15 +261,13 @@ class Index(ABC):
         return f"{type(self).__name__}(dim={self.dim}, metric={self.metric!r}, ntotal={self.ntotal})"
 
     # ---- attributes --------------------------------------------------------------------------
+    @writer
     def update_attributes(self, ids: Any, attributes: Any) -> None:
         """Set attribute values of existing ``ids`` (n,); fields not given keep their values, ``None`` clears one.
 
         ``attributes`` has the same forms as in :meth:`add`. Unknown ids raise ``KeyError``.
         """
-        arr = np.atleast_1d(np.asarray(ids))
-        if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-            raise TypeError(f"ids: expected a 1-D array of integer ids, got dtype {arr.dtype} shape {arr.shape}")
-        id_arr = arr.astype(np.int64)
+        id_arr = as_ids(ids, "ids")
         slots = self._ids.lookup(id_arr)
         if (slots < 0).any():
             raise KeyError(f"ids: not in the index: {id_arr[slots < 0][:5].tolist()}")
@@ -244,6 +278,7 @@ class Index(ABC):
         self._sync_attributes(store)
         store.write(slots, prepared, clear_others=False)
 
+    @reader
     def get_attributes(self, external_id: int) -> dict[str, Any]:
         """The attributes stored for one id as a dict (fields without a value are left out)."""
         slot = self._ids.slot_of(external_id)
@@ -255,10 +290,12 @@ class Index(ABC):
         self._sync_attributes(store)
         return store.get(slot)
 
+    @reader
     def match(self, where: Any) -> np.ndarray:
         """External ids (int64, slot order) of the live vectors whose attributes satisfy ``where``."""
         return self._ids.to_external(self.compile_where(where).slots)
 
+    @reader
     def compile_where(self, where: Any) -> AllowedSlots:
         """Compile a predicate to the allowed live slots (:class:`vecsearch.filtering.compile.AllowedSlots`).
 
@@ -386,6 +423,7 @@ class Index(ABC):
         return None
 
     # ---- state -----------------------------------------------------------------------------------
+    @reader
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(header, arrays)``: everything needed to rebuild this index, ids and attributes included.
 
@@ -413,6 +451,9 @@ class Index(ABC):
         """
         if not isinstance(header, dict):
             raise ValueError(f"header: expected a dict, got {type(header).__name__}")
+        unknown = sorted(set(header) - _HEADER_KEYS)
+        if unknown:
+            raise ValueError(f"header: unknown keys {unknown} (known: {sorted(_HEADER_KEYS)})")
         record = registry.get(header.get("type"))
         if not issubclass(record.cls, cls):
             raise ValueError(f"type: expected a {cls.__name__} state, got type {header.get('type')!r}")
@@ -421,10 +462,15 @@ class Index(ABC):
         params = header.get("params")
         if not isinstance(params, dict):
             raise ValueError(f"params: expected a dict, got {type(params).__name__}")
+        if not isinstance(arrays, dict) or not all(isinstance(a, np.ndarray) for a in arrays.values()):
+            raise ValueError("arrays: expected a dict of numpy arrays")
         for name in ("slot_to_id", "deleted"):
             if name not in arrays:
                 raise ValueError(f"{name}: array is missing")
         ids = IdMap(np.array(arrays["slot_to_id"]), np.array(arrays["deleted"]))
+        if not record.cls.keeps_removed_slots and ids.n_live != ids.n_slots:
+            raise ValueError(f"deleted: {record.cls.__name__} compacts removed vectors away, yet "
+                             f"{ids.n_slots - ids.n_live} slots are flagged removed")
         own = {name: arr for name, arr in arrays.items()
                if name not in ("slot_to_id", "deleted") and not is_attribute_array(name)}
         index = record.cls._from_state(dim, metric, dict(params), own, ids.n_slots)
@@ -433,28 +479,36 @@ class Index(ABC):
             raise ValueError(f"next_id: expected a non-negative int64, got {next_id!r}")
         ids.next_id = max(ids.next_id, next_id)
         index._ids = ids
+        index._check_restored()
         if "attributes" in header:
             attr_arrays = {name: arr for name, arr in arrays.items() if is_attribute_array(name)}
-            try:
-                index._attributes = AttributeStore.from_state(header["attributes"], attr_arrays,
-                                                              ids.slot_to_id, ids.deleted)
-            except (KeyError, TypeError) as exc:
-                raise ValueError(f"attributes: malformed ({exc})") from None
+            store = AttributeStore.from_state(header["attributes"], attr_arrays, ids.slot_to_id, ids.deleted)
+            index._sync_attributes(store)  # aligned here, so that concurrent searches never realign it
+            index._attributes = store
+        elif any(is_attribute_array(name) for name in arrays):
+            raise ValueError("attributes: attribute arrays are present but the header has no attribute schema")
         return index
 
     # ---- hooks ---------------------------------------------------------------------------------
+    def _check_restored(self) -> None:
+        """After :meth:`from_state` set the id map: check invariants between the index's arrays and
+        its ids (``ValueError`` naming the array). Nothing to check by default."""
+
     def _check_trained(self, action: str) -> None:
         if not self.is_trained:
             raise ValueError(f"{type(self).__name__}.{action}: the index is not trained; call train(x) first")
 
-    def _results(self, slots: np.ndarray, scores: np.ndarray) -> SearchResult:
-        """:class:`SearchResult` from kernel output ``slots`` int64 / ``scores`` f32 (nq, k), padded -1."""
+    def _results(self, slots: np.ndarray, scores: np.ndarray, width: int | None = None) -> SearchResult:
+        """:class:`SearchResult` from kernel output ``slots`` int64 / ``scores`` f32 (nq, k), padded
+        with -1 / +inf to ``width`` columns (at least k)."""
         if slots.dtype != np.int64 or not slots.flags.c_contiguous:
             slots = np.ascontiguousarray(slots, np.int64)
         if scores.dtype != np.float32 or not scores.flags.c_contiguous or not scores.flags.writeable:
             scores = np.array(scores, np.float32)
         ids = np.empty(slots.shape, np.int64)
         slots_to_results(slots, scores, self._ids.slot_to_id, np.float32(1.0 if self.metric == "cosine" else 0.0), ids)
+        if width is not None and width > slots.shape[-1]:
+            ids, scores = padded_results(slots.shape[0], width, ids, scores)
         return SearchResult(ids, scores)
 
     def _parse_search_params(self, params: dict[str, Any]) -> Any:

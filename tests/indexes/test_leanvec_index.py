@@ -44,10 +44,8 @@ def test_rerank_pool_wider_than_the_beam_does_not_lose_recall(
     beam = id_index.search(wordnet_queries_ood, 10, ef=16)
     pool = id_index.search(wordnet_queries_ood, 10, ef=16, rerank=64)
     assert recall_at_k(pool.ids, truth) >= recall_at_k(beam.ids, truth)
-    assert (
-        id_index.last_walk_reads.shape == (wordnet_queries_ood.shape[0],)
-        and id_index.last_walk_reads.min() > 16
-    )
+    # the pool kept more than the beam's 16 candidates: some rows changed
+    assert (pool.ids != beam.ids).any()
 
 
 def test_returned_distances_are_exact_secondary_distances(
@@ -158,8 +156,10 @@ def test_same_seed_builds_identical_graphs(wordnet_train):
         index = LeanVecIndex(384, "l2", reduced_dim=16, M=8, ef_construction=32, seed=3)
         index.train(x)
         index.add(x)
-        graphs.append(index._neighbors[: index._n].copy())
-    np.testing.assert_array_equal(graphs[0], graphs[1])
+        _, arrays = index.get_state()
+        graphs.append((arrays["links0"].copy(), arrays["upper_links"].copy()))
+    for a, b in zip(*graphs):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_fewer_results_than_k_are_padded(wordnet_train):

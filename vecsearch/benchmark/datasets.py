@@ -361,13 +361,18 @@ def exact_neighbors(
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k: expected a positive integer, got {k!r}")
-    ds = ensure_ground_truth(Dataset("exact", _as_f32(database, "database"), _as_f32(queries, "queries"),
-                                     _check_metric(metric)), int(k), cache=cache)
+    ds = Dataset(
+        "exact", _as_f32(database, "database"), _as_f32(queries, "queries"), _check_metric(metric)
+    )
+    ds = ensure_ground_truth(ds, int(k), cache=cache)
+    found, found_d = ds.neighbors, ds.distances
+    if found is None or found_d is None:  # pragma: no cover - ensure_ground_truth fills both
+        raise RuntimeError("ground truth: neighbors or distances missing after computation")
     ids = np.full((ds.test.shape[0], k), -1, np.int64)
     dist = np.full((ds.test.shape[0], k), np.inf, np.float32)
-    have = min(k, ds.neighbors.shape[1])
-    ids[:, :have] = ds.neighbors[:, :have]
-    dist[:, :have] = ds.distances[:, :have]
+    have = min(k, found.shape[1])
+    ids[:, :have] = found[:, :have]
+    dist[:, :have] = found_d[:, :have]
     return ids, dist
 
 
@@ -384,7 +389,9 @@ def filtered_exact_neighbors(
     database = _as_f32(database, "database")
     queries = _as_f32(queries, "queries")
     if len(masks) != queries.shape[0]:
-        raise ValueError(f"masks: expected one mask per query ({queries.shape[0]}), got {len(masks)}")
+        raise ValueError(
+            f"masks: expected one mask per query ({queries.shape[0]}), got {len(masks)}"
+        )
     ids = np.full((queries.shape[0], k), -1, np.int64)
     dist = np.full((queries.shape[0], k), np.inf, np.float32)
     groups: dict[int, list[int]] = {}
@@ -393,7 +400,9 @@ def filtered_exact_neighbors(
     for members in groups.values():
         mask = np.asarray(masks[members[0]], bool)
         if mask.shape != (database.shape[0],):
-            raise ValueError(f"masks: expected bool arrays of shape ({database.shape[0]},), got {mask.shape}")
+            raise ValueError(
+                f"masks: expected bool arrays of shape ({database.shape[0]},), got {mask.shape}"
+            )
         rows = np.flatnonzero(mask)
         if rows.size == 0:
             continue

@@ -15,11 +15,12 @@ scripts and the runner's re-timing compare methods on a shared machine).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 # Relative tolerance for ties: threshold = kth + TIE_EPS * max(1, |kth|). Large enough for float32
 # rounding and exact duplicates; ann-benchmarks uses an absolute 1e-3 (pass tie_eps=1e-3 to match).
@@ -186,7 +187,9 @@ class Timing:
         """``n`` items (queries) per second of the ``keep`` (``best``/``median``) round, by ``clock``
         (``wall``/``cpu``); NaN when no round was timed."""
         if keep not in ("best", "median") or clock not in ("wall", "cpu"):
-            raise ValueError(f"keep/clock: expected best|median and wall|cpu, got {keep!r}, {clock!r}")
+            raise ValueError(
+                f"keep/clock: expected best|median and wall|cpu, got {keep!r}, {clock!r}"
+            )
         times = self.wall_s if clock == "wall" else self.cpu_s
         if not times:
             return float("nan")
@@ -195,8 +198,8 @@ class Timing:
 
 
 def time_interleaved(
-    calls: Mapping[Hashable, Callable[[], Any]], rounds: int, *, warmup: str = "once"
-) -> dict[Hashable, Timing]:
+    calls: Mapping[Any, Callable[[], Any]], rounds: int, *, warmup: str = "once"
+) -> dict[Any, Timing]:
     """Time every ``calls[key]()`` ``rounds`` times, the methods taken in turn in each round.
 
     A slow spell of a shared machine (seconds long) then lands on every method alike instead of
@@ -212,7 +215,7 @@ def time_interleaved(
         raise ValueError(f"rounds: expected a non-negative integer, got {rounds!r}")
     out = {key: Timing([], []) for key in calls}
 
-    def run(key: Hashable, timed: bool) -> None:
+    def run(key: Any, timed: bool) -> None:
         timing = out[key]
         if timing.error is not None:
             return
@@ -277,7 +280,7 @@ def best_qps(recall: np.ndarray, qps: np.ndarray, target: float) -> float:
     return float(qps[ok].max()) if ok.any() else float("nan")
 
 
-def interpolated_qps(recall: np.ndarray, qps: np.ndarray, target: float) -> float:
+def interpolated_qps(recall: ArrayLike, qps: ArrayLike, target: float) -> float:
     """QPS of a sweep at exactly ``target`` recall (NaN when the sweep never reaches it).
 
     ``recall``/``qps`` are the sweep's points in parameter order (``ef``, ``nprobe`` increasing).

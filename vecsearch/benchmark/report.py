@@ -1,14 +1,16 @@
-"""Benchmark output: the recall-vs-QPS plot (PNG) and the printed tables."""
+"""Benchmark output: the recall-vs-QPS plot (PNG) and the printed tables (``vecsearch bench`` and the
+``bench/`` scripts: :func:`format_table`, :func:`format_value`)."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .evaluation import best_qps, pareto_frontier
+from .evaluation import best_qps, interpolated_qps, pareto_frontier
 
 PLOT_SIZE_IN = (8.0, 5.5)
 PLOT_DPI = 100  # -> 800 x 550 pixels
@@ -138,3 +140,48 @@ def ratio_lines(rows: list[dict[str, Any]], target: float = 0.9) -> list[str]:
                 f"{short[label]} / {short[other]}: {q / q2:.2f}x QPS at recall@k >= {target}"
             )
     return lines
+
+
+def format_value(value: Any) -> str:
+    """A cell of a printed table: large numbers with thousands separators, others to 4 significant
+    digits, None/NaN as ``-``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
+    x = float(value)
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """``rows`` as an aligned text table of ``columns`` (a missing value prints as ``-``)."""
+    cells = [[format_value(row.get(col)) for col in columns] for row in rows]
+    widths = [max([len(col)] + [len(line[i]) for line in cells]) for i, col in enumerate(columns)]
+    lines = ["  ".join(f"{col:>{w}}" for col, w in zip(columns, widths))]
+    lines.append("-" * len(lines[0]))
+    lines += ["  ".join(f"{cell:>{w}}" for cell, w in zip(line, widths)) for line in cells]
+    return "\n".join(lines)
+
+
+def qps_at_target(
+    rows: Sequence[dict[str, Any]],
+    target: float,
+    *,
+    group: Sequence[str],
+    order: str,
+    recall: str = "recall",
+    qps: str = "qps",
+) -> dict[tuple, float]:
+    """QPS at ``target`` recall of every sweep in ``rows``: rows grouped by the values of the
+    ``group`` keys, each group ordered by ``order`` (``ef``, ``nprobe``) and interpolated with
+    :func:`~vecsearch.benchmark.evaluation.interpolated_qps` (NaN: the sweep never reaches it)."""
+    sweeps: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        sweeps[tuple(row[key] for key in group)].append(row)
+    out = {}
+    for key, points in sweeps.items():
+        points = sorted(points, key=lambda r: r[order])
+        out[key] = interpolated_qps([p[recall] for p in points], [p[qps] for p in points], target)
+    return out

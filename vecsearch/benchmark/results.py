@@ -19,11 +19,13 @@ import json
 import os
 import platform
 import resource
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .report import format_value
 
 MAX_LIST_ITEMS = 1000
 
@@ -53,25 +55,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _plain(value: Any, where: str) -> Any:
-    """``value`` as JSON-ready Python (numpy scalars and small arrays converted, Paths as str)."""
+def _plain(value: Any, where: str, *, for_json: bool = False) -> Any:
+    """``value`` as plain Python (numpy scalars and small arrays converted, Paths as str); with
+    ``for_json`` non-finite floats become None (JSON has no NaN: "not measured / not reached")."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     elif isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
     elif isinstance(value, Path):
         return str(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _plain(v, f"{where}.{k}", for_json=for_json) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         if len(value) > MAX_LIST_ITEMS:
             raise ValueError(
                 f"{where}: a list of {len(value)} items; results files keep summaries, not "
                 f"per-query arrays (at most {MAX_LIST_ITEMS} items per list)"
             )
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None  # JSON has no NaN/inf: "not measured / not reached"
+        return [_plain(v, f"{where}[{i}]", for_json=for_json) for i, v in enumerate(value)]
+    if for_json and isinstance(value, float) and not np.isfinite(value):
+        return None
     return value
 
 
@@ -81,23 +84,37 @@ class ResultsFile:
     ``settings``: the script's arguments (an ``argparse.Namespace`` or a mapping).
     """
 
-    def __init__(self, path: str | os.PathLike, settings: argparse.Namespace | Mapping[str, Any],
-                 *, script: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        settings: argparse.Namespace | Mapping[str, Any],
+        *,
+        script: str | None = None,
+    ):
         self.path = Path(path)
         if isinstance(settings, argparse.Namespace):
             settings = vars(settings)
         self.settings = _plain(dict(settings), "settings")
         self.script = script
-        self.date = datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+        self.date = (
+            datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+        )
         self.loadavg_start = loadavg()
         self.rows: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
 
-    def add(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """Append one measured record (checked and converted now); returns it as stored."""
+    def add(self, row: Mapping[str, Any], *, show: Sequence[str] = ()) -> dict[str, Any]:
+        """Append one measured record (checked and converted to plain Python now, NaN kept until
+        written); returns it as stored. ``show``: keys printed as one progress line."""
         plain = _plain(dict(row), f"rows[{len(self.rows)}]")
         self.rows.append(plain)
+        if show:
+            print("  ".join(f"{key}={format_value(plain.get(key))}" for key in show), flush=True)
         return plain
+
+    def select(self, **match: Any) -> list[dict[str, Any]]:
+        """The rows whose values equal every ``key=value`` given (e.g. ``section="search"``)."""
+        return [row for row in self.rows if all(row.get(k) == v for k, v in match.items())]
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"date": self.date}
@@ -113,14 +130,14 @@ class ResultsFile:
         doc["settings"] = self.settings
         doc["rows"] = self.rows
         if self.summary:
-            doc["summary"] = _plain(self.summary, "summary")
-        return doc
+            doc["summary"] = self.summary
+        return _plain(doc, "results", for_json=True)
 
     def write(self) -> Path:
         """Write (or rewrite) the file atomically; returns its path."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.document(), indent=1) + "\n")
+        tmp.write_text(json.dumps(self.document(), indent=1, allow_nan=False) + "\n")
         os.replace(tmp, self.path)
         return self.path
 

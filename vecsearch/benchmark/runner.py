@@ -81,7 +81,9 @@ def parse_index_spec(spec: str, n: int, dim: int) -> list[VecsearchAlgorithm]:
         )
     kind = parts[0].lower()
     if kind not in benchmark_kinds():
-        raise ValueError(f"index: expected one of {sorted(benchmark_kinds())} in {spec!r}, got {kind!r}")
+        raise ValueError(
+            f"index: expected one of {sorted(benchmark_kinds())} in {spec!r}, got {kind!r}"
+        )
     build, grid = default_params(kind, n, dim)
     build_grid: dict[str, list[Any]] = {key: [value] for key, value in build.items()}
     search_keys = registry.get(kind).search_knobs
@@ -317,7 +319,9 @@ def _run_algorithm(
 
 
 def _retime_interleaved(
-    measured: list[tuple[Algorithm, list[dict[str, Any]]]], dataset: Dataset, config: BenchConfig,
+    measured: list[tuple[Algorithm, list[dict[str, Any]]]],
+    dataset: Dataset,
+    config: BenchConfig,
     log: TextIO,
 ) -> None:
     """``config.rounds`` more timed batch calls of every point, the algorithms taken in turn

@@ -170,13 +170,21 @@ def held_out_split(
         train = np.ascontiguousarray(full[start:stop], dtype=np.float32)
         suffix = "" if queries == "id" else f"-{queries}"
         parts.append(
-            Dataset(f"wordnet-minilm-{part}{suffix}", train, test, METRIC, source=str(path),
-                    info={"part": part, "rows": [start, stop]})
+            Dataset(
+                f"wordnet-minilm-{part}{suffix}",
+                train,
+                test,
+                METRIC,
+                source=str(path),
+                info={"part": part, "rows": [start, stop]},
+            )
         )
     return parts[0], parts[1]
 
 
-def part_attributes(part: Dataset, *, data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+def part_attributes(
+    part: Dataset, *, data_dir: str | os.PathLike | None = None
+) -> dict[str, np.ndarray]:
     """The attributes of a dataset's rows (:func:`load_wordnet` or a :func:`held_out_split` part)."""
     start, stop = part.info["rows"]
     attrs = load_attributes(stop, data_dir=data_dir)

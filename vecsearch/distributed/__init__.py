@@ -6,15 +6,24 @@ is created.
 
 from __future__ import annotations
 
-from .errors import ShardError, ShardTimeoutError, ShardUnavailableError
+from .errors import (
+    HealError,
+    ShardError,
+    ShardTimeoutError,
+    ShardUnavailableError,
+    WriteSequenceError,
+)
+from .remote import connect
 from .routing import merge_topk, shard_of, splitmix64
-from .sharded import ShardedIndex, connect
+from .sharded import ShardedIndex
 
 __all__ = [
+    "HealError",
     "ShardError",
     "ShardTimeoutError",
     "ShardUnavailableError",
     "ShardedIndex",
+    "WriteSequenceError",
     "connect",
     "merge_topk",
     "shard_of",

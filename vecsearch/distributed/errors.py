@@ -17,3 +17,15 @@ class ShardUnavailableError(ShardError):
 
 class ShardTimeoutError(ShardError, TimeoutError):
     """Shard ``shard`` did not answer within ``timeout_s`` seconds."""
+
+
+class HealError(ShardError):
+    """A new replica of shard ``shard`` could not be started or brought up to date."""
+
+
+class WriteSequenceError(RuntimeError):
+    """Raised inside a shard actor given a write out of order: it missed a write.
+
+    Every write to a shard carries the shard's next sequence number; a replica that receives
+    write ``n + 2`` after ``n`` has diverged from its peers and is replaced.
+    """

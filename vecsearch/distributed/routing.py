@@ -40,6 +40,13 @@ def split_rows(shards: np.ndarray, n_shards: int) -> list[np.ndarray]:
     return [order[bounds[s] : bounds[s + 1]] for s in range(n_shards)]
 
 
+def contiguous_parts(n_rows: int, n_parts: int) -> list[np.ndarray]:
+    """Row numbers ``0 .. n_rows - 1`` cut into ``n_parts`` contiguous, near-equal, non-empty parts."""
+    n_parts = max(1, min(n_parts, n_rows))
+    bounds = np.linspace(0, n_rows, n_parts + 1).round().astype(np.int64)
+    return [np.arange(bounds[p], bounds[p + 1], dtype=np.int64) for p in range(n_parts)]
+
+
 def attribute_rows(attributes: Any, n: int) -> int:
     """Validate the shape of ``attributes`` against ``n`` rows; return ``n``.
 

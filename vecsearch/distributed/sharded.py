@@ -1,27 +1,34 @@
 """ShardedIndex: one vecsearch index split over Ray actors, routed by a stable hash of the id.
 
-Each shard is a Ray actor (:class:`~vecsearch.distributed.shard.Shard`) holding one ordinary
-vecsearch index of the requested type; with ``replicas=r`` each shard has ``r`` identical actors.
+Each shard is a group of Ray actors (:class:`~vecsearch.distributed.shard.Shard`), ``replicas``
+of them, each holding one ordinary vecsearch index of the requested type (any registered type,
+MultiVector included).
 
 * ``add`` assigns sequential ids in the driver (or takes the caller's), routes every row to shard
-  ``splitmix64(id) % n_shards``, puts each shard's slice in the object store once and sends it to
-  all replicas of that shard in parallel.
-* ``search`` puts the queries in the object store once, asks every shard (its first live replica)
-  for its own top-k in parallel and merges them: distances ascending, equal distances by ascending
-  id, padding (-1, +inf) last -- the :class:`~vecsearch.SearchResult` contract of every index.
-* ``train`` trains one shard's index on the caller's sample and ships its trained (empty) state to
-  every actor (itself included), so all shards share one codebook / projection.
-* Faults: every wait on a shard is bounded by ``timeout_s`` (:class:`ShardTimeoutError`); a dead
-  actor is skipped for its replica, and a shard with no live replica raises
-  :class:`ShardUnavailableError` naming it. Writes go to every live replica; reads to the first.
+  ``splitmix64(id) % n_shards``, puts each shard's slice in the object store once and writes it to
+  every replica of that shard, in the shard's write order (:mod:`.replication`).
+* ``search`` puts the queries in the object store once, asks every shard for its own top-k in
+  parallel and merges them: distances ascending, equal distances by ascending id, padding
+  (-1, +inf) last -- the :class:`~vecsearch.SearchResult` contract of every index. Reads are
+  balanced over a shard's replicas, large batches split across them, slow replicas hedged
+  (:mod:`.reads`); each shard's answer comes from one state of that shard.
+* ``train`` trains one replica's index type on the caller's sample and ships the trained (empty)
+  state to every actor as a write, so all shards share one codebook / projection.
+* Faults: every wait is bounded by ``timeout_s`` (:class:`ShardTimeoutError`); a dead replica is
+  dropped and replaced by a copy of a live one (``replicas`` is a target); a shard with no live
+  replica raises :class:`ShardUnavailableError` naming it.
 
-Ray is imported here only, lazily: ``import vecsearch`` never needs it.
+Concurrency: any number of threads may call ``search`` while others ``add`` or ``remove``. A
+search sees each shard in one state, which includes every write acknowledged before the search
+began; a write still in flight may be visible on some shards and not yet on others.
+
+Ray is imported lazily (:mod:`.remote`): ``import vecsearch`` never needs it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import threading
 import time
 from typing import Any
 
@@ -30,58 +37,17 @@ import numpy as np
 from ..base import Index, SearchResult
 from ..filtering.attributes import AttributeStore
 from ..io import IndexFileError
-from ..validation import as_external_ids, as_vectors, check_dim, check_k, check_metric
-from .errors import ShardTimeoutError, ShardUnavailableError
+from ..validation import as_external_ids, check_dim, check_k, check_metric
+from .batches import as_batch, batch_dim, batch_rows, query_count, share, take_rows
 from .persist import read_sharded, write_sharded
+from .reads import ReadRouter
+from .remote import connect, get_answer, raise_if_init_failed, ray_module, remote_shard_class
+from .replicas import ReplicaGroup
+from .replication import Replication
 from .routing import attribute_rows, merge_topk, shard_of, split_rows, take_attributes
-from .shard import Shard, build_index
+from .shard import build_index, spec_takes_vectors
 
-_REMOTE_SHARD: Any = None
-# Arrays smaller than this travel inline with each call (no object-store round trip: the one-query
-# latency); larger ones are put in the object store once and shared by every shard / replica.
-INLINE_BYTES = 64 * 1024
-
-
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "vecsearch.distributed needs Ray: pip install 'vecsearch[distributed]' (or 'ray>=2.9')"
-        ) from None
-    return ray
-
-
-def _remote_shard_class() -> Any:
-    global _REMOTE_SHARD
-    if _REMOTE_SHARD is None:
-        _REMOTE_SHARD = _ray().remote(Shard)
-    return _REMOTE_SHARD
-
-
-def connect(address: str | None = None) -> bool:
-    """Join the Ray cluster at ``address``, or start a local instance sized to the machine.
-
-    An already initialized Ray session is reused as is. Returns True when Ray runs locally
-    (no ``address``), which lets :class:`ShardedIndex` size each shard's thread pool.
-    """
-    ray = _ray()
-    if not ray.is_initialized():
-        if address is None:
-            ray.init(
-                num_cpus=os.cpu_count(),
-                include_dashboard=False,
-                ignore_reinit_error=True,
-                log_to_driver=False,
-            )
-        else:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    return address is None
-
-
-def _share(arr: np.ndarray) -> Any:
-    """``arr`` itself when small, else an ObjectRef from one ``ray.put`` shared by all receivers."""
-    return arr if arr.nbytes < INLINE_BYTES else _ray().put(arr)
+__all__ = ["ShardedIndex", "connect"]
 
 
 def _encode_spec(spec: Any) -> str:
@@ -92,8 +58,6 @@ def _encode_spec(spec: Any) -> str:
 
 def _check_spec(spec: Any) -> Any:
     if isinstance(spec, str):
-        if spec.startswith("class:"):
-            return spec
         if not spec.strip():
             raise ValueError(
                 "spec: expected a factory string such as 'HNSW32' or an index class, got ''"
@@ -116,34 +80,29 @@ def _check_seconds(name: str, value: Any) -> float:
     return float(value)
 
 
-def _init_failure(exc: BaseException) -> str | None:
-    """The error of a shard actor whose constructor raised (bad params, unreadable files), else None."""
-    if not (getattr(exc, "actor_init_failed", False) or getattr(exc, "_actor_init_failed", False)):
-        return None
-    lines = [
-        line.strip() for line in str(getattr(exc, "error_msg", exc)).splitlines() if line.strip()
-    ]
-    return lines[-1] if lines else "unknown error"
-
-
 class ShardedIndex:
-    """An index of type ``spec`` split into ``n_shards`` Ray actors (each replicated ``replicas`` times).
+    """An index of type ``spec`` split into ``n_shards`` shards of ``replicas`` Ray actors each.
 
     Parameters
     ----------
-    spec : factory string (``"Flat"``, ``"HNSW32"``, ``"IVF1024,PQ48"``) or an ``Index`` subclass.
+    spec : factory string (``"Flat"``, ``"HNSW32"``, ``"IVF1024,PQ48"``, ``"MultiVectorFDE,HNSW16"``)
+        or an ``Index`` subclass.
     n_shards : number of shards; ids are routed by ``splitmix64(id) % n_shards``.
     address : Ray cluster address; ``None`` starts (or reuses) a local Ray instance.
-    replicas : actors per shard; writes go to all live replicas, reads to the first live one.
+    replicas : actors per shard, a target: a dead replica is replaced by a copy of a live one.
     timeout_s : longest wait for any shard's answer; past it :class:`ShardTimeoutError`.
-    start_timeout_s : longest wait for the actors to start (and load, in :meth:`load`): actor
-        start-up and placement on a busy cluster take longer than a query.
-    dim : vector dimension; ``None`` takes it from the first ``add`` / ``train``.
-    metric : ``"l2"``, ``"ip"`` or ``"cosine"``.
+    start_timeout_s : longest wait for actors to start (and load, in :meth:`load`).
+    dim : vector (token) dimension; ``None`` takes it from the first ``add`` / ``train``.
+    metric : ``"l2"``, ``"ip"`` or ``"cosine"``; ``None``: ``"l2"``, or ``"ip"`` for MultiVector.
     threads_per_shard : numba/BLAS threads in each actor; ``None`` takes ``actor_options["num_cpus"]``
-        when given, else ``cpu_count // n_shards`` on a local instance, else the node's defaults
-        (Ray sets one BLAS thread per actor; numba uses every core of the node).
+        when given, else ``cpu_count // n_shards`` on a local instance, else the node's defaults.
     actor_options : extra Ray actor options (``num_cpus``, ``resources``, ...) for every shard actor.
+    auto_heal : heal in a background thread as soon as a dead replica is noticed, and probe every
+        replica every ``health_check_s`` seconds (with ``replicas >= 2``); else only :meth:`heal`.
+    hedge_after_s : send a read still unanswered after this long to another replica too; ``None``
+        adapts it to the shard's recent answer times (:mod:`vecsearch.distributed.reads`).
+    min_split_rows : query batches of at least twice this many rows are split over the replicas.
+    slow_cooldown_s : a replica overtaken by a hedged read gets no reads this long (others serving).
     **index_params : build parameters of each shard's index (``M``, ``ef_construction``, ...).
     """
 
@@ -157,9 +116,14 @@ class ShardedIndex:
         timeout_s: float = 60.0,
         start_timeout_s: float = 120.0,
         dim: int | None = None,
-        metric: str = "l2",
+        metric: str | None = None,
         threads_per_shard: int | None = None,
         actor_options: dict[str, Any] | None = None,
+        auto_heal: bool = True,
+        health_check_s: float = 10.0,
+        hedge_after_s: float | None = None,
+        min_split_rows: int = 128,
+        slow_cooldown_s: float = 5.0,
         **index_params: Any,
     ):
         self.spec = _check_spec(spec)
@@ -167,7 +131,19 @@ class ShardedIndex:
         self.replicas = _check_positive("replicas", replicas)
         self.timeout_s = _check_seconds("timeout_s", timeout_s)
         self.start_timeout_s = _check_seconds("start_timeout_s", start_timeout_s)
-        self.metric = check_metric(metric)
+        self.health_check_s = _check_seconds("health_check_s", health_check_s)
+        self.slow_cooldown_s = _check_seconds("slow_cooldown_s", slow_cooldown_s)
+        self.hedge_after_s = (
+            None if hedge_after_s is None else _check_seconds("hedge_after_s", hedge_after_s)
+        )
+        self.min_split_rows = _check_positive("min_split_rows", min_split_rows)
+        if not isinstance(auto_heal, bool):
+            raise TypeError(f"auto_heal: expected True or False, got {auto_heal!r}")
+        self.auto_heal = auto_heal
+        self.takes_vectors = spec_takes_vectors(self.spec)
+        self.metric = check_metric(
+            metric if metric is not None else ("l2" if self.takes_vectors else "ip")
+        )
         self.dim = None if dim is None else check_dim(dim)
         if threads_per_shard is not None:
             threads_per_shard = _check_positive("threads_per_shard", threads_per_shard)
@@ -186,68 +162,134 @@ class ShardedIndex:
             elif self._local:
                 threads_per_shard = max(1, (os.cpu_count() or 1) // self.n_shards)
         self.threads_per_shard = threads_per_shard
+        self._lock = threading.Lock()  # dim, starting the shards, id assignment
         self._next_id = 0
-        self._actors: list[list[Any]] = []
-        self._alive: list[list[bool]] = []
+        self._replication: Replication | None = None
+        self._router: ReadRouter | None = None
         if self.dim is not None:
             self._start_shards()
 
-    # ---- actors ------------------------------------------------------------------------------
-    def _options(self) -> dict[str, Any]:
-        return {"max_restarts": 0, **self._actor_options}
+    # ---- actors ------------------------------------------------------------------------------------
+    def _start_actor(self, shard: int, load_path: str | None = None, mmap: bool = False) -> Any:
+        """One new shard actor (not waited for): empty, or loading ``load_path``."""
+        options = {"max_restarts": 0, **self._actor_options}
+        return (
+            remote_shard_class()
+            .options(**options)
+            .remote(
+                self.spec,
+                self.dim,
+                self.metric,
+                self.index_params,
+                load_path,
+                mmap,
+                self.threads_per_shard,
+            )
+        )
 
     def _start_shards(self, load_dirs: list[str] | None = None, mmap: bool = False) -> None:
         """Create ``n_shards * replicas`` actors and wait (bounded) until each answers."""
         if load_dirs is None:
             # Build one empty index here first: a bad spec or parameter raises now, clearly.
             build_index(self.spec, self.dim, self.metric, self.index_params)
-        remote = _remote_shard_class().options(**self._options())
-        self._actors = []
+        groups = []
         for s in range(self.n_shards):
-            load_path = None if load_dirs is None else load_dirs[s]
-            self._actors.append(
-                [
-                    remote.remote(
-                        self.spec,
-                        self.dim,
-                        self.metric,
-                        self.index_params,
-                        load_path,
-                        mmap,
-                        self.threads_per_shard,
-                    )
-                    for _ in range(self.replicas)
-                ]
-            )
-        self._alive = [[True] * self.replicas for _ in range(self.n_shards)]
+            path = None if load_dirs is None else load_dirs[s]
+            actors = [self._start_actor(s, path, mmap) for _ in range(self.replicas)]
+            groups.append(ReplicaGroup(s, self.n_shards, self.replicas, actors))
+        self._replication = Replication(
+            groups,
+            self._start_actor,
+            timeout_s=self.timeout_s,
+            start_timeout_s=self.start_timeout_s,
+            auto_heal=self.auto_heal,
+            health_check_s=self.health_check_s,
+        )
+        self._router = ReadRouter(
+            self._replication,
+            timeout_s=self.timeout_s,
+            hedge_after_s=self.hedge_after_s,
+            min_split_rows=self.min_split_rows,
+            slow_cooldown_s=self.slow_cooldown_s,
+        )
         try:
-            infos = self._write(
-                "info", {s: () for s in range(self.n_shards)}, timeout_s=self.start_timeout_s
-            )
-            for s, info in infos.items():
-                if info["dim"] != self.dim or info["metric"] != self.metric:
-                    raise ValueError(
-                        f"shard {s}: expected dim {self.dim} metric {self.metric!r}, "
-                        f"got dim {info['dim']} metric {info['metric']!r}"
-                    )
+            self._check_started()
         except BaseException:
             self.close()  # never leave half a set of actors running
             raise
 
+    def _check_started(self) -> None:
+        """Every actor answers ``info`` with the expected dim and metric, within ``start_timeout_s``."""
+        ray = ray_module()
+        deadline = time.monotonic() + self.start_timeout_s
+        limit = f"start_timeout_s={self.start_timeout_s:g}"
+        pending = [
+            (g.shard, r.actor.info.remote()) for g in self._replication.groups for r in g.live()
+        ]
+        for s, ref in pending:
+            try:
+                info = get_answer(s, self.n_shards, ref, deadline, limit)
+            except ray.exceptions.RayActorError as exc:
+                raise_if_init_failed(s, self.n_shards, exc)
+                raise self._replication.groups[s].unavailable() from None
+            if info["dim"] != self.dim or info["metric"] != self.metric:
+                raise ValueError(
+                    f"shard {s}: expected dim {self.dim} metric {self.metric!r}, "
+                    f"got dim {info['dim']} metric {info['metric']!r}"
+                )
+
     @property
     def shard_actors(self) -> list[list[Any]]:
-        """The Ray actor handles, ``[shard][replica]`` (for monitoring and fault drills)."""
-        return [list(row) for row in self._actors]
+        """The Ray actor handles of the current replicas, ``[shard][replica]`` (monitoring, fault drills)."""
+        if self._replication is None:
+            return []
+        return [[r.actor for r in g.live()] for g in self._replication.groups]
+
+    def replica_counts(self) -> list[int]:
+        """Replicas of each shard that serve reads now (the target is ``replicas``)."""
+        if self._replication is None:
+            return [0] * self.n_shards
+        return [g.readable_count() for g in self._replication.groups]
+
+    def replica_status(self) -> list[dict[str, Any]]:
+        """Per shard: replica target, last write sequence number, whether a heal is copying, and per
+        replica its name, whether it serves reads, reads in flight and sent, and a slow mark."""
+        return [] if self._replication is None else self._replication.status()
+
+    @property
+    def dropped_replicas(self) -> list[dict[str, Any]]:
+        """Every replica dropped so far: shard, replica name and why (died, missed a write, ...)."""
+        return [] if self._replication is None else list(self._replication.lost)
+
+    @property
+    def heal_events(self) -> list[dict[str, Any]]:
+        """Every heal so far: shard, new and source replica, state bytes, seconds of each step, load."""
+        return [] if self._replication is None else [e.as_dict() for e in self._replication.events]
+
+    @property
+    def read_stats(self) -> dict[str, int]:
+        """Hedged reads sent, and those a hedge won (the first replica was overtaken)."""
+        if self._router is None:
+            return {"hedges_sent": 0, "hedges_won": 0}
+        return {"hedges_sent": self._router.hedges_sent, "hedges_won": self._router.hedges_won}
+
+    def heal(self, timeout_s: float | None = None) -> list[dict[str, Any]]:
+        """Probe every replica now and bring every shard back to ``replicas`` live replicas; wait for it.
+
+        Returns the heals done (see :attr:`heal_events`). Raises :class:`ShardUnavailableError` for a
+        shard with no replica left to copy from, :class:`HealError` if a new replica cannot be brought
+        up, :class:`ShardTimeoutError` after ``timeout_s``.
+        """
+        if timeout_s is not None:
+            timeout_s = _check_seconds("timeout_s", timeout_s)
+        if self._replication is None:
+            return []
+        return [e.as_dict() for e in self._replication.heal(timeout_s)]
 
     def close(self) -> None:
-        """Kill every shard actor (their in-memory data is gone; ``save`` first to keep it)."""
-        ray = _ray()
-        for row in self._actors:
-            for actor in row:
-                # Already dead or disconnected: nothing left to free.
-                with contextlib.suppress(Exception):
-                    ray.kill(actor)
-        self._alive = [[False] * len(row) for row in self._actors]
+        """Stop healing and kill every shard actor (their in-memory data is gone; ``save`` first)."""
+        if self._replication is not None:
+            self._replication.close()
 
     def __enter__(self) -> ShardedIndex:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
@@ -255,153 +297,56 @@ class ShardedIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ---- calls with fault handling -----------------------------------------------------------
-    def _unavailable(self, shard: int) -> ShardUnavailableError:
-        return ShardUnavailableError(
-            shard,
-            f"shard {shard} of {self.n_shards} is unavailable: all {self.replicas} replica actor(s) are dead",
-        )
+    # ---- the index contract ------------------------------------------------------------------------
+    def _call_all(self, method: str) -> list[Any]:
+        answers = self._router.call(method, {s: () for s in range(self.n_shards)})
+        return [answers[s] for s in range(self.n_shards)]
 
-    def _raise_if_init_failed(self, shard: int, exc: BaseException) -> None:
-        message = _init_failure(exc)
-        if message is not None:
-            raise ShardUnavailableError(
-                shard, f"shard {shard} of {self.n_shards}: its actor failed to start: {message}"
-            ) from None
-
-    def _wait(self, shard: int, ref: Any, deadline: float, limit: str = "") -> Any:
-        """``ray.get`` of one shard's answer, bounded by ``deadline``; remote exceptions re-raised as themselves."""
-        ray = _ray()
-        try:
-            return ray.get(ref, timeout=max(0.0, deadline - time.monotonic()))
-        except ray.exceptions.GetTimeoutError:
-            with contextlib.suppress(Exception):  # cancellation is best effort
-                ray.cancel(ref)
-            raise ShardTimeoutError(
-                shard,
-                f"shard {shard} of {self.n_shards} did not answer within {limit or f'timeout_s={self.timeout_s:g}'} s",
-            ) from None
-        except ray.exceptions.RayActorError:
-            raise
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause
-            if isinstance(cause, Exception):
-                cause.add_note(f"(raised by shard {shard} of the ShardedIndex)")
-                raise cause from None
-            raise
-
-    def _read(self, method: str, args: dict[int, tuple]) -> dict[int, Any]:
-        """Call ``method`` on the first live replica of each shard in ``args``, in parallel; fail over on death."""
-        ray = _ray()
-
-        def submit(s: int) -> tuple[int, Any, float]:
-            for r, alive in enumerate(self._alive[s]):
-                if alive:
-                    ref = getattr(self._actors[s][r], method).remote(*args[s])
-                    return r, ref, time.monotonic() + self.timeout_s
-            raise self._unavailable(s)
-
-        pending = {s: submit(s) for s in args}
-        results = {}
-        for s in args:
-            while True:
-                r, ref, deadline = pending[s]
-                try:
-                    results[s] = self._wait(s, ref, deadline)
-                    break
-                except ray.exceptions.RayActorError as exc:
-                    self._raise_if_init_failed(s, exc)
-                    self._alive[s][r] = False
-                    pending[s] = submit(s)
-        return results
-
-    def _write(
-        self, method: str, args: dict[int, tuple], timeout_s: float | None = None
-    ) -> dict[int, Any]:
-        """Call ``method`` on every live replica of each shard in ``args``, in parallel.
-
-        A replica that dies is marked dead (it missed the write, so it never serves again);
-        a shard left with no live replica raises :class:`ShardUnavailableError`.
-        """
-        ray = _ray()
-        pending = []
-        for s, shard_args in args.items():
-            live = [r for r, alive in enumerate(self._alive[s]) if alive]
-            if not live:
-                raise self._unavailable(s)
-            deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
-            for r in live:
-                pending.append(
-                    (s, r, getattr(self._actors[s][r], method).remote(*shard_args), deadline)
-                )
-        limit = "" if timeout_s is None else f"start_timeout_s={timeout_s:g}"
-        results: dict[int, Any] = {}
-        first_error: BaseException | None = None
-        for s, r, ref, deadline in pending:
-            try:
-                value = self._wait(s, ref, deadline, limit)
-            except ray.exceptions.RayActorError as exc:
-                self._raise_if_init_failed(s, exc)
-                self._alive[s][r] = False
-                continue
-            except Exception as exc:  # noqa: BLE001 - keep waiting for the others, re-raise after
-                if first_error is None:
-                    first_error = exc
-                continue
-            results.setdefault(s, value)
-        if first_error is not None:
-            raise first_error
-        for s in args:
-            if s not in results:
-                raise self._unavailable(s)
-        return results
-
-    # ---- the index contract ------------------------------------------------------------------
     @property
     def ntotal(self) -> int:
-        """Number of live vectors over all shards."""
-        if not self._actors:
-            return 0
-        return int(sum(self._read("ntotal", {s: () for s in range(self.n_shards)}).values()))
+        """Number of live vectors (documents) over all shards."""
+        return 0 if self._router is None else int(sum(self._call_all("ntotal")))
 
     def __len__(self) -> int:
         return self.ntotal
 
     def shard_sizes(self) -> list[int]:
         """Live vectors per shard."""
-        if not self._actors:
-            return [0] * self.n_shards
-        sizes = self._read("ntotal", {s: () for s in range(self.n_shards)})
-        return [int(sizes[s]) for s in range(self.n_shards)]
+        return (
+            [0] * self.n_shards
+            if self._router is None
+            else [int(n) for n in self._call_all("ntotal")]
+        )
 
     def memory(self) -> list[dict[str, int]]:
-        """Per shard (first live replica): bytes of the index arrays, the actor's RSS and peak RSS."""
-        if not self._actors:
-            return []
-        found = self._read("memory", {s: () for s in range(self.n_shards)})
-        return [found[s] for s in range(self.n_shards)]
+        """Per shard (one replica): bytes of the index arrays, the actor's RSS and peak RSS."""
+        return [] if self._router is None else self._call_all("memory")
 
-    def _ensure_dim(self, x: Any, name: str) -> np.ndarray:
-        if self.dim is None:
-            arr = np.asarray(x)
-            if arr.ndim != 2:
-                raise ValueError(
-                    f"{name}: expected shape (n, dim), got {arr.ndim}-D shape {arr.shape}"
-                )
-            self.dim = check_dim(arr.shape[1])
-        if not self._actors:
-            self._start_shards()
-        return as_vectors(x, self.dim, name)
+    def _as_batch(
+        self, x: Any, name: str, offsets: Any = None, *, allow_single: bool = False
+    ) -> Any:
+        """Validate a batch (vectors, or token sets for MultiVector); the first one sets ``dim`` and
+        starts the shards."""
+        if self.dim is None or self._replication is None:
+            dim = batch_dim(x, self.takes_vectors, name, offsets) if self.dim is None else self.dim
+            with self._lock:
+                if self.dim is None:
+                    self.dim = check_dim(dim)
+                if self._replication is None:
+                    self._start_shards()
+        return as_batch(x, self.dim, self.takes_vectors, name, offsets, allow_single=allow_single)
 
     def train(self, x: Any, *, max_points: int | None = None, seed: int = 0, **kwargs: Any) -> None:
-        """Train shard 0's index on the sample ``x`` (n, dim) and ship its trained state to every actor.
+        """Train the index type on the sample ``x`` (n, dim) once and ship the trained state to every actor.
 
         ``max_points`` ships a uniform sample of that many rows (seeded by ``seed``) instead of all of
         ``x``; the index type may sample further (IVF-PQ: ``max_train_points_per_centroid``).
         For index types that need no training (Flat, HNSW) this only validates ``x``. ``kwargs``
         go to the index's ``train`` (e.g. an OOD query sample for LeanVec).
         """
-        vectors = self._ensure_dim(x, "x")
+        if not self.takes_vectors:
+            raise TypeError(f"train: {self.spec!r} takes token sets and has no train step")
+        vectors = self._as_batch(x, "x")
         if max_points is not None:
             max_points = _check_positive("max_points", max_points)
             if vectors.shape[0] > max_points:
@@ -409,7 +354,7 @@ class ShardedIndex:
                     np.random.default_rng(seed).choice(vectors.shape[0], max_points, replace=False)
                 )
                 vectors = vectors[rows]
-        info = self._read("info", {0: ()})[0]
+        info = self._router.call("info", {0: ()})[0]
         if not info["has_train"]:
             if kwargs:
                 raise TypeError(
@@ -421,44 +366,60 @@ class ShardedIndex:
             raise ValueError(
                 f"train: the index already holds {stored} vectors; train before adding"
             )
-        ray = _ray()
-        state = self._read("train", {0: (ray.put(vectors), kwargs)})[0]
-        # Every actor (the trained one included: it restores the same state) loads the trained state,
-        # so all shards and replicas quantize with one set of centroids / codebooks / projections.
+        ray = ray_module()
+        state = self._router.call("train", {0: (ray.put(vectors), kwargs)})[0]
+        # Every actor loads the trained state as a write, so all shards and replicas quantize with
+        # one set of centroids / codebooks / projections.
         state_ref = ray.put(state)
-        self._write("set_trained_state", {s: (state_ref,) for s in range(self.n_shards)})
+        self._replication.write(
+            "set_trained_state", {s: (state_ref,) for s in range(self.n_shards)}
+        )
 
     @property
     def is_trained(self) -> bool:
-        if not self._actors:
-            return False
-        return bool(self._read("info", {0: ()})[0]["is_trained"])
+        return (
+            False
+            if self._router is None
+            else bool(self._router.call("info", {0: ()})[0]["is_trained"])
+        )
 
     def add(
-        self, vectors: Any, ids: Any = None, attributes: Any = None, **kwargs: Any
+        self,
+        vectors: Any,
+        ids: Any = None,
+        attributes: Any = None,
+        *,
+        offsets: Any = None,
+        **kwargs: Any,
     ) -> np.ndarray:
-        """Add ``vectors`` (n, dim) with optional int64 ``ids`` and ``attributes``; returns the ids used.
+        """Add ``vectors`` (n, dim) -- or, for MultiVector, n token sets -- with optional int64 ``ids``
+        and ``attributes``; returns the ids used.
 
         Everything is validated in the driver (and ids checked against every shard) before any
-        shard stores a row, so a rejected call leaves the index unchanged. ``kwargs`` go to each
-        shard's ``index.add`` (e.g. ``progress=False`` for HNSW).
+        shard stores a row, so a rejected call leaves the index unchanged. Token sets are a list of
+        ``(n_i, dim)`` arrays or CSR ``(vectors, offsets)``. ``kwargs`` go to each shard's
+        ``index.add`` (e.g. ``progress=False`` for HNSW).
         """
-        x = self._ensure_dim(vectors, "vectors")
-        n = x.shape[0]
-        if ids is None:
-            new_ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
-        else:
+        batch = self._as_batch(vectors, "vectors" if self.takes_vectors else "docs", offsets)
+        n = batch_rows(batch)
+        if ids is not None:
             new_ids = as_external_ids(ids, n)
         if attributes is not None:
             attribute_rows(attributes, n)
             # Full validation (kinds, values) here, so that no shard rejects its slice after another stored its own.
             AttributeStore().prepare(attributes, n, "attributes")
+        if ids is None:
+            with self._lock:  # concurrent adds get disjoint ids
+                new_ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+                self._next_id += n
         if n == 0:
             return new_ids
         rows = split_rows(shard_of(new_ids, self.n_shards), self.n_shards)
         targets = [s for s in range(self.n_shards) if rows[s].size]
         if ids is not None:
-            conflicts = self._read("new_ids_conflict", {s: (new_ids[rows[s]],) for s in targets})
+            conflicts = self._router.call(
+                "new_ids_conflict", {s: (new_ids[rows[s]],) for s in targets}
+            )
             for s in targets:
                 if conflicts[s] >= 0:
                     raise ValueError(
@@ -467,32 +428,31 @@ class ShardedIndex:
         args = {}
         for s in targets:
             part_attrs = None if attributes is None else take_attributes(attributes, rows[s])
-            args[s] = (_share(x[rows[s]]), new_ids[rows[s]], part_attrs, kwargs)
-        self._write("add", args)
-        self._next_id = max(self._next_id, int(new_ids.max()) + 1)
+            args[s] = (share(take_rows(batch, rows[s])), new_ids[rows[s]], part_attrs, kwargs)
+        self._replication.write("add", args)
+        if ids is not None:
+            with self._lock:
+                self._next_id = max(self._next_id, int(new_ids.max()) + 1)
         return new_ids
 
-    def search(self, queries: Any, k: int, where: Any = None, **params: Any) -> SearchResult:
-        """The ``k`` nearest neighbors over all shards of ``queries`` (nq, dim) or (dim,).
+    def search(
+        self, queries: Any, k: int, where: Any = None, *, offsets: Any = None, **params: Any
+    ) -> SearchResult:
+        """The ``k`` nearest neighbors over all shards of ``queries`` (nq, dim) or (dim,) -- or, for
+        MultiVector, of token sets (a list of ``(n_i, dim)`` arrays or CSR ``(vectors, offsets)``).
 
-        ``where`` and per-call ``params`` (``ef``, ``nprobe``, ...) go to every shard's index.
-        Returns ``SearchResult(ids int64 (nq, k), distances float32 (nq, k))``: ascending distances,
-        equal distances by ascending id, padded with -1 / +inf.
+        ``where`` and per-call ``params`` (``ef``, ``nprobe``, ``candidates``, ...) go to every
+        shard's index. Returns ``SearchResult(ids int64 (nq, k), distances float32 (nq, k))``:
+        ascending distances, equal distances by ascending id, padded with -1 / +inf.
         """
         k = check_k(k)
-        if self.dim is None:
-            arr = np.asarray(queries)
-            nq = 1 if arr.ndim == 1 else (arr.shape[0] if arr.ndim == 2 else -1)
-            if nq < 0:
-                raise ValueError(
-                    f"queries: expected shape (nq, dim) or (dim,), got {arr.ndim}-D shape {arr.shape}"
-                )
+        if self.dim is None:  # before the first add: no shards (and no dimension) yet
+            nq = query_count(queries, self.takes_vectors, offsets)
             return SearchResult(
                 np.full((nq, k), -1, np.int64), np.full((nq, k), np.inf, np.float32)
             )
-        q = as_vectors(queries, self.dim, "queries", allow_single=True)
-        q_ref = _share(q)
-        answers = self._read("search", {s: (q_ref, k, where, params) for s in range(self.n_shards)})
+        batch = self._as_batch(queries, "queries", offsets, allow_single=True)
+        answers = self._router.search(batch, batch_rows(batch), take_rows, share, k, where, params)
         ids, dists = merge_topk(
             [answers[s][0] for s in range(self.n_shards)],
             [answers[s][1] for s in range(self.n_shards)],
@@ -509,10 +469,10 @@ class ShardedIndex:
             raise TypeError(f"ids: expected integer ids, got dtype {arr.dtype}")
         arr = np.unique(arr.astype(np.int64).reshape(-1))
         arr = arr[arr >= 0]
-        if not arr.size or not self._actors:
+        if not arr.size or self._replication is None:
             return 0
         rows = split_rows(shard_of(arr, self.n_shards), self.n_shards)
-        removed = self._write(
+        removed = self._replication.write(
             "remove", {s: (arr[rows[s]],) for s in range(self.n_shards) if rows[s].size}
         )
         return int(sum(removed.values()))
@@ -523,10 +483,10 @@ class ShardedIndex:
             f"dim={self.dim}, metric={self.metric!r})"
         )
 
-    # ---- persistence -------------------------------------------------------------------------
+    # ---- persistence -------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Save to directory ``path``: ``shard_00000/`` ... (each written by its shard actor with
-        ``index.save``) plus ``manifest.json``. The whole directory is assembled beside ``path``
+        """Save to directory ``path``: ``shard_00000/`` ... (each written by one replica of its shard
+        with ``index.save``) plus ``manifest.json``. The whole directory is assembled beside ``path``
         and renamed into place, so a crash never leaves a half-written index under ``path``.
         The actors write the shard directories themselves: on a cluster ``path`` must be on a
         file system every node sees.
@@ -545,7 +505,7 @@ class ShardedIndex:
         }
 
         def write_shards(dirs: list[str]) -> dict[int, int]:
-            return self._read("save", {s: (dirs[s],) for s in range(self.n_shards)})
+            return self._router.call("save", {s: (dirs[s],) for s in range(self.n_shards)})
 
         write_sharded(path, self.n_shards, write_shards, header)
 
@@ -561,13 +521,22 @@ class ShardedIndex:
         mmap: bool = False,
         threads_per_shard: int | None = None,
         actor_options: dict[str, Any] | None = None,
+        **options: Any,
     ) -> ShardedIndex:
         """Restore a sharded index saved with :meth:`save`; each actor loads its own shard directory.
 
-        ``replicas`` defaults to the saved count; ``mmap`` maps each shard's arrays read-only.
-        A shard whose files are damaged raises :class:`ShardUnavailableError` naming it and the cause.
+        ``replicas`` defaults to the saved count; ``mmap`` maps each shard's arrays read-only
+        (replicas started later by a heal hold copies). ``options``: the other constructor
+        settings (``auto_heal``, ``hedge_after_s``, ...). A shard whose files are damaged raises
+        :class:`ShardUnavailableError` naming it and the cause.
         """
         manifest, dirs = read_sharded(path)
+        unknown = sorted(
+            set(options)
+            - {"auto_heal", "health_check_s", "hedge_after_s", "min_split_rows", "slow_cooldown_s"}
+        )
+        if unknown:
+            raise TypeError(f"ShardedIndex.load: unexpected keyword arguments {unknown}")
         self = cls(
             manifest["spec"],
             n_shards=len(dirs),
@@ -579,6 +548,7 @@ class ShardedIndex:
             metric=manifest["metric"],
             threads_per_shard=threads_per_shard,
             actor_options=actor_options,
+            **options,
             **manifest.get("index_params", {}),
         )
         self.dim = check_dim(manifest["dim"])

@@ -15,7 +15,12 @@ Every column has a ``valid`` mask: a row that never got a value (field missing i
 to ``None``) is *null* and matches no comparison. Indexes are built lazily on first use and dropped
 on every mutation, so a write costs O(rows written) plus, for tags, one O(nnz) CSR rebuild.
 Attributes are given as a dict of columns (``{"year": [...], "lang": [...]}``) or a list of
-per-row dicts (``[{"year": 2020, "lang": "en"}, ...]``).
+per-row dicts (``[{"year": 2020, "lang": "en"}, ...]``); for a single row a column may be a bare
+value (``update_attributes(17, {"year": 2024})``). Integers must fit int64.
+
+Saved vocabularies are UTF-8 bytes plus offsets, so any string (``"abc\x00"``, lone surrogates)
+comes back exactly; numpy's fixed-width ``<U`` arrays (the version-1 layout, still read) drop
+trailing NUL characters.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import numpy as np
 
 KINDS = ("int", "float", "bool", "str", "tags")
 _ARRAY_PREFIX = "attr__"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FLOAT64_MAX_INT = int(np.finfo(np.float64).max)
 
 
 def is_int_value(v: Any) -> bool:
@@ -43,6 +50,11 @@ def is_bool_value(v: Any) -> bool:
 
 def is_str_value(v: Any) -> bool:
     return isinstance(v, (str, np.str_))
+
+
+def is_scalar_value(v: Any) -> bool:
+    """One attribute value (or None), as opposed to a column of values or a tag list."""
+    return v is None or is_bool_value(v) or is_int_value(v) or is_float_value(v) or is_str_value(v)
 
 
 def is_tags_value(v: Any) -> bool:
@@ -142,6 +154,8 @@ class Column:
             valid = np.ones(values.shape[0], np.bool_)
             if self.kind == "str":
                 return valid, [str(v) for v in values.tolist()]
+            if values.dtype == np.uint64 and values.size and int(values.max()) > INT64_MAX:
+                raise ValueError(f"{where}: field {self.name!r} holds int64 values, got {int(values.max())} (above 2**63-1)")
             dtype = {"int": np.int64, "float": np.float64, "bool": np.bool_}[self.kind]
             return valid, values.astype(dtype)
         vals = list(values)
@@ -155,6 +169,14 @@ class Column:
             return valid, [str(v) if v is not None else None for v in vals]
         dtype = {"int": np.int64, "float": np.float64, "bool": np.bool_}[self.kind]
         fill = {"int": 0, "float": 0.0, "bool": False}[self.kind]
+        if self.kind == "int":
+            for v in vals:
+                if v is not None and not INT64_MIN <= int(v) <= INT64_MAX:
+                    raise ValueError(f"{where}: field {self.name!r} holds int64 values, got {int(v)} (outside -2**63..2**63-1)")
+        elif self.kind == "float":
+            for v in vals:
+                if v is not None and is_int_value(v) and abs(int(v)) > FLOAT64_MAX_INT:
+                    raise ValueError(f"{where}: field {self.name!r} holds float64 values, got {int(v)} (beyond float64)")
         return valid, np.array([fill if v is None else v for v in vals], dtype)
 
     # ---- mutation ----------------------------------------------------------------------------
@@ -298,6 +320,8 @@ def normalize_attributes(attributes: Any, n: int, name: str = "attributes") -> d
         for field, column in attributes.items():
             if not isinstance(field, str):
                 raise TypeError(f"{name}: field names must be str, got {type(field).__name__} {field!r}")
+            if n == 1 and is_scalar_value(column):  # update_attributes(17, {"year": 2024})
+                column = [column]
             if isinstance(column, (str, bytes)) or not hasattr(column, "__len__"):
                 raise TypeError(f"{name}[{field!r}]: expected a column of {n} values, got {type(column).__name__}")
             if isinstance(column, np.ndarray) and column.ndim != 1:
@@ -366,7 +390,10 @@ class AttributeStore:
         """
         if version and version == self.synced_version:
             return
-        self.synced_version = version
+        self._realign(slot_to_id, deleted)
+        self.synced_version = version  # after the work: a reader never skips a half-done realignment
+
+    def _realign(self, slot_to_id: np.ndarray, deleted: np.ndarray) -> None:
         cur, old = slot_to_id, self.slot_ids
         n_old = old.shape[0]
         if cur.shape[0] == n_old and np.array_equal(cur, old):
@@ -438,35 +465,109 @@ class AttributeStore:
             else:
                 arrays[p + "values"] = col.values
             if col.kind in ("str", "tags"):
-                arrays[p + "vocab"] = np.array(col.vocab, dtype=str) if col.vocab else np.empty(0, "<U1")
+                arrays[p + "vocab_bytes"], arrays[p + "vocab_offsets"] = _encode_vocab(col.vocab)
         return schema, arrays
 
     @classmethod
     def from_state(
-        cls, schema: list[dict[str, Any]], arrays: dict[str, np.ndarray], slot_to_id: np.ndarray, deleted: np.ndarray
+        cls, schema: Any, arrays: dict[str, np.ndarray], slot_to_id: np.ndarray, deleted: np.ndarray
     ) -> AttributeStore:
+        """Rebuild from :meth:`state`, checking every array's dtype, shape and contents (codes within
+        the vocabulary, CSR offsets in order); ``ValueError`` naming the field and array."""
         store = cls()
         store.slot_ids = np.array(slot_to_id, np.int64)
         store.slot_deleted = np.array(deleted, np.bool_)
         n = store.n
+        if not isinstance(schema, list):
+            raise ValueError(f"attributes: expected a list of {{name, kind}} entries, got {type(schema).__name__}")
+        expected_arrays: set[str] = set()
         for i, entry in enumerate(schema):
-            col = Column(str(entry["name"]), str(entry["kind"]), 0)
+            if not isinstance(entry, dict) or set(entry) != {"name", "kind"}:
+                raise ValueError(f"attributes[{i}]: expected {{'name': str, 'kind': str}}, got {entry!r}"[:300])
+            name, kind = entry["name"], entry["kind"]
+            if not isinstance(name, str) or not isinstance(kind, str) or kind not in KINDS:
+                raise ValueError(f"attributes[{i}]: expected a str name and a kind in {KINDS}, got {name!r}, {kind!r}"[:300])
+            if name in store.columns:
+                raise ValueError(f"attributes[{i}]: field {name!r} appears twice")
             p = f"{_ARRAY_PREFIX}{i}__"
-            try:
-                col.valid = arrays[p + "valid"]
-                if col.kind == "tags":
-                    col.offsets, col.codes = arrays[p + "offsets"], arrays[p + "codes"]
-                else:
-                    col.values = arrays[p + "values"]
-                if col.kind in ("str", "tags"):
-                    col.vocab = [str(v) for v in arrays[p + "vocab"].tolist()]
-                    col.code_of = {v: c for c, v in enumerate(col.vocab)}
-            except KeyError as exc:
-                raise ValueError(f"attributes: array {exc.args[0]!r} of field {col.name!r} is missing") from None
-            if col.valid.shape != (n,):
-                raise ValueError(f"attributes: field {col.name!r} has {col.valid.shape[0]} rows, expected {n}")
-            store.columns[col.name] = col
+            parts = ["valid"] + (["offsets", "codes"] if kind == "tags" else ["values"])
+            if kind in ("str", "tags"):
+                parts += ["vocab"] if p + "vocab" in arrays else ["vocab_bytes", "vocab_offsets"]
+            expected_arrays.update(p + part for part in parts)
+            missing = [p + part for part in parts if p + part not in arrays]
+            if missing:
+                raise ValueError(f"attributes: array {missing[0]!r} of field {name!r} is missing")
+            store.columns[name] = _restore_column(name, kind, {part: arrays[p + part] for part in parts}, n)
+        unexpected = sorted(set(arrays) - expected_arrays)
+        if unexpected:
+            raise ValueError(f"attributes: array {unexpected[0]!r} belongs to no field of the schema")
         return store
+
+
+def _encode_vocab(vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(bytes uint8 (total,), offsets int64 (V + 1,))``: the UTF-8 strings of ``vocab`` end to end."""
+    encoded = [v.encode("utf-8", "surrogatepass") for v in vocab]
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), np.uint8).copy(), offsets
+
+
+def _decode_vocab(name: str, parts: dict[str, np.ndarray]) -> list[str]:
+    if "vocab" in parts:  # format version 1: numpy fixed-width unicode
+        arr = parts["vocab"]
+        if arr.ndim != 1 or arr.dtype.kind != "U":
+            raise ValueError(f"attributes: field {name!r}: vocab: expected a 1-D str array, got {arr.dtype} {arr.shape}")
+        vocab = [str(v) for v in arr.tolist()]
+    else:
+        data, offsets = parts["vocab_bytes"], parts["vocab_offsets"]
+        _expect(name, "vocab_bytes", data, np.uint8, (data.shape[0],) if data.ndim == 1 else None)
+        _expect(name, "vocab_offsets", offsets, np.int64, (offsets.shape[0],) if offsets.ndim == 1 and offsets.size else None)
+        if offsets[0] != 0 or offsets[-1] != data.shape[0] or (np.diff(offsets) < 0).any():
+            raise ValueError(f"attributes: field {name!r}: vocab_offsets: expected non-decreasing offsets from 0 to {data.shape[0]}")
+        raw = data.tobytes()
+        try:
+            vocab = [raw[a:b].decode("utf-8", "surrogatepass") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"attributes: field {name!r}: vocab_bytes: not UTF-8 ({exc})") from None
+    if len(set(vocab)) != len(vocab):
+        raise ValueError(f"attributes: field {name!r}: vocab: a string appears twice")
+    return vocab
+
+
+def _expect(name: str, part: str, arr: np.ndarray, dtype: Any, shape: tuple[int, ...] | None) -> None:
+    if arr.dtype != dtype or shape is None or arr.shape != shape:
+        want = "1-D" if shape is None else str(shape)
+        raise ValueError(f"attributes: field {name!r}: {part}: expected {np.dtype(dtype)} {want}, got {arr.dtype} {arr.shape}")
+
+
+def _restore_column(name: str, kind: str, parts: dict[str, np.ndarray], n: int) -> Column:
+    """A :class:`Column` from its saved arrays, every invariant the filters rely on checked."""
+    col = Column(name, kind, 0)
+    _expect(name, "valid", parts["valid"], np.bool_, (n,))
+    col.valid = np.array(parts["valid"])
+    if kind in ("str", "tags"):
+        col.vocab = _decode_vocab(name, parts)
+        col.code_of = {v: c for c, v in enumerate(col.vocab)}
+    n_codes = len(col.vocab)
+    if kind == "tags":
+        offsets, codes = parts["offsets"], parts["codes"]
+        _expect(name, "offsets", offsets, np.int64, (n + 1,))
+        _expect(name, "codes", codes, np.int32, (codes.shape[0],) if codes.ndim == 1 else None)
+        if offsets[0] != 0 or offsets[-1] != codes.shape[0] or (np.diff(offsets) < 0).any():
+            raise ValueError(f"attributes: field {name!r}: offsets: expected non-decreasing offsets from 0 to {codes.shape[0]}")
+        if codes.size and (codes.min() < 0 or codes.max() >= n_codes):
+            raise ValueError(f"attributes: field {name!r}: codes: a tag code is outside the {n_codes} vocabulary entries")
+        col.offsets, col.codes = np.array(offsets), np.array(codes)
+        return col
+    dtype = {"int": np.int64, "float": np.float64, "bool": np.bool_, "str": np.int32}[kind]
+    values = parts["values"]
+    _expect(name, "values", values, dtype, (n,))
+    if kind == "str":
+        valid_codes = values[col.valid]
+        if (values < -1).any() or (values >= n_codes).any() or (valid_codes.size and valid_codes.min() < 0):
+            raise ValueError(f"attributes: field {name!r}: values: a code is outside the {n_codes} vocabulary entries")
+    col.values = np.array(values)
+    return col
 
 
 def is_attribute_array(name: str) -> bool:

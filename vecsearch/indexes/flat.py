@@ -9,6 +9,7 @@ import numpy as np
 from ..base import Index
 from ..exact import exact_topk
 from ..filtering.planner import FilterCapabilities
+from ..validation import check_stored_vectors
 
 
 class FlatIndex(Index, type_name="flat"):
@@ -19,6 +20,7 @@ class FlatIndex(Index, type_name="flat"):
     """
 
     factory_forms = ((r"Flat", "Flat"),)
+    keeps_removed_slots = False
 
     def __init__(self, dim: int, metric: str = "l2"):
         super().__init__(dim, metric)
@@ -82,6 +84,7 @@ class FlatIndex(Index, type_name="flat"):
         if vectors is None or vectors.dtype != np.float32 or vectors.shape != (n_slots, dim):
             got = "missing" if vectors is None else f"{vectors.dtype} {vectors.shape}"
             raise ValueError(f"vectors: expected float32 ({n_slots}, {dim}), got {got}")
+        check_stored_vectors(vectors, "vectors", metric)
         index._vectors = vectors
         index._sq_norms = np.einsum("ij,ij->i", vectors, vectors).astype(np.float32)
         index._n = n_slots

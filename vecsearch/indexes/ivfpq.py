@@ -39,6 +39,7 @@ from ..kernels.ivf import (
 from ..kernels.ivf_masked import ivfpq_search_masked, ivfpq_search_masked_serial
 from ..parallel import run_serial
 from ..params import IVFPQBuildParams, IVFPQSearchParams, parse_params
+from ..validation import check_stored_vectors
 from .checks import check_ivf_lists
 
 # The L2 (list, sub-space, codeword) table is precomputed when it fits in this many bytes
@@ -82,6 +83,7 @@ class IVFPQIndex(Index, type_name="ivfpq"):
     """
 
     requires_training = True
+    keeps_removed_slots = False
     search_knobs = ("nprobe", "rerank")
     factory_forms = ((r"(?:OPQ(?P<opq_m>\d+),)?IVF(?P<nlist>\d+),PQ(?P<m>\d+)(?:x(?P<nbits>\d+))?(?P<refine>,Refine)?",
                       "IVF1024,PQ48x8,Refine"),)
@@ -520,11 +522,18 @@ class IVFPQIndex(Index, type_name="ivfpq"):
         problem = check_ivf_lists(slots, offsets, n_slots)
         if problem:
             raise ValueError(problem)
+        if total != n_slots:  # remove() compacts: every slot sits in exactly one list
+            raise ValueError(f"list_slots: expected each of the {n_slots} slots once, the lists hold {total} entries")
         if p.nbits < 8 and codes.size and int(codes.max()) >= index._pq.ksub:
             raise ValueError(f"list_codes: a code exceeds the {index._pq.ksub} codewords of nbits={p.nbits}")
-        for name in ("centroids", "codebooks"):
-            if not np.isfinite(arrays[name]).all():
-                raise ValueError(f"{name}: not finite")
+        check_stored_vectors(np.asarray(arrays["centroids"]), "centroids", "l2")
+        check_stored_vectors(np.asarray(arrays["codebooks"]).reshape(-1, dim // p.m), "codebooks", "l2")
+        if p.opq:
+            rotation = np.asarray(arrays["rotation"], np.float64)
+            if not np.isfinite(rotation).all() or np.abs(rotation.T @ rotation - np.eye(dim)).max() > 1e-3:
+                raise ValueError("rotation: expected an orthonormal (dim, dim) matrix")
+        if p.keep_vectors:
+            check_stored_vectors(np.asarray(arrays["vectors"]), "vectors", metric)
         index._pq.set_codebooks(np.array(arrays["codebooks"]))
         index._codes, index._slots, index._offsets = codes, slots, np.array(offsets)
         index._sizes = np.diff(index._offsets)

@@ -34,9 +34,17 @@ from ..codecs.fde import (
     encode_token_sets,
     fde_random_state,
 )
+from ..io import copy_on_write
 from ..kernels.chamfer import ball_carve, chamfer_candidates
-from ..params import StrictModel, parse_params
-from ..validation import check_dim, check_k
+from ..params import StrictModel, clamp_search_params, parse_params
+from ..validation import (
+    check_dim,
+    check_k,
+    check_magnitude,
+    check_stored_vectors,
+    padded_results,
+    result_width,
+)
 
 __all__ = ["FDEConfig", "MultiVectorIndex", "chamfer_scores", "encode_documents", "encode_queries"]
 
@@ -49,6 +57,7 @@ _INNER = "inner_"
 class MultiVectorSearchParams(StrictModel):
     """Per-call knobs of :meth:`MultiVectorIndex.search`."""
 
+    width_fields = ("candidates",)
     candidates: int = Field(100, ge=1)
     token_k: int = Field(16, ge=1)
     ball_carving: float | None = Field(None, ge=-1.0, le=1.0)
@@ -182,6 +191,7 @@ class MultiVectorIndex(Index, type_name="multivector"):
         value per document) are filterable with ``search(..., where=...)``.
         """
         vectors, offs = as_token_sets(docs, self.dim, "docs", offsets)
+        check_magnitude(vectors, "docs", "ip")
         n = offs.shape[0] - 1
         new_ids = self._ids.new_ids(ids, n)
         prepared = self._prepare_attributes(attributes, n)
@@ -241,15 +251,14 @@ class MultiVectorIndex(Index, type_name="multivector"):
         few documents match they are all re-ranked exactly, otherwise candidates are over-fetched
         by the inverse selectivity and filtered.
         """
-        k = check_k(k)
+        k = result_width(check_k(k), self.ntotal)
         q_vecs, q_offs = as_token_sets(queries, self.dim, "queries", offsets)
-        parsed = self._parse_search_params(params)
+        check_magnitude(q_vecs, "queries", "ip")
+        parsed = clamp_search_params(self._parse_search_params(params), k, self.n_slots)
         allowed = self.compile_where(where) if where is not None else None
         nq = q_offs.shape[0] - 1
         if self.ntotal == 0 or nq == 0 or (allowed is not None and allowed.count == 0):
-            return SearchResult(
-                np.full((nq, k), -1, np.int64), np.full((nq, k), np.inf, np.float32)
-            )
+            return SearchResult(*padded_results(nq, k))
         if allowed is None:
             slots, scores = self._search((q_vecs, q_offs), k, parsed)
         else:
@@ -260,14 +269,13 @@ class MultiVectorIndex(Index, type_name="multivector"):
 
     def search_exact(self, queries: Any, k: int, *, offsets: Any = None) -> SearchResult:
         """Brute-force Chamfer top-``k`` over every live document (the ground truth)."""
-        k = check_k(k)
+        k = result_width(check_k(k), self.ntotal)
         q_vecs, q_offs = as_token_sets(queries, self.dim, "queries", offsets)
+        check_magnitude(q_vecs, "queries", "ip")
         nq = q_offs.shape[0] - 1
         live = np.flatnonzero(~self._ids.deleted).astype(np.int64)
         if live.size == 0 or nq == 0:
-            return SearchResult(
-                np.full((nq, k), -1, np.int64), np.full((nq, k), np.inf, np.float32)
-            )
+            return SearchResult(*padded_results(nq, k))
         cand = np.ascontiguousarray(np.broadcast_to(live, (nq, live.size)))
         slots, scores = self._rerank(q_vecs, q_offs, cand, k)
         ids = self._ids.to_external(slots)
@@ -414,10 +422,19 @@ class MultiVectorIndex(Index, type_name="multivector"):
     @classmethod
     def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray],
                     n_slots: int) -> MultiVectorIndex:
+        params = {"inner_params": {}, **params}  # files written before inner_params was saved
+        keys = {"fde", "inner", "candidate_source", "inner_params", "inner_index"}
+        if set(params) != keys:
+            raise ValueError(f"params: expected the keys {sorted(keys)}, got {sorted(params)}")
+        if metric != "ip":
+            raise ValueError(f"metric: a MultiVectorIndex ranks by Chamfer similarity (metric 'ip'), got {metric!r}")
+        for name in ("inner_params", "inner_index"):
+            if not isinstance(params[name], dict):
+                raise ValueError(f"params.{name}: expected a dict, got {type(params[name]).__name__}")
         try:
             inner_header = dict(params["inner_index"])
             index = cls(dim, fde=params["fde"], inner=params["inner"], candidate_source=params["candidate_source"],
-                        **params.get("inner_params", {}))
+                        **params["inner_params"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"params: malformed ({exc})") from None
         vecs, offs = arrays.get("token_vectors"), arrays.get("token_offsets")
@@ -428,18 +445,32 @@ class MultiVectorIndex(Index, type_name="multivector"):
                 or offs[-1] != vecs.shape[0] or (np.diff(offs) < 1).any()):
             raise ValueError(f"token_offsets: expected int64 CSR offsets ({n_slots + 1},) from 0 to "
                              f"{vecs.shape[0]}, every document with a token")
-        index._tok_vecs, index._tok_offsets, index._n_tok = vecs, np.array(offs), vecs.shape[0]
+        check_stored_vectors(vecs, "token_vectors", "ip")
+        index._tok_vecs, index._tok_offsets, index._n_tok = copy_on_write(vecs), np.array(offs), vecs.shape[0]
         inner_header.setdefault("metric", "ip")  # files written before inner headers named it
         expected_dim = index._inner.dim
+        inner_type = inner_header.get("type")
+        if not any(r.name == inner_type and r.vector_input for r in registry.all_types()):
+            raise ValueError(f"params.inner_index.type: expected a single-vector index type, got {inner_type!r}")
         inner_arrays = {name[len(_INNER):]: arr for name, arr in arrays.items() if name.startswith(_INNER)}
         index._inner = Index.from_state(inner_header, inner_arrays)
-        # The inner index's ids are document slots (token rows for the "tokens" source).
-        bound = index._n_tok if index.candidate_source == "tokens" else n_slots
-        inner_ids = index._inner.ids()
-        if (index._inner.dim != expected_dim or index._inner.metric != "ip"
-                or (inner_ids.size and (inner_ids.min() < 0 or inner_ids.max() >= bound))):
-            raise ValueError(f"inner_index: its dim, metric or ids (0..{bound - 1}) do not fit the documents")
+        if index._inner.dim != expected_dim or index._inner.metric != "ip":
+            raise ValueError(f"params.inner_index: expected dim {expected_dim} and metric 'ip', got "
+                             f"{index._inner.dim} and {index._inner.metric!r}")
         return index
+
+    def _check_restored(self) -> None:
+        """The inner index holds exactly the live documents (their token rows for the ``tokens``
+        source): an id of a removed document there would come back from searches."""
+        live = np.flatnonzero(~self._ids.deleted)
+        if self.candidate_source == "tokens":
+            starts, counts = self._tok_offsets[live], np.diff(self._tok_offsets)[live]
+            expected = np.repeat(starts, counts) + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
+        else:
+            expected = live
+        if not np.array_equal(np.sort(self._inner.ids()), np.sort(expected)):
+            raise ValueError("inner_index: its ids are not exactly the live documents' "
+                             + ("token rows" if self.candidate_source == "tokens" else "slots"))
 
     def __repr__(self) -> str:
         return (

@@ -1,12 +1,13 @@
 """vecsearch as an ann-benchmarks algorithm module (https://github.com/erikbern/ann-benchmarks).
 
-To run vecsearch inside an ann-benchmarks checkout::
+To run vecsearch inside an ann-benchmarks checkout (the files are in ``bench/ann_benchmarks/`` of
+the vecsearch repository, in ann-benchmarks' layout; ``bench/ann_benchmarks/README.md``)::
 
-    pip install vecsearch                       # in the algorithm's Docker image or --local env
-    mkdir ann_benchmarks/algorithms/vecsearch
-    echo "from vecsearch.integrations.ann_benchmarks import *" > ann_benchmarks/algorithms/vecsearch/module.py
-    cp bench/config.yml ann_benchmarks/algorithms/vecsearch/config.yml   # from the vecsearch repo
-    python run.py --local --algorithm vecsearch-hnsw --dataset glove-100-angular
+    bench/ann_benchmarks/install.sh /path/to/ann-benchmarks   # Dockerfile, config.yml, module.py, wheel
+    cd /path/to/ann-benchmarks
+    python install.py --algorithm vecsearch                   # Docker image ann-benchmarks-vecsearch
+    python run.py --dataset glove-100-angular --algorithm vecsearch-hnsw
+    # or without Docker: pip install /path/to/vecsearch && python run.py --local ...
 
 One class, :class:`Vecsearch`, serves every registered index type (:mod:`vecsearch.registry`):
 ``method_param`` names the type (``{"index": "hnsw", "M": 16, "ef_construction": 200}``) and its

@@ -8,6 +8,8 @@
     store.add_texts(["..."], metadatas=[{"source": "a.pdf", "page": 3}])
     store.similarity_search("question", k=4, filter={"source": "a.pdf"})
     store.as_retriever(search_type="mmr", search_kwargs={"k": 4, "fetch_k": 20})
+    store.hybrid_search("question", k=4)                      # dense + BM25, reciprocal rank fusion
+    store.as_retriever(search_type="hybrid", search_kwargs={"k": 4, "fusion": "relative_score", "alpha": 0.5})
 
 Scores. ``similarity_search_with_score`` returns the collection's raw *distances* (smaller is
 closer: cosine ``1 - cos``, squared L2, or negative inner product, as in :mod:`vecsearch.base`).
@@ -19,21 +21,35 @@ closer: cosine ``1 - cos``, squared L2, or negative inner product, as in :mod:`v
   which most embedding models produce; use cosine or l2 otherwise).
 
 Pass ``relevance_score_fn`` to override. ``filter`` (also ``where``) takes the Mongo/Chroma dict
-form or ``vs.F`` expressions (:mod:`vecsearch.filtering.predicates`) over the metadata.
+form or ``vs.F`` expressions (:mod:`vecsearch.filtering.predicates`) over the metadata;
+``where_document`` takes Chroma's document-text filter (``{"$contains": "..."}``) on every search.
+
+Hybrid search. :meth:`VecsearchVectorStore.hybrid_search` runs the embedding search and a BM25
+keyword search of the query text over the stored texts and fuses them (reciprocal rank fusion by
+default; ``fusion="relative_score"`` with ``alpha`` = weight of the embedding leg), as
+:meth:`vecsearch.Collection.query` does; :meth:`~VecsearchVectorStore.hybrid_search_with_scores`
+also returns each hit's per-leg ranks and scores. ``as_retriever(search_type="hybrid")`` gives a
+retriever that calls it (``search_kwargs``: ``k``, ``filter``, ``where_document``, ``fusion``,
+``alpha``, ``fetch_k``, ...).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 try:
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForRetrieverRun,
+        CallbackManagerForRetrieverRun,
+    )
     from langchain_core.documents import Document
     from langchain_core.embeddings import Embeddings
-    from langchain_core.vectorstores import VectorStore
+    from langchain_core.runnables.config import run_in_executor
+    from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
     from langchain_core.vectorstores.utils import maximal_marginal_relevance
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
@@ -103,15 +119,17 @@ class VecsearchVectorStore(VectorStore):
         return out_ids
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        """Delete by ``ids``, by ``filter=`` (metadata), or everything when neither is given."""
+        """Delete by ``ids``, by ``filter=`` (metadata) and/or ``where_document=`` (text), or
+        everything when none is given."""
         where = kwargs.pop("filter", kwargs.pop("where", None))
+        where_document = kwargs.pop("where_document", None)
         if kwargs:
             raise TypeError(f"delete: unexpected arguments {sorted(kwargs)}")
-        if ids is None and where is None:
+        if ids is None and where is None and where_document is None:
             ids = self.collection.get(include=[])["ids"]
             if not ids:
                 return True
-        self.collection.delete(ids=list(ids) if ids is not None else None, where=where)
+        self.collection.delete(ids=list(ids) if ids is not None else None, where=where, where_document=where_document)
         return True
 
     # ---- reads -------------------------------------------------------------------------------------
@@ -121,11 +139,11 @@ class VecsearchVectorStore(VectorStore):
         return [Document(id=i, page_content=d or "", metadata=m or {})
                 for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
 
-    def _query(self, embedding: Sequence[float], k: int, filter: Any, kwargs: dict[str, Any],
-               include: Sequence[str] = ("documents", "metadatas", "distances")) -> dict[str, Any]:
+    def _query(self, embedding: Sequence[float] | None, k: int, filter: Any, kwargs: dict[str, Any],
+               include: Sequence[str] = ("documents", "metadatas", "distances"), **hybrid: Any) -> dict[str, Any]:
         where = kwargs.pop("where", None) if filter is None else filter
-        return self.collection.query(np.asarray(embedding, np.float32), n_results=k, where=where,
-                                     include=list(include), **kwargs)
+        query = None if embedding is None else np.asarray(embedding, np.float32)
+        return self.collection.query(query, n_results=k, where=where, include=list(include), **hybrid, **kwargs)
 
     @staticmethod
     def _documents(res: dict[str, Any]) -> list[Document]:
@@ -149,6 +167,36 @@ class VecsearchVectorStore(VectorStore):
 
     def similarity_search(self, query: str, k: int = 4, filter: Any = None, **kwargs: Any) -> list[Document]:
         return self.similarity_search_by_vector(self._embedding.embed_query(query), k, filter, **kwargs)
+
+    def hybrid_search_with_scores(self, query: str, k: int = 4, filter: Any = None, *, fusion: str = "rrf",
+                                  alpha: float | None = None, fetch_k: int | None = None,
+                                  **kwargs: Any) -> list[tuple[Document, dict[str, Any]]]:
+        """Hybrid search: the embedding of ``query`` and its text (BM25 over the stored texts), fused.
+
+        ``fusion``: ``"rrf"`` (reciprocal rank fusion, default) or ``"relative_score"``
+        (``alpha * embedding + (1 - alpha) * keyword`` of min-max normalized scores; ``alpha``
+        default 0.5). ``fetch_k``: hits fetched from each leg (default ``max(k, 50)``). Returns
+        ``(document, scores)`` pairs, best first, where ``scores`` is the hit's
+        ``{"fused", "found_by", "vector_rank", "vector_distance", "keyword_rank", "keyword_score"}``
+        (see :meth:`vecsearch.Collection.query`). Other ``kwargs`` (``where_document``, ``ef``, ...)
+        go to the collection's query.
+        """
+        embedding = self._embedding.embed_query(query)
+        res = self._query(embedding, k, filter, kwargs, include=("documents", "metadatas", "scores"),
+                          search_text=[query], fusion=fusion, alpha=alpha, fetch_k=fetch_k)
+        return list(zip(self._documents(res), res["scores"][0]))
+
+    def hybrid_search(self, query: str, k: int = 4, filter: Any = None, **kwargs: Any) -> list[Document]:
+        """Documents of :meth:`hybrid_search_with_scores`, best first."""
+        return [doc for doc, _ in self.hybrid_search_with_scores(query, k, filter, **kwargs)]
+
+    async def ahybrid_search(self, query: str, k: int = 4, filter: Any = None, **kwargs: Any) -> list[Document]:
+        return await run_in_executor(None, self.hybrid_search, query, k, filter, **kwargs)
+
+    def as_retriever(self, **kwargs: Any) -> VecsearchRetriever:
+        """A retriever over this store; ``search_type`` may also be ``"hybrid"`` (:meth:`hybrid_search`)."""
+        tags = kwargs.pop("tags", None) or [*self._get_retriever_tags()]
+        return VecsearchRetriever(vectorstore=self, tags=tags, **kwargs)
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         if self.override_relevance_score_fn is not None:
@@ -186,3 +234,21 @@ class VecsearchVectorStore(VectorStore):
     def close(self) -> None:
         """Close the underlying collection (snapshot, release its directory)."""
         self.collection.close()
+
+
+class VecsearchRetriever(VectorStoreRetriever):
+    """LangChain's vector-store retriever plus ``search_type="hybrid"`` (:meth:`VecsearchVectorStore.hybrid_search`)."""
+
+    allowed_search_types: ClassVar[Sequence[str]] = (*VectorStoreRetriever.allowed_search_types, "hybrid")
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                **kwargs: Any) -> list[Document]:
+        if self.search_type == "hybrid":
+            return self.vectorstore.hybrid_search(query, **(self.search_kwargs | kwargs))  # type: ignore[attr-defined]
+        return super()._get_relevant_documents(query, run_manager=run_manager, **kwargs)
+
+    async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
+                                       **kwargs: Any) -> list[Document]:
+        if self.search_type == "hybrid":
+            return await self.vectorstore.ahybrid_search(query, **(self.search_kwargs | kwargs))  # type: ignore[attr-defined]
+        return await super()._aget_relevant_documents(query, run_manager=run_manager, **kwargs)

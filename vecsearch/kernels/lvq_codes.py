@@ -191,6 +191,21 @@ def lvq_l2(kind, qm, row, f16):
     return l2_codes4x8(qm, row, delta, low)
 
 
+@jit(inline="always")
+def lvq8_ip(q, q_sum, q_mu, row, f16):
+    """:func:`lvq_ip` of an LVQ8 row alone: the graph walk's hot path inlines this, not the
+    three-kind function (inlined, every kind's branch is compiled at every call site)."""
+    delta, low = row_scales(row, f16, q.shape[0])
+    return delta * dot_codes8(q, row, 0) + low * q_sum + q_mu
+
+
+@jit(inline="always")
+def lvq8_l2(qm, row, f16):
+    """:func:`lvq_l2` of an LVQ8 row alone (see :func:`lvq8_ip`)."""
+    delta, low = row_scales(row, f16, qm.shape[0])
+    return l2_codes8(qm, row, 0, delta, low)
+
+
 # ---- encode / decode ---------------------------------------------------------------------------
 @jit_parallel
 def lvq_encode(kind, x, mu, deltas, lows, rows):

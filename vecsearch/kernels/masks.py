@@ -16,8 +16,9 @@ def range_mask(values, valid, live, lo, hi, out):
     """``out[i] = valid[i] and live[i] and lo <= values[i] <= hi``; returns the match count.
 
     ``values`` (n,) int64 or float64; ``valid``, ``live``, ``out`` (n,) bool; ``lo``/``hi``
-    float64 inclusive bounds (``-inf``/``+inf`` when open; the caller turns an exclusive bound
-    into the next float64). NaN values never match. Branch-free, so the loop vectorizes.
+    inclusive bounds of the values' own type: int64 for int64 values (exact above 2**53, where
+    float64 is not), float64 (``-inf``/``+inf`` when open) for float64 values; the caller turns
+    exclusive bounds into inclusive ones. NaN values never match. Branch-free, so the loop vectorizes.
     """
     count = 0
     for i in range(values.shape[0]):

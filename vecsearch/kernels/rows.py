@@ -13,22 +13,25 @@ from ._jit import jit
 ROWS_OK = 0
 ROWS_NOT_FINITE = 1
 ROWS_ZERO = 2
+ROWS_TOO_LARGE = 3
 
 
 @jit
-def check_rows(x, normalize, out):
+def check_rows(x, normalize, max_sq_norm, out):
     """Check ``x`` (n, d) f32 for NaN/inf and, with ``normalize``, write unit-norm rows to ``out``.
 
-    Returns ``(status, row)``: ``ROWS_OK`` (row -1), ``ROWS_NOT_FINITE`` or ``ROWS_ZERO`` (a zero
-    row cannot be normalized) with the first offending row. ``out`` (n, d) f32 is written only
-    when ``normalize`` (rows are divided by their float32 norm, as ``x / ||x||`` in numpy).
+    Returns ``(status, row)``: ``ROWS_OK`` (row -1), ``ROWS_NOT_FINITE``, ``ROWS_ZERO`` (a zero
+    row cannot be normalized) or ``ROWS_TOO_LARGE`` (squared norm above ``max_sq_norm`` f64, checked
+    when not normalizing) with the first offending row. ``out`` (n, d) f32 is written only when
+    ``normalize``. Norms and the division are float64: rows of any finite magnitude normalize
+    without overflow (1e20 per component) or underflow (1e-25).
     """
     n, d = x.shape
     for i in range(n):
-        acc = np.float32(0.0)
+        acc = 0.0
         finite = True
         for t in range(d):
-            v = x[i, t]
+            v = np.float64(x[i, t])
             finite &= np.isfinite(v)
             acc += v * v
         if not finite:
@@ -36,9 +39,16 @@ def check_rows(x, normalize, out):
         if normalize:
             if acc == 0:
                 return ROWS_ZERO, i
-            norm = np.sqrt(acc)
-            for t in range(d):
-                out[i, t] = x[i, t] / norm
+            if 1e-30 <= acc <= 1e30:  # ordinary rows: float32 division, as numpy's x / ||x||
+                norm = np.float32(np.sqrt(acc))
+                for t in range(d):
+                    out[i, t] = x[i, t] / norm
+            else:
+                inv = 1.0 / np.sqrt(acc)
+                for t in range(d):
+                    out[i, t] = np.float32(np.float64(x[i, t]) * inv)
+        elif acc > max_sq_norm:
+            return ROWS_TOO_LARGE, i
     return ROWS_OK, -1
 
 

@@ -7,6 +7,8 @@
             metadatas=[{"lang": "en", "year": 2021}, {"lang": "de", "year": 2019}])
     res = col.query(query_vectors, n_results=5, where={"year": {"$gte": 2020}})
     res["ids"][0], res["distances"][0], res["documents"][0]      # one list per query
+    res = col.query(query_vectors, search_text=["hot dog"], n_results=5)   # hybrid: dense + BM25
+    res = col.query(search_text=["hot dog"], where_document={"$contains": "sausage"})   # keyword only
 
 Storage. Vectors live in the index (``index="flat"``, ``"hnsw"``, ``"muvera"`` or any factory
 string such as ``"HNSW32"``), keyed by internal int64 ids that are never reused (an upsert gives
@@ -20,7 +22,20 @@ field no record has raises ``ValueError`` (typos are loud). ``index="muvera"`` t
 in its own search, so there the collection post-filters with a growing over-fetch. Embeddings
 returned by ``include=["embeddings"]`` are the stored ones (unit-normalized for cosine).
 
-Durability contract (with a ``path``). Every mutating call (``add``, ``upsert``, ``delete``) is
+Keyword and hybrid search. Every document is also indexed for BM25 (:mod:`vecsearch.store.keyword`,
+built-in :class:`~vecsearch.store.tokenizer.Tokenizer`, k1=1.2, b=0.75), kept in step by ``add``,
+``upsert``, ``update`` and ``delete`` and saved in each snapshot (the log already carries the
+documents), so a crash loses no more of it than of the vectors. ``query`` runs a dense leg
+(``query_embeddings``), a keyword leg (``search_text``) or both, fused by reciprocal rank fusion or
+relative score fusion (:mod:`vecsearch.store.query`). ``where_document`` is Chroma's filter on the
+document text (:mod:`vecsearch.store.document_filter`): a substring scan of the documents per call
+(~10 ms per 100k documents), on ``query``, ``get`` and ``delete``.
+
+Existing ids. ``add`` of an id already in the collection keeps the existing record and skips the
+new one with a warning (as Chroma keeps the first); ``upsert`` replaces the whole record;
+``update`` changes the given fields of existing records (metadata merged key by key, as Chroma).
+
+Durability contract (with a ``path``). Every mutating call (``add``, ``upsert``, ``update``, ``delete``) is
 durable when it returns: the change is appended to a write-ahead log as one checksummed record and
 fsynced before it is applied in memory. A call that raised (bad input) changed nothing; a call
 interrupted by a crash is either wholly present after reopening or wholly absent (its record is
@@ -34,41 +49,43 @@ snapshots to a few times the data written.) One process at a time may open a pat
 (advisory lock). Without a ``path`` the collection lives in memory only.
 
 Thread safety. A reader-writer lock: any number of ``query``/``get``/``count`` calls run
-concurrently; ``add``/``upsert``/``delete`` run alone. A query therefore sees every change whose
+concurrently; ``add``/``upsert``/``update``/``delete`` run alone. A query therefore sees every change whose
 call returned before it started and none that is half applied.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
 from .. import registry
-from ..base import SearchResult
 from ..factory import index_factory
 from ..filtering.predicates import parse_where
 from ..indexes.multivector import MultiVectorIndex
-from ..validation import as_vectors, check_dim, check_k, check_metric
+from .document_filter import parse_where_document
+from .fusion import RANK_CONSTANT
+from .query import dense_search, fuse, plan_query, prepare_queries, shape_results
+from .records import RecordTable
 from .storage import (
     CollectionDir,
     RWLock,
     check_column,
+    check_config,
     check_embeddings,
     check_ids,
     check_include,
     check_metadatas,
-    decode_json_array,
-    encode_json_array,
     filterable,
+    merge_metadata,
+    select_rows,
+    warn_skipped,
 )
 from .wal import WriteAheadLog, encode_record
 
-INCLUDE_FIELDS = ("documents", "metadatas", "distances", "embeddings")
+INCLUDE_FIELDS = ("documents", "metadatas", "distances", "embeddings", "scores")
 _MULTI = "muvera"
 # Compact an index that keeps tombstones (HNSW) once this many and this fraction of slots are dead.
 COMPACT_MIN_DELETED = 1024
@@ -98,15 +115,13 @@ class Collection:
         self._checkpoint_bytes = checkpoint_bytes
         self._snapshot_bytes = 0  # size of the last snapshot written or loaded
         self._index: Any = None
-        self._sid_to_iid: dict[str, int] = {}
-        self._records: dict[int, tuple[str, str | None, dict[str, Any] | None]] = {}
-        self._next_iid = 0
+        self._records = RecordTable()  # ids, documents, metadata and their BM25 index
         self._dir: CollectionDir | None = None
         self._wal: WriteAheadLog | None = None
         self._gen = 0
         self._closed = False
         self._broken = False
-        requested = self._check_config(dim, metric, index, index_params)
+        requested = check_config(dim, metric, index, index_params)
         if path is None:
             self._configure(requested, defaults=True)
             return
@@ -119,25 +134,6 @@ class Collection:
             raise
 
     # ---- configuration ---------------------------------------------------------------------------
-    @staticmethod
-    def _check_config(dim: Any, metric: Any, index: Any, params: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if dim is not None:
-            out["dim"] = check_dim(dim)
-        if metric is not None:
-            out["metric"] = check_metric(metric)
-        if index is not None:
-            if not isinstance(index, str):
-                raise TypeError(f"index: expected 'hnsw', 'flat', 'muvera' or a factory string, got {type(index).__name__}")
-            out["index"] = index
-        if params:
-            try:
-                json.dumps(params, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"index_params: expected JSON-serializable values, got {params!r} ({exc})") from None
-            out["index_params"] = dict(params)
-        return out
-
     def _configure(self, config: dict[str, Any], defaults: bool) -> None:
         self.dim: int | None = config.get("dim")
         self.index_spec: str = config.get("index", "hnsw")
@@ -177,7 +173,8 @@ class Collection:
 
     def add(self, ids: Any, embeddings: Any, documents: Sequence[str | None] | None = None,
             metadatas: Sequence[dict[str, Any] | None] | None = None) -> None:
-        """Add new records; an id already in the collection raises ``ValueError`` (use :meth:`upsert`).
+        """Add new records. An id already in the collection keeps its record: that entry of the call
+        is skipped with a ``UserWarning`` (Chroma keeps the first too; use :meth:`upsert` to replace).
 
         ``ids``: list of n distinct str; ``embeddings``: ``(n, dim)`` (``"muvera"``: n matrices
         ``(t_i, dim)``); ``documents``: n str or None; ``metadatas``: n dicts or None.
@@ -189,18 +186,57 @@ class Collection:
         """Insert records, replacing existing ones with the same id entirely (embedding, document, metadata)."""
         self._write("upsert", ids, embeddings, documents, metadatas)
 
-    def delete(self, ids: Any = None, where: Any = None) -> int:
-        """Delete the records with these ids and/or matching ``where`` (both: the intersection).
+    def update(self, ids: Any, embeddings: Any = None, documents: Sequence[str | None] | None = None,
+               metadatas: Sequence[dict[str, Any] | None] | None = None) -> None:
+        """Change the given fields of existing records (Chroma's ``update``); ids not in the
+        collection are skipped with a ``UserWarning``.
 
-        Unknown ids are ignored. Returns how many records were deleted. Calling with neither
+        ``embeddings`` ``(n, dim)`` and ``documents`` (n str) replace; ``metadatas`` (n dicts) are
+        merged into the stored ones: a key set to None is removed, other keys stay. A field not
+        given, or a None entry, keeps its stored value (the embedding is read back from the index,
+        so an index that keeps no vectors needs ``embeddings``).
+        """
+        self._check_open()
+        sids = check_ids(ids, unique=True)
+        n = len(sids)
+        docs = None if documents is None else check_column(documents, n, "documents", str)
+        metas = None if metadatas is None else check_metadatas(metadatas, n)
+        given = None
+        if embeddings is not None:
+            given, _ = check_embeddings(embeddings, n, self.dim, self.metric, self.multivector)
+        if n == 0:
+            return
+        with self._lock.write():
+            rows = [i for i, s in enumerate(sids) if s in self._records]
+            if len(rows) < n:
+                warn_skipped("update", [s for s in sids if s not in self._records], "ids not in the collection")
+            if not rows:
+                return
+            iids = [self._records.iid(sids[i]) for i in rows]
+            old = [self._records.record(i) for i in iids]
+            new_docs = [o[1] if docs is None or docs[i] is None else docs[i] for i, o in zip(rows, old)]
+            new_metas = [o[2] if metas is None else merge_metadata(o[2], metas[i]) for i, o in zip(rows, old)]
+            arrays = self._merged_embeddings(iids, rows, given)
+            self._check_attributes(new_metas)
+            new_sids = [sids[i] for i in rows]
+            self._log({"op": "upsert", "ids": new_sids, "documents": new_docs, "metadatas": new_metas}, arrays)
+            self._applying(self._apply_insert, "upsert", new_sids, new_docs, new_metas, arrays)
+        self._maybe_checkpoint()
+
+    def delete(self, ids: Any = None, where: Any = None, *, where_document: Any = None) -> int:
+        """Delete the records with these ids and/or matching ``where`` and ``where_document`` (all
+        given: the intersection).
+
+        Unknown ids are ignored. Returns how many records were deleted. Calling with none of them
         raises ``ValueError`` (no accidental wipe).
         """
-        if ids is None and where is None:
-            raise ValueError("delete: expected ids=... and/or where=..., got neither")
+        if ids is None and where is None and where_document is None:
+            raise ValueError("delete: expected ids=..., where=... and/or where_document=..., got none")
         self._check_open()
         sids = None if ids is None else check_ids(ids, unique=False)
+        doc_filter = None if where_document is None else parse_where_document(where_document)
         with self._lock.write():
-            iids = self._select(sids, where)
+            iids = self._select(sids, where, doc_filter)
             if not iids:
                 return 0
             self._log({"op": "delete"}, {"iids": np.asarray(iids, np.int64)})
@@ -208,60 +244,75 @@ class Collection:
         self._maybe_checkpoint()
         return len(iids)
 
-    def get(self, ids: Any = None, where: Any = None, *, limit: int | None = None, offset: int = 0,
-            include: Sequence[str] = ("documents", "metadatas")) -> dict[str, Any]:
-        """Records by ``ids`` (in the given order; unknown ids skipped) and/or ``where``, or all.
+    def get(self, ids: Any = None, where: Any = None, *, where_document: Any = None, limit: int | None = None,
+            offset: int = 0, include: Sequence[str] = ("documents", "metadatas")) -> dict[str, Any]:
+        """Records by ``ids`` (in the given order; unknown ids skipped) and/or ``where`` and
+        ``where_document`` (Chroma's document filter: ``$contains``, ``$not_contains``, ``$regex``,
+        ``$not_regex``, ``$and``, ``$or``), or all.
 
         Returns ``{"ids": [...], "documents": [...], "metadatas": [...], "embeddings": ...,
         "included": [...]}``; fields not in ``include`` are ``None``.
         """
         include = check_include(include, allowed=("documents", "metadatas", "embeddings"))
         sids = None if ids is None else check_ids(ids, unique=False)
+        doc_filter = None if where_document is None else parse_where_document(where_document)
         for name, value in (("offset", offset), ("limit", limit)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
         with self._lock.read():
-            iids = self._select(sids, where)
+            iids = self._select(sids, where, doc_filter)
             iids = iids[offset:] if limit is None else iids[offset : offset + limit]
             return self._rows(iids, include)
 
-    def query(self, query_embeddings: Any, n_results: int = 10, where: Any = None,
-              include: Sequence[str] = ("documents", "metadatas", "distances"), **search_params: Any) -> dict[str, Any]:
-        """The ``n_results`` nearest records of each query, best first (fewer if fewer match).
+    def query(self, query_embeddings: Any = None, n_results: int = 10, where: Any = None,
+              include: Sequence[str] = ("documents", "metadatas", "distances"), *, where_document: Any = None,
+              search_text: Any = None, fusion: str = "rrf", alpha: float | None = None,
+              rank_constant: float = RANK_CONSTANT, fetch_k: int | None = None, **search_params: Any) -> dict[str, Any]:
+        """The ``n_results`` best records of each query, best first (fewer if fewer match).
 
-        ``query_embeddings``: ``(nq, dim)`` or ``(dim,)`` (``"muvera"``: a list of ``(t, dim)``
-        matrices, or one matrix). Returns a dict of lists with one inner list per query:
-        ``ids``, and ``documents``/``metadatas``/``distances``/``embeddings`` as requested by
-        ``include`` (others ``None``). ``search_params`` go to the index (e.g. ``ef=128``).
+        Legs: ``query_embeddings`` ``(nq, dim)`` or ``(dim,)`` (``"muvera"``: a list of ``(t, dim)``
+        matrices, or one matrix) runs the dense leg; ``search_text`` (a str or nq str) runs the BM25
+        keyword leg over the documents; with both, each leg fetches ``fetch_k`` hits (default
+        ``max(n_results, 50)``) and they are fused: ``fusion="rrf"`` (default) ranks by
+        ``sum w / (rank_constant + rank)`` with ``w = 1`` per leg, or ``(alpha, 1 - alpha)`` when
+        ``alpha`` is given; ``fusion="relative_score"`` (Weaviate's) by ``alpha * dense + (1 - alpha)
+        * keyword`` of min-max normalized scores (``alpha`` default 0.5; 1 = dense only). ``where``
+        (metadata) and ``where_document`` (document text) restrict both legs.
+
+        Returns a dict of lists with one inner list per query: ``ids``, and, as requested by
+        ``include``: ``documents``, ``metadatas``, ``embeddings``, ``distances`` (the dense distance;
+        None for a hit the dense leg did not return, e.g. every hit of a keyword-only query) and
+        ``scores``: per hit ``{"fused": float or None (single leg), "found_by": ["vector",
+        "keyword"], "vector_rank": 1-based or None, "vector_distance", "keyword_rank",
+        "keyword_score": BM25 or None}``. ``search_params`` go to the index (e.g. ``ef=128``).
         """
-        n_results = check_k(n_results)
         include = check_include(include, allowed=INCLUDE_FIELDS)
+        doc_filter = None if where_document is None else parse_where_document(where_document)
         with self._lock.read():
-            queries = self._prepare_queries(query_embeddings)
-            nq = len(queries) if self.multivector else queries.shape[0]
-            if self._index is None or not self._records:
+            queries = None
+            nq = None
+            if query_embeddings is not None:
+                queries = prepare_queries(query_embeddings, self.dim, self.multivector)
+                nq = len(queries) if self.multivector else queries.shape[0]
+            plan = plan_query(nq, search_text, n_results, fusion, alpha, rank_constant, fetch_k)
+            if where is not None and self._index is None:
+                parse_where(where)  # still reject malformed filters
+            if self._index is None or not len(self._records):
+                return shape_results([], plan.nq, include, self._rows)
+            allowed = None if doc_filter is None else self._records.matching_documents(doc_filter)
+            vec = [None] * plan.nq
+            if plan.dense:
+                res = dense_search(self._index, queries, plan.leg_depth(), where, allowed, search_params, self.multivector)
+                vec = [(ids[ids >= 0], dist[ids >= 0]) for ids, dist in zip(res.ids, res.distances)]
+            kw = [None] * plan.nq
+            if plan.texts is not None:
+                kw_allowed = allowed
                 if where is not None:
-                    parse_where(where)  # still reject malformed filters
-                return self._empty_query(nq, include)
-            if where is None:
-                res = self._index.search(queries, n_results, **search_params)
-            elif self.multivector:
-                res = self._multivector_filtered(queries, n_results, where, search_params)
-            else:
-                res = self._index.search(queries, n_results, where=where, **search_params)
-            out: dict[str, Any] = {"ids": [], "included": list(include)}
-            for field in INCLUDE_FIELDS:
-                out[field] = [] if field in include else None
-            for row_ids, row_dist in zip(res.ids, res.distances):
-                keep = row_ids >= 0
-                rows = self._rows(row_ids[keep].tolist(), include)
-                out["ids"].append(rows["ids"])
-                for field in ("documents", "metadatas", "embeddings"):
-                    if field in include:
-                        out[field].append(rows[field])
-                if "distances" in include:
-                    out["distances"].append(row_dist[keep].astype(float).tolist())
-            return out
+                    matched = self._index.match(where)
+                    kw_allowed = matched if allowed is None else np.intersect1d(allowed, matched, assume_unique=True)
+                kw = [self._records.keyword_search(text, plan.leg_depth(), kw_allowed) for text in plan.texts]
+            hits = [fuse(plan, v, t) for v, t in zip(vec, kw)]
+            return shape_results(hits, plan.nq, include, self._rows)
 
     def checkpoint(self) -> None:
         """Write a snapshot now and restart the log (no-op without a path)."""
@@ -296,7 +347,7 @@ class Collection:
         except Exception:  # noqa: BLE001, S110 - never raise from a finalizer
             pass
 
-    def __enter__(self) -> Collection:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -330,9 +381,14 @@ class Collection:
             return
         with self._lock.write():
             if op == "add":
-                present = [s for s in sids if s in self._sid_to_iid]
-                if present:
-                    raise ValueError(f"ids: {present[:3]} already in the collection (use upsert to replace)")
+                keep = [i for i, s in enumerate(sids) if s not in self._records]
+                if len(keep) < n:
+                    warn_skipped("add", [s for s in sids if s in self._records],
+                                 "ids already in the collection keep their records (use upsert to replace)")
+                    if not keep:
+                        return
+                    sids, docs, metas = [sids[i] for i in keep], [docs[i] for i in keep], [metas[i] for i in keep]
+                    arrays = select_rows(arrays, keep, self.multivector)
             self._ensure_index(dim)
             if dim != self.dim:  # another thread's first add fixed a different dimension meanwhile
                 raise ValueError(f"embeddings: expected dimension {self.dim}, got {dim}")
@@ -364,44 +420,52 @@ class Collection:
             dim = arrays["tokens" if self.multivector else "vectors"].shape[1]
             self._ensure_index(dim)
         if op == "upsert":
-            old = [self._sid_to_iid[s] for s in sids if s in self._sid_to_iid]
+            old = self._records.iids(sids)
             if old:
                 self._apply_delete(np.asarray(old, np.int64))
-        n = len(sids)
-        iids = np.arange(self._next_iid, self._next_iid + n, dtype=np.int64)
+        iids = np.arange(self._records.next_iid, self._records.next_iid + len(sids), dtype=np.int64)
         attributes = [filterable(m) for m in metas]
         if self.multivector:
             self._index.add(arrays["tokens"], ids=iids, attributes=attributes, offsets=arrays["offsets"])
         else:
             self._index.add(arrays["vectors"], ids=iids, attributes=attributes)
-        self._next_iid += n
-        for iid, sid, doc, meta in zip(iids.tolist(), sids, docs, metas):
-            self._sid_to_iid[sid] = iid
-            self._records[iid] = (sid, doc, meta)
+        self._records.insert(iids, sids, docs, metas)
 
     def _apply_delete(self, iids: np.ndarray) -> None:
         index = self._index
         index.remove(iids)
+        self._records.remove(iids)
         dead = index.n_slots - index.ntotal
         compact = getattr(index, "compact", None)
         if callable(compact) and dead >= COMPACT_MIN_DELETED and dead >= COMPACT_FRACTION * index.n_slots:
             compact()  # graph indexes keep removed nodes as tombstones; upserts would pile them up
-        for iid in iids.tolist():
-            record = self._records.pop(int(iid), None)
-            if record is not None:
-                self._sid_to_iid.pop(record[0], None)
 
     # ---- reads -----------------------------------------------------------------------------------
-    def _select(self, sids: list[str] | None, where: Any) -> list[int]:
-        """Internal ids of the records named by ``sids`` (order kept) and/or matching ``where``."""
-        if sids is not None:
-            iids = [self._sid_to_iid[s] for s in sids if s in self._sid_to_iid]
-        else:
-            iids = list(self._records)
-        if where is None:
-            return iids
-        matched = self._match(where)
-        return [i for i in iids if i in matched]
+    def _select(self, sids: list[str] | None, where: Any, doc_filter: Any = None) -> list[int]:
+        """Internal ids of the records named by ``sids`` (order kept) and/or matching ``where`` and
+        the parsed ``where_document`` filter."""
+        iids = self._records.iids(sids)
+        if where is not None:
+            matched = self._match(where)
+            iids = [i for i in iids if i in matched]
+        if doc_filter is not None:
+            iids = self._records.matching_documents(doc_filter, iids).tolist()
+        return iids
+
+    def _merged_embeddings(self, iids: list[int], rows: list[int], given: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """Embedding arrays for an update of records ``iids``: rows ``rows`` of the validated
+        ``given`` arrays, or the stored ones (read back unchanged) when none were given."""
+        if given is not None:
+            return select_rows(given, rows, self.multivector)
+        try:
+            stored = self._embeddings_of(iids)
+        except ValueError:
+            raise ValueError(f"embeddings: index {self.index_spec!r} does not keep full vectors; pass embeddings to update") from None
+        if not self.multivector:
+            return {"vectors": np.stack(stored).astype(np.float32, copy=False)}
+        offsets = np.zeros(len(stored) + 1, np.int64)
+        np.cumsum([m.shape[0] for m in stored], out=offsets[1:])
+        return {"tokens": np.concatenate(stored).astype(np.float32, copy=False), "offsets": offsets}
 
     def _match(self, where: Any) -> set[int]:
         """Internal ids of the live records matching ``where`` (through :mod:`vecsearch.filtering.predicates`)."""
@@ -410,39 +474,10 @@ class Collection:
             return set()
         return set(self._index.match(where).tolist())
 
-    def _multivector_filtered(self, queries: list[Any], k: int, where: Any, params: dict[str, Any]) -> Any:
-        """Filtered multi-vector search: post-filter with growing over-fetch (MultiVectorIndex has no
-        ``where``); once the fetch covers every document the candidates are all documents and the
-        Chamfer re-rank is exact, so rows never come back short of the matches that exist."""
-        index = self._index
-        allowed_ids = index.match(where)
-        nq, n_live = len(queries), index.ntotal
-        out_ids = np.full((nq, k), -1, np.int64)
-        out_dist = np.full((nq, k), np.inf, np.float32)
-        if allowed_ids.size == 0:
-            return SearchResult(out_ids, out_dist)
-        need = min(k, allowed_ids.size)
-        fetch = min(n_live, max(2 * k, math.ceil(k * n_live / allowed_ids.size * 1.5) + 8))
-        base_candidates = int(params.get("candidates", 100))
-        pending = np.arange(nq)
-        while pending.size:
-            res = index.search([queries[i] for i in pending], fetch, **{**params, "candidates": max(base_candidates, fetch)})
-            keep = np.isin(res.ids, allowed_ids) & (res.ids >= 0)
-            for row, qi in enumerate(pending.tolist()):
-                cols = np.flatnonzero(keep[row])[:k]
-                out_ids[qi, : cols.size] = res.ids[row, cols]
-                out_dist[qi, : cols.size] = res.distances[row, cols]
-            done = (keep.sum(axis=1) >= need) | (fetch >= n_live)
-            pending = pending[~done]
-            fetch = min(n_live, fetch * 4)
-        return SearchResult(out_ids, out_dist)
-
-    def _rows(self, iids: list[int], include: list[str]) -> dict[str, Any]:
-        records = [self._records[i] for i in iids]
-        out: dict[str, Any] = {"ids": [r[0] for r in records], "included": list(include)}
-        out["documents"] = [r[1] for r in records] if "documents" in include else None
-        out["metadatas"] = [r[2] for r in records] if "metadatas" in include else None
+    def _rows(self, iids: list[int], include: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = self._records.rows(iids, include)
         out["embeddings"] = self._embeddings_of(iids) if "embeddings" in include else None
+        out["included"] = list(include)
         return out
 
     def _embeddings_of(self, iids: list[int]) -> list[Any]:
@@ -456,29 +491,6 @@ class Collection:
             return list(index.reconstruct(np.asarray(iids, np.int64)))
         except ValueError:
             raise ValueError(f"include: index {self.index_spec!r} does not keep full vectors; 'embeddings' is unavailable") from None
-
-    def _prepare_queries(self, queries: Any) -> Any:
-        if self.multivector:
-            if isinstance(queries, np.ndarray) and queries.ndim == 2:
-                return [queries]
-            if not isinstance(queries, (list, tuple)) and not (isinstance(queries, np.ndarray) and queries.ndim == 3):
-                raise TypeError(f"query_embeddings: expected a list of (tokens, dim) matrices, got {type(queries).__name__}")
-            return list(queries)
-        arr = np.asarray(queries)
-        if arr.ndim == 1:
-            arr = arr.reshape(1, -1)
-        if arr.ndim != 2:
-            raise ValueError(f"query_embeddings: expected shape (nq, dim) or (dim,), got {arr.ndim}-D shape {arr.shape}")
-        if self.dim is not None:
-            arr = as_vectors(arr, self.dim, "query_embeddings")
-        return arr
-
-    @staticmethod
-    def _empty_query(nq: int, include: list[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {"ids": [[] for _ in range(nq)], "included": list(include)}
-        for field in INCLUDE_FIELDS:
-            out[field] = [[] for _ in range(nq)] if field in include else None
-        return out
 
     # ---- persistence -----------------------------------------------------------------------------
     def _open(self, directory: CollectionDir, requested: dict[str, Any]) -> None:
@@ -495,8 +507,8 @@ class Collection:
             self._configure({**{k: v for k, v in stored.items() if v is not None}, **requested}, defaults=False)
         gen = directory.latest_generation()
         if gen > 0:
-            index, header, arrays = directory.read_snapshot(gen)
-            self._restore(index, header, arrays)
+            index, header, arrays, keyword = directory.read_snapshot(gen)
+            self._restore(index, header, arrays, keyword)
             self._snapshot_bytes = directory.snapshot_bytes(gen)
         self._gen = gen
         directory.remove_stale(gen)
@@ -509,15 +521,11 @@ class Collection:
         wal.open()
         self._wal = wal
 
-    def _restore(self, index: Any, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    def _restore(self, index: Any, header: dict[str, Any], arrays: dict[str, np.ndarray], keyword: Any) -> None:
         self._index = index
         if index is not None:
             self.dim = index.dim
-        payload = decode_json_array(arrays["payload"])
-        for iid, sid, doc, meta in zip(arrays["iids"].tolist(), payload["ids"], payload["documents"], payload["metadatas"]):
-            self._sid_to_iid[sid] = iid
-            self._records[iid] = (sid, doc, meta)
-        self._next_iid = int(header["next_iid"])
+        self._records = RecordTable.from_state(header, arrays, keyword)
 
     def _write_snapshot(self) -> None:
         """Snapshot the current state as generation ``gen + 1`` and switch to its log (writes excluded)."""
@@ -525,12 +533,8 @@ class Collection:
         if directory is None:
             return
         gen = self._gen + 1
-        iids = np.fromiter(self._records, np.int64, len(self._records))
-        records = list(self._records.values())
-        payload = {"ids": [r[0] for r in records], "documents": [r[1] for r in records],
-                   "metadatas": [r[2] for r in records]}
-        header = {"next_iid": self._next_iid, "generation": gen}
-        directory.write_snapshot(gen, self._index, header, {"iids": iids, "payload": encode_json_array(payload)})
+        header, arrays, keyword = self._records.get_state()
+        directory.write_snapshot(gen, self._index, {**header, "generation": gen}, arrays, keyword)
         wal = WriteAheadLog(directory.wal_path(gen))
         try:
             wal.open()
@@ -558,3 +562,4 @@ class Collection:
                     self._write_snapshot()
         finally:
             self._checkpoint_mutex.release()
+

@@ -5,7 +5,8 @@ A collection directory holds::
     collection.json     format, dim, metric, index spec and params (written once, atomically)
     LOCK                an advisory ``flock`` held by the one process that has it open
     snap-<G>/           snapshot generation G: ``index/`` (``Index.save``) + ``records/`` (ids,
-                        documents, metadata), each a checksummed vecsearch.io directory
+                        documents, metadata) + ``keyword/`` (the BM25 index's forward postings,
+                        :meth:`KeywordIndex.get_state`), each a checksummed vecsearch.io directory
     wal-<G>.log         every change made after snapshot G (:mod:`vecsearch.store.wal`)
 
 A snapshot is written to a hidden temporary directory and renamed to ``snap-<G>`` only when
@@ -24,6 +25,7 @@ import re
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +35,7 @@ import numpy as np
 
 from ..io import IndexFileError, fsync_dir, read_arrays, read_manifest, write_directory
 from ..loader import load
-from ..validation import as_vectors, normalize_rows
+from ..validation import as_vectors, check_dim, check_metric, normalize_rows
 
 CONFIG = "collection.json"
 FORMAT_NAME = "vecsearch-collection"
@@ -125,13 +127,17 @@ class CollectionDir:
                 p.unlink(missing_ok=True)
         fsync_dir(self.path)
 
-    def write_snapshot(self, gen: int, index: Any, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Write ``snap-<gen>`` atomically: ``index/`` (if any) and ``records/`` in a temp dir, then rename."""
+    def write_snapshot(self, gen: int, index: Any, header: dict[str, Any], arrays: dict[str, np.ndarray],
+                       keyword: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None) -> None:
+        """Write ``snap-<gen>`` atomically: ``index/`` (if any), ``records/`` and ``keyword/`` (the
+        keyword index state ``(header, arrays)``, if given) in a temp dir, then rename."""
         tmp = Path(tempfile.mkdtemp(prefix=f".snap-{gen}.tmp-", dir=self.path))
         try:
             if index is not None:
                 index.save(str(tmp / "index"))
             write_directory(tmp / "records", {"collection": header}, arrays)
+            if keyword is not None:
+                write_directory(tmp / "keyword", {"keyword": keyword[0]}, keyword[1])
             fsync_dir(tmp)
             os.replace(tmp, self.snapshot_dir(gen))
         except BaseException:
@@ -153,8 +159,10 @@ class CollectionDir:
             fsync_dir(self.path)
             shutil.rmtree(trash, ignore_errors=True)
 
-    def read_snapshot(self, gen: int) -> tuple[Any, dict[str, Any], dict[str, np.ndarray]]:
-        """``(index or None, records header, records arrays)`` of ``snap-<gen>``, checksums verified."""
+    def read_snapshot(self, gen: int) -> tuple[Any, dict[str, Any], dict[str, np.ndarray], Any]:
+        """``(index or None, records header, records arrays, keyword state or None)`` of
+        ``snap-<gen>``, checksums verified. The keyword state is ``(header, arrays)`` for
+        :meth:`KeywordIndex.from_state`; None in snapshots written before the keyword index existed."""
         snap = self.snapshot_dir(gen)
         manifest = read_manifest(snap / "records")
         arrays = read_arrays(snap / "records", manifest)
@@ -162,7 +170,26 @@ class CollectionDir:
         if not isinstance(header, dict):
             raise IndexFileError(f"{snap / 'records'}: the 'collection' header is missing")
         index = load(str(snap / "index")) if (snap / "index").exists() else None
-        return index, header, arrays
+        keyword = None
+        if (snap / "keyword").exists():
+            kw_manifest = read_manifest(snap / "keyword")
+            keyword = (kw_manifest.get("keyword"), read_arrays(snap / "keyword", kw_manifest))
+        return index, header, arrays, keyword
+
+
+def encode_records(records: dict[int, tuple[str, str | None, dict[str, Any] | None]]) -> dict[str, np.ndarray]:
+    """The ``records/`` arrays of a snapshot: ``iids`` int64 (n,) and ``payload`` (JSON of the string
+    ids, documents and metadata, uint8) from ``{iid: (id, document, metadata)}``."""
+    iids = np.fromiter(records, np.int64, len(records))
+    values = list(records.values())
+    payload = {"ids": [r[0] for r in values], "documents": [r[1] for r in values], "metadatas": [r[2] for r in values]}
+    return {"iids": iids, "payload": encode_json_array(payload)}
+
+
+def decode_records(arrays: dict[str, np.ndarray]) -> list[tuple[int, str, str | None, dict[str, Any] | None]]:
+    """Inverse of :func:`encode_records`: ``[(iid, id, document, metadata), ...]``."""
+    payload = decode_json_array(arrays["payload"])
+    return list(zip(arrays["iids"].tolist(), payload["ids"], payload["documents"], payload["metadatas"]))
 
 
 def encode_json_array(value: Any) -> np.ndarray:
@@ -239,6 +266,26 @@ def filterable(meta: dict[str, Any] | None) -> dict[str, Any]:
             out[key] = float(value)
         elif isinstance(value, list) and all(isinstance(t, str) for t in value):
             out[key] = value
+    return out
+
+
+def check_config(dim: Any, metric: Any, index: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The collection settings given to the constructor (None ones left out), validated."""
+    out: dict[str, Any] = {}
+    if dim is not None:
+        out["dim"] = check_dim(dim)
+    if metric is not None:
+        out["metric"] = check_metric(metric)
+    if index is not None:
+        if not isinstance(index, str):
+            raise TypeError(f"index: expected 'hnsw', 'flat', 'muvera' or a factory string, got {type(index).__name__}")
+        out["index"] = index
+    if params:
+        try:
+            json.dumps(params, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"index_params: expected JSON-serializable values, got {params!r} ({exc})") from None
+        out["index_params"] = dict(params)
     return out
 
 
@@ -319,6 +366,20 @@ def check_column(values: Any, n: int, name: str, kind: type) -> list[Any]:
             raise TypeError(f"{name}[{i}]: expected {kind.__name__} or None, got {type(v).__name__}")
     return out
 
+def merge_metadata(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Chroma's ``update`` of one record's metadata: keys of ``new`` overwrite, a ``None`` value deletes
+    the key, other keys stay; ``new`` None keeps ``old``. An empty result is None."""
+    if new is None:
+        return old
+    merged = dict(old or {})
+    for key, value in new.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged or None
+
+
 def check_metadatas(metadatas: Any, n: int) -> list[dict[str, Any] | None]:
     """Metadata dicts with str keys and JSON values, returned JSON round-tripped (what a reopen returns)."""
     metas = check_column(metadatas, n, "metadatas", dict)
@@ -336,3 +397,21 @@ def check_metadatas(metadatas: Any, n: int) -> list[dict[str, Any] | None]:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"metadatas[{i}]: expected JSON-serializable values, got {meta!r} ({exc})") from None
     return out
+
+
+def select_rows(arrays: dict[str, np.ndarray], rows: list[int], multivector: bool) -> dict[str, np.ndarray]:
+    """Rows ``rows`` of validated embedding arrays (``vectors``, or CSR ``tokens`` + ``offsets``)."""
+    if not multivector:
+        return {"vectors": arrays["vectors"][rows]}
+    offsets, tokens = arrays["offsets"], arrays["tokens"]
+    mats = [tokens[offsets[r] : offsets[r + 1]] for r in rows]
+    new_offsets = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum([m.shape[0] for m in mats], out=new_offsets[1:])
+    return {"tokens": np.concatenate(mats) if mats else tokens[:0], "offsets": new_offsets}
+
+
+def warn_skipped(op: str, sids: list[str], why: str) -> None:
+    """Warn (``UserWarning``) that ``op`` skipped records ``sids`` (the first few named), pointing at
+    the line that called the Collection method."""
+    shown = ", ".join(repr(i) for i in sids[:3]) + (f" and {len(sids) - 3} more" if len(sids) > 3 else "")
+    warnings.warn(f"{op}: {why}: {shown}", UserWarning, stacklevel=4)

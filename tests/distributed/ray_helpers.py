@@ -1,0 +1,44 @@
+"""What the distributed tests share: one local Ray instance for the whole session, and a kill that
+waits until the actor is really dead.
+
+Each test module imports ``ray_session`` and uses it (``pytestmark``); the first module to run
+starts Ray, the others find it running, and it is shut down once, at the end of the session (Ray's
+start-up is the expensive part of these tests). Not a conftest.py: a second ``conftest`` module
+would shadow ``tests/conftest.py`` for ``from conftest import exact_knn``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import ray
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def kill_and_wait(actor, timeout_s: float = 30.0) -> None:
+    """``ray.kill`` returns before the actor is dead: wait until a call to it fails, so the test
+    does not race the kill (a call in the gap was still answered by the dying actor)."""
+    ray.kill(actor)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=timeout_s)
+        except ray.exceptions.RayActorError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the killed actor still answers")
+
+
+def actor_calls(actor, method: str) -> int:
+    """How many times ``actor`` (a Shard) has served ``method``, counted inside the actor."""
+    return int(ray.get(actor.stats.remote(), timeout=30)["calls"].get(method, 0))

@@ -1,0 +1,539 @@
+"""IVFFastScanIndex: k-means inverted lists of 4-bit PQ codes scanned in SIMD registers, exact re-rank.
+
+Reference behaviour: faiss ``IndexIVFPQFastScan`` (+ ``IndexRefineFlat`` for the re-rank), factory
+``IVF1024,PQ96x4fs`` (``,Refine`` keeps the float32 vectors). Codec: :class:`vecsearch.codecs.pq4.PQ4Codec`;
+scan: :mod:`vecsearch.kernels.fastscan`; growable lists: :mod:`vecsearch.kernels.fastscan_lists`.
+
+Memory per vector in the lists: ``m_pad / 2`` code bytes + a 4-byte slot, plus the 8-byte external
+id of the id map (faiss: ``m / 2`` + an 8-byte id in the lists); lists are padded to blocks of 32
+vectors, as in faiss. ``keep_vectors=True`` adds ``4 * dim`` bytes. For L2 the per-list table
+``nlist * m * 16`` float32 is precomputed (not saved).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from ..base import Index
+from ..codecs.kmeans import assign, kmeans, sample_training_rows
+from ..codecs.pq import blas_limit_available, single_threaded_blas
+from ..codecs.pq4 import GROUPED_CHUNK, GROUPED_MIN_QUERIES, PQ4Codec
+from ..filtering.planner import FilterCapabilities
+from ..io import copy_on_write
+from ..kernels.distances import METRIC_L2
+from ..kernels.fastscan import fastscan_search, fastscan_search_serial, search_slice
+from ..kernels.fastscan_lists import append_codes, relayout_blocks, remove_from_lists
+from ..kernels.fastscan_simd import BLOCK, KSUB
+from ..kernels.ivf import coarse_probes, coarse_probes_serial, l2_list_tables, select_probes
+from ..parallel import run_serial, workers_for
+from ..params import MAX_WIDTH, StrictModel, parse_params
+from ..validation import check_stored_vectors
+from .ivfpq import BLAS_PROBE_MIN_QUERIES, COARSE_BLOCK, L2_TABLE_MAX_BYTES, suggested_nlist
+
+# Lists per query a recall/speed sweep tries, and candidates re-ranked (search_grid).
+NPROBE_GRID = (1, 2, 4, 8, 16, 32, 64, 128)
+RERANK_GRID = (40, 100)
+# Candidates re-ranked per query when ``rerank`` is not given: RERANK_PER_K * k (faiss k_factor 10).
+RERANK_PER_K = 10
+# Rows encoded per step of add (bounds the float32 residual temporary: 96 MB at 384 dims).
+ADD_CHUNK = 65536
+# remove() compacts storage (drops removed rows, renumbers slots) once this share of the slots,
+# and at least COMPACT_MIN_REMOVED of them, are removed (the Collection's thresholds).
+COMPACT_FRACTION = 0.25
+COMPACT_MIN_REMOVED = 1024
+# A growing list gets room for this fraction more vectors than it needs (amortized O(1) appends).
+LIST_GROWTH = 0.25
+# Target dimensions per 4-bit sub-quantizer (faiss PQ96x4fs on 384 dims).
+DIMS_PER_SUBQUANTIZER = 4
+
+
+class IVFFastScanBuildParams(StrictModel):
+    nlist: int = Field(ge=1, le=MAX_WIDTH)
+    m: int = Field(ge=1, le=MAX_WIDTH)
+    keep_vectors: bool = False
+    nprobe: int = Field(16, ge=1, le=MAX_WIDTH)
+    seed: int = Field(0, ge=0)
+    max_train_points_per_centroid: int = Field(256, ge=1)
+    kmeans_iters: int = Field(10, ge=1)  # coarse k-means Lloyd iterations (faiss IVF: 10)
+    pq_iters: int = Field(25, ge=1)  # per-sub-space k-means iterations (faiss PQ: 25)
+
+
+class IVFFastScanSearchParams(StrictModel):
+    width_fields = ("rerank",)
+    nprobe: int | None = Field(None, ge=1)
+    rerank: int | None = Field(None, ge=0)  # candidates re-ranked exactly; 0 = return the 4-bit estimates
+
+
+def suggested_m(dim: int) -> int:
+    """Sub-quantizers for ``dim``: the divisor of ``dim`` whose sub-vectors are nearest to 4 dims
+    (ties: more sub-quantizers). 384 -> 96, 100 -> 25, 97 (prime) -> 97, 3 -> 1."""
+    divisors = [m for m in range(1, dim + 1) if dim % m == 0]
+    return min(divisors, key=lambda m: (abs(dim / m - DIMS_PER_SUBQUANTIZER), -m))
+
+
+def probe_lists(queries: np.ndarray, centroids_t: np.ndarray, c_sq_norms: np.ndarray, metric_code: int,
+                nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``nprobe`` nearest lists of ``queries`` (nq, d) f32: ``(lists int64, scores f32)`` (nq, nprobe).
+
+    ``centroids_t`` f32 (d, nlist), ``c_sq_norms`` f32 (nlist,). The policy of IVF-PQ's probe: large
+    batches use a one-thread BLAS product when threadpoolctl can limit BLAS, else the numba kernel
+    (on the calling thread for a single query).
+    """
+    nq = queries.shape[0]
+    lists = np.full((nq, nprobe), -1, np.int64)
+    scores = np.full((nq, nprobe), np.inf, np.float32)
+    if nq < BLAS_PROBE_MIN_QUERIES or not blas_limit_available():
+        kernel = coarse_probes_serial if run_serial(nq) else coarse_probes
+        kernel(queries, centroids_t, c_sq_norms, metric_code, lists, scores)
+        return lists, scores
+    for start in range(0, nq, COARSE_BLOCK):
+        qb = queries[start:start + COARSE_BLOCK]
+        with single_threaded_blas():
+            coarse = qb @ centroids_t
+        if metric_code == METRIC_L2:
+            coarse *= np.float32(-2.0)
+            coarse += c_sq_norms
+            coarse += np.einsum("ij,ij->i", qb, qb)[:, None]
+            np.maximum(coarse, np.float32(0.0), out=coarse)
+        else:
+            np.negative(coarse, out=coarse)
+        select_probes(coarse, lists[start:start + COARSE_BLOCK], scores[start:start + COARSE_BLOCK])
+    return lists, scores
+
+
+class IVFFastScanIndex(Index, type_name="ivf_fastscan"):
+    """IVF index over 4-bit PQ codes in the fast-scan layout (``l2``, ``ip`` or ``cosine``).
+
+    ``nlist`` k-means lists; each vector keeps ``m`` 4-bit codes (16 codewords per sub-space) of
+    its residual to the list centroid for ``l2``, of the vector itself for ``ip``/``cosine`` (on
+    the unit-norm WordNet vectors the residual codes ranked worse without re-rank and no better
+    with it: ``bench/results/bench_fastscan.json``). ``search`` scans the ``nprobe`` nearest lists
+    with uint8 look-up tables in SIMD registers. With ``keep_vectors=True`` the best ``rerank``
+    candidates (default ``10 * k``) are re-scored exactly from the float32 vectors; without them
+    the results are ranked and scored by the 4-bit estimates (distances approximate): recall@10 on
+    the test slice falls from ~0.96 to ~0.7 (``tests/indexes/test_ivf_fastscan.py`` measures it).
+
+    ``remove`` drops the vectors' codes from their lists at once (scans never see them) and flags
+    their slots removed; :meth:`compact` (run automatically once a quarter of the slots are removed)
+    drops the removed rows, renumbers the slots and gives back the lists' spare blocks.
+    Filtered search: an exact scan of the allowed rows when vectors are kept, else post-filtering
+    (no masked list scan yet). A search probes at least the lists needed to hold ~2k vectors.
+    """
+
+    requires_training = True
+    search_knobs = ("nprobe", "rerank")
+    factory_forms = ((r"IVF(?P<nlist>\d+),PQ(?P<m>\d+)x4fs(?P<refine>,Refine)?", "IVF1024,PQ96x4fs"),)
+
+    def __init__(self, dim: int, metric: str = "l2", *, nlist: int, m: int, keep_vectors: bool = False,
+                 nprobe: int = 16, seed: int = 0, max_train_points_per_centroid: int = 256, kmeans_iters: int = 10,
+                 pq_iters: int = 25):
+        super().__init__(dim, metric)
+        self.params: IVFFastScanBuildParams = parse_params(
+            IVFFastScanBuildParams,
+            {"nlist": nlist, "m": m, "keep_vectors": keep_vectors, "nprobe": nprobe, "seed": seed,
+             "max_train_points_per_centroid": max_train_points_per_centroid, "kmeans_iters": kmeans_iters,
+             "pq_iters": pq_iters},
+            "IVFFastScanIndex",
+        )
+        p = self.params
+        if self.dim % p.m != 0:
+            raise ValueError(f"m: the dimension {self.dim} must be divisible by m, got m={p.m} "
+                             f"(dim % m = {self.dim % p.m}; suggested_m({self.dim}) = {suggested_m(self.dim)})")
+        self._codec = PQ4Codec(self.dim, p.m, niter=p.pq_iters, max_points_per_centroid=p.max_train_points_per_centroid,
+                               seed=p.seed + 1)
+        self._by_residual = self.metric == "l2"
+        self._centroids: np.ndarray | None = None
+        self._l2_terms = np.zeros((0, p.m, KSUB), np.float32)
+        self._packed = np.zeros((0, self._codec.m_pad, KSUB), np.uint8)
+        self._list_slots = np.zeros(0, np.int32)
+        self._block_offsets = np.zeros(p.nlist + 1, np.int64)
+        self._sizes = np.zeros(p.nlist, np.int64)
+        self._vectors = np.zeros((0, self.dim), np.float32)
+
+    # ---- properties ----------------------------------------------------------------------------
+    @property
+    def is_trained(self) -> bool:
+        return self._centroids is not None
+
+    @property
+    def nlist(self) -> int:
+        return self.params.nlist
+
+    @property
+    def nprobe(self) -> int:
+        """Default number of lists ``search`` scans (per call: ``nprobe=``); saved with the index."""
+        return self.params.nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        self.params = parse_params(IVFFastScanBuildParams, {**self.params.model_dump(), "nprobe": value},
+                                   "IVFFastScanIndex")
+
+    @property
+    def codec(self) -> PQ4Codec:
+        """The 4-bit product quantizer (trained by :meth:`train`)."""
+        return self._codec
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """Coarse centroids, float32 ``(nlist, dim)``."""
+        self._check_trained("centroids")
+        return self._centroids
+
+    @property
+    def by_residual(self) -> bool:
+        """Codes encode ``x - centroid`` (``l2``) rather than ``x`` (``ip``, ``cosine``)."""
+        return self._by_residual
+
+    @property
+    def code_size(self) -> int:
+        """Bytes per vector in the lists: the packed 4-bit code and the int32 slot (id map not included)."""
+        return self._codec.code_size + 4
+
+    def list_sizes(self) -> np.ndarray:
+        """Number of vectors in each inverted list, int64 ``(nlist,)``."""
+        return self._sizes.copy()
+
+    def list_capacity(self) -> int:
+        """Vector positions the lists hold now, spare room included (``>= ntotal``)."""
+        return int(self._packed.shape[0] * BLOCK)
+
+    def describe(self) -> str:
+        p = self.params
+        return f"IVF{p.nlist},PQ{p.m}x4fs" + (",Refine" if p.keep_vectors else "")
+
+    @classmethod
+    def _from_factory(cls, dim: int, metric: str, groups: dict[str, Any], params: dict[str, Any]) -> IVFFastScanIndex:
+        return cls(dim, metric, nlist=int(groups["nlist"]), m=int(groups["m"]),
+                   keep_vectors=groups["refine"] is not None, **params)
+
+    @classmethod
+    def suggested_params(cls, n: int, dim: int) -> dict[str, Any]:
+        # keep_vectors: the search grid re-ranks (faiss IndexRefineFlat's role), which needs them.
+        return {"nlist": suggested_nlist(n), "m": suggested_m(dim), "keep_vectors": True}
+
+    @classmethod
+    def search_grid(cls) -> dict[str, list[Any]]:
+        return {"nprobe": list(NPROBE_GRID), "rerank": list(RERANK_GRID)}
+
+    # ---- training ------------------------------------------------------------------------------
+    def train(self, x: Any) -> IVFFastScanIndex:
+        """Learn the coarse centroids and the 4-bit PQ from ``x`` (n, dim), ``n >= max(nlist, 16)``.
+
+        k-means runs on at most ``nlist * max_train_points_per_centroid`` random rows, the PQ on
+        at most ``16 * max_train_points_per_centroid`` (faiss' sampling).
+        """
+        if self.is_trained:
+            raise ValueError("IVFFastScanIndex.train: the index is already trained; build a new index to retrain")
+        x = self.prepare_vectors(x, "x")
+        p = self.params
+        needed = max(p.nlist, KSUB)
+        if x.shape[0] < needed:
+            raise ValueError(f"x: training IVFFastScanIndex(nlist={p.nlist}) needs at least {needed} training "
+                             f"points (max(nlist, 16)), got {x.shape[0]}")
+        kmetric = self._kmeans_metric()
+        centroids, _ = kmeans(x, p.nlist, metric=kmetric, niter=p.kmeans_iters, seed=p.seed,
+                              max_points_per_centroid=p.max_train_points_per_centroid, spherical=kmetric == "ip")
+        rows = sample_training_rows(x.shape[0], KSUB, p.max_train_points_per_centroid,
+                                    np.random.default_rng(p.seed + 2))
+        sample = x[rows]
+        if self._by_residual:
+            sample = sample - centroids[assign(sample, centroids, kmetric)[0]]
+        self._codec.fit(sample)
+        self._set_centroids(centroids)
+        return self
+
+    def _kmeans_metric(self) -> str:
+        return "l2" if self.metric == "l2" else "ip"
+
+    def _set_centroids(self, centroids: np.ndarray) -> None:
+        self._centroids_t = np.ascontiguousarray(np.asarray(centroids).T)
+        self._c_sq_norms = np.einsum("ij,ij->i", centroids, centroids).astype(np.float32)
+        p = self.params
+        if self._by_residual and p.nlist * p.m * KSUB * 4 <= L2_TABLE_MAX_BYTES:
+            self._l2_terms = np.empty((p.nlist, p.m, KSUB), np.float32)
+            l2_list_tables(centroids, self._codec.codebooks_t, self._codec.cb_sq_norms, self._l2_terms)
+        self._centroids = centroids
+
+    # ---- add / remove / compact ----------------------------------------------------------------
+    def _add(self, vectors: np.ndarray, ids: np.ndarray, **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError(f"IVFFastScanIndex.add: unexpected parameters {sorted(kwargs)}")
+        start = self._ids.n_slots
+        labels, _ = assign(vectors, self._centroids, self._kmeans_metric())
+        self._reserve(labels)
+        if self.params.keep_vectors:
+            self._store_vectors(start, vectors)
+        for lo in range(0, vectors.shape[0], ADD_CHUNK):
+            hi = min(lo + ADD_CHUNK, vectors.shape[0])
+            part = vectors[lo:hi]
+            codes = self._codec.encode(part - self._centroids[labels[lo:hi]] if self._by_residual else part)
+            new_slots = np.arange(start + lo, start + hi, dtype=np.int32)
+            append_codes(codes, new_slots, labels[lo:hi], self._packed, self._list_slots, self._block_offsets,
+                         self._sizes)
+        self._ids.append(ids)
+
+    def _reserve(self, new_lists: np.ndarray) -> None:
+        """Room for one more vector in each of ``new_lists`` int64 (n,): a new layout when a list is full.
+
+        A list that grows gets ``LIST_GROWTH`` spare room; a list filled for the first time gets none
+        (an index built by one ``add`` is tight).
+        """
+        need = self._sizes + np.bincount(new_lists, minlength=self.params.nlist)
+        blocks = np.diff(self._block_offsets)
+        full = need > blocks * BLOCK
+        if not full.any():
+            return
+        target = np.where(self._sizes > 0, need + (need * LIST_GROWTH).astype(np.int64), need)
+        self._relayout(np.where(full, -(-target // BLOCK), blocks))
+
+    def _relayout(self, blocks: np.ndarray) -> None:
+        """Move the lists into a new layout of ``blocks`` int64 (nlist,) blocks each (>= their used blocks)."""
+        packed, slots, offsets = self._copy_lists(blocks)
+        self._packed, self._list_slots, self._block_offsets = packed, slots, offsets
+
+    def _copy_lists(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        offsets = np.zeros(self.params.nlist + 1, np.int64)
+        np.cumsum(blocks, out=offsets[1:])
+        packed = np.zeros((int(offsets[-1]), self._codec.m_pad, KSUB), np.uint8)
+        slots = np.full(int(offsets[-1]) * BLOCK, -1, np.int32)
+        relayout_blocks(self._packed, self._list_slots, self._block_offsets, self._sizes, offsets, packed, slots)
+        return packed, slots, offsets
+
+    def _tight_blocks(self) -> np.ndarray:
+        return -(-self._sizes // BLOCK)
+
+    def _store_vectors(self, start: int, x: np.ndarray) -> None:
+        needed = start + x.shape[0]
+        if needed > self._vectors.shape[0]:
+            capacity = max(needed, int(self._vectors.shape[0] * 1.5), 1024) if start else needed
+            grown = np.empty((capacity, self.dim), np.float32)
+            grown[:start] = self._vectors[:start]
+            self._vectors = grown
+        self._vectors[start:needed] = x
+
+    def _remove_slots(self, slots: np.ndarray) -> None:
+        removed = np.zeros(self._ids.n_slots, np.bool_)
+        removed[slots] = True
+        dropped = remove_from_lists(self._packed, self._list_slots, self._block_offsets, self._sizes, removed)
+        if dropped != slots.shape[0]:  # every live slot sits in exactly one list
+            raise RuntimeError(f"IVFFastScanIndex.remove: {slots.shape[0]} slots removed, {dropped} list entries")
+        self._ids.mark_deleted(slots)
+        n_removed = self._ids.n_slots - self._ids.n_live
+        if n_removed >= max(COMPACT_MIN_REMOVED, COMPACT_FRACTION * self._ids.n_slots):
+            self._compact_storage()
+
+    def compact(self) -> int:
+        """Drop removed rows, renumber the slots and trim the lists' spare blocks; returns the rows dropped."""
+        n_dropped = self._compact_storage()
+        self._attributes_changed()
+        return n_dropped
+
+    def _compact_storage(self) -> int:
+        keep = np.flatnonzero(~self._ids.deleted)
+        n_dropped = self._ids.n_slots - keep.shape[0]
+        if self.is_trained:
+            packed, slots, offsets = self._copy_lists(self._tight_blocks())
+            if n_dropped:
+                slot_map = np.full(self._ids.n_slots, -1, np.int32)
+                slot_map[keep] = np.arange(keep.shape[0], dtype=np.int32)
+                used = slots >= 0
+                slots[used] = slot_map[slots[used]]
+            self._packed, self._list_slots, self._block_offsets = packed, slots, offsets
+        if n_dropped:
+            if self.params.keep_vectors:
+                self._vectors = np.ascontiguousarray(self._vectors[keep])
+            self._ids.compact(keep)
+        return int(n_dropped)
+
+    # ---- search ----------------------------------------------------------------------------------
+    def _parse_search_params(self, params: dict[str, Any]) -> IVFFastScanSearchParams:
+        parsed = parse_params(IVFFastScanSearchParams, params, "IVFFastScanIndex.search")
+        if parsed.rerank and not self.params.keep_vectors:
+            p = self.params
+            raise ValueError(f"rerank: re-ranking needs the float32 vectors; build the index with keep_vectors=True "
+                             f"(factory 'IVF{p.nlist},PQ{p.m}x4fs,Refine'), got rerank={parsed.rerank} on an index "
+                             "without them")
+        return parsed
+
+    def _search(self, queries: np.ndarray, k: int, params: IVFFastScanSearchParams) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        rerank = params.rerank if params.rerank is not None else (RERANK_PER_K * k if p.keep_vectors else 0)
+        n_cand = min(max(rerank, k), max(self._ids.n_slots, k))
+        # probe at least the lists that hold ~2k vectors on average (large k, post-filter fetches)
+        enough = math.ceil(2 * k * p.nlist / max(self._ids.n_live, 1))
+        nprobe = min(max(params.nprobe or p.nprobe, enough), p.nlist)
+        lists, coarse = probe_lists(queries, self._centroids_t, self._c_sq_norms, self._metric_code, nprobe)
+        vectors = self._vectors if rerank else self._vectors[:0]
+        return self._scan(queries, lists, coarse, k, n_cand, vectors)
+
+    def _scan(self, queries: np.ndarray, lists: np.ndarray, coarse: np.ndarray, k: int, n_cand: int,
+              vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fast-scan of the probed ``lists`` (nq, nprobe) with their ``coarse`` scores; ``vectors``
+        (rows >= n_slots, or 0 rows: no re-rank). Returns ``(slots int64, scores f32)`` (nq, k)."""
+        nq = queries.shape[0]
+        out_scores = np.full((nq, k), np.inf, np.float32)
+        out_slots = np.full((nq, k), -1, np.int64)
+        code, by_residual = self._metric_code, self._by_residual
+        args = (self._codec.codebooks_t, self._codec.cb_sq_norms, self._centroids, self._l2_terms, self._packed,
+                self._list_slots, self._block_offsets, self._sizes, n_cand, vectors)
+        # the grouped scan shares tables across queries: not for L2 by residual (a table per list)
+        grouped = nq >= GROUPED_MIN_QUERIES and not (code == METRIC_L2 and by_residual)
+        if run_serial(nq) and not grouped:
+            fastscan_search_serial(code, by_residual, queries, lists, coarse, *args, out_scores, out_slots)
+        elif run_serial(nq):
+            for lo in range(0, nq, GROUPED_CHUNK):
+                search_slice(code, by_residual, queries, lo, min(nq, lo + GROUPED_CHUNK), lists, coarse, *args,
+                             out_scores, out_slots)
+        else:
+            n_slices = workers_for(nq) if grouped else 0
+            for lo in range(0, nq, GROUPED_CHUNK):
+                part = slice(lo, lo + GROUPED_CHUNK)
+                fastscan_search(code, by_residual, queries[part], lists[part], coarse[part], *args, out_scores[part],
+                                out_slots[part], n_slices)
+        if code == METRIC_L2:
+            np.maximum(out_scores, np.float32(0.0), out=out_scores)
+        return out_slots, out_scores
+
+    # ---- filtered search ------------------------------------------------------------------------
+    def filter_capabilities(self) -> FilterCapabilities:
+        return FilterCapabilities(exact_scan=self.params.keep_vectors)
+
+    def _exact_vectors(self) -> np.ndarray | None:
+        return self._vectors if self.params.keep_vectors else None
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self._check_trained("save")
+        tight = self._tight_blocks()
+        if np.array_equal(np.diff(self._block_offsets), tight):
+            packed, slots, offsets = self._packed, self._list_slots, self._block_offsets
+        else:  # spare blocks are not saved
+            packed, slots, offsets = self._copy_lists(tight)
+        arrays = {"centroids": self._centroids, "codebooks": self._codec.codebooks, "list_codes": packed,
+                  "list_slots": slots, "list_block_offsets": offsets, "list_sizes": self._sizes}
+        if self.params.keep_vectors:
+            arrays["vectors"] = self._vectors[: self._ids.n_slots]
+        return self.params.model_dump(), arrays
+
+    @classmethod
+    def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray],
+                    n_slots: int) -> IVFFastScanIndex:
+        try:
+            index = cls(dim, metric, **params)
+        except TypeError as exc:
+            raise ValueError(f"params: {exc}") from None
+        p = index.params
+        m_pad = index.codec.m_pad
+        expected = {
+            "list_block_offsets": ((p.nlist + 1,), np.int64),
+            "list_sizes": ((p.nlist,), np.int64),
+            "centroids": ((p.nlist, dim), np.float32),
+            "codebooks": ((p.m, KSUB, dim // p.m), np.float32),
+        }
+        check_array_shapes(arrays, expected)
+        offsets, sizes = np.array(arrays["list_block_offsets"]), np.array(arrays["list_sizes"])
+        codes = arrays.get("list_codes")
+        n_blocks = codes.shape[0] if codes is not None and codes.ndim == 3 else -1
+        if offsets[0] != 0 or (np.diff(offsets) < 0).any() or offsets[-1] != n_blocks:
+            raise ValueError(f"list_block_offsets: expected non-decreasing offsets from 0 to the {n_blocks} blocks "
+                             f"of list_codes, got {offsets[0]} .. {offsets[-1]}")
+        lists = {"list_codes": ((n_blocks, m_pad, KSUB), np.uint8), "list_slots": ((n_blocks * BLOCK,), np.int32)}
+        if p.keep_vectors:
+            lists["vectors"] = ((n_slots, dim), np.float32)
+        check_array_shapes(arrays, lists)
+        expected.update(lists)
+        unexpected = sorted(set(arrays) - set(expected))
+        if unexpected:
+            raise ValueError(f"{unexpected[0]}: unexpected array (keep_vectors={p.keep_vectors}; known: {sorted(expected)})")
+        slots = copy_on_write(arrays["list_slots"])
+        problem = check_fastscan_lists(slots, offsets, sizes, n_slots)
+        if problem:
+            raise ValueError(problem)
+        check_stored_vectors(np.asarray(arrays["centroids"]), "centroids", "l2")
+        check_stored_vectors(np.asarray(arrays["codebooks"]).reshape(-1, dim // p.m), "codebooks", "l2")
+        if p.keep_vectors:
+            check_stored_vectors(np.asarray(arrays["vectors"]), "vectors", metric)
+            index._vectors = copy_on_write(arrays["vectors"])
+        index.codec.set_codebooks(np.array(arrays["codebooks"]))
+        index._packed, index._list_slots = copy_on_write(arrays["list_codes"]), slots
+        index._block_offsets, index._sizes = offsets, sizes
+        index._set_centroids(copy_on_write(arrays["centroids"]))
+        return index
+
+    def _check_restored(self) -> None:
+        """Every live slot sits in exactly one list position and no removed slot does."""
+        used = self._list_slots[self._list_slots >= 0]
+        if used.shape[0] != self._ids.n_live or self._ids.deleted[used].any():
+            raise ValueError(f"list_slots: the lists hold {used.shape[0]} vectors, expected exactly the "
+                             f"{self._ids.n_live} live slots of the id map")
+
+    # ---- warm-up ---------------------------------------------------------------------------------
+    @classmethod
+    def warmup_kernels(cls, data: np.ndarray) -> None:
+        """Compile every fast-scan path on a tiny index for every metric: add, single query, batch,
+        grouped batch (parallel and serial), re-rank or not, filtered search, remove, compact, save."""
+        import numba
+
+        data = np.ascontiguousarray(data, np.float32)
+        n, d = data.shape
+        half = {"rank": {"$lt": n // 2}}
+        for metric in ("l2", "ip", "cosine"):
+            index = cls(d, metric, nlist=4, m=suggested_m(d), keep_vectors=True, nprobe=2)
+            index.train(data)
+            index.add(data[: n // 2], attributes={"rank": np.arange(n // 2, dtype=np.int64)})
+            index.add(data[n // 2:], attributes={"rank": np.arange(n // 2, n, dtype=np.int64)})
+            for batch in (data[:1], data[:32], data[:GROUPED_MIN_QUERIES]):
+                index.search(batch, 5)
+                index.search(batch, 5, rerank=0)
+                for strategy in ("prefilter", "postfilter"):
+                    index.search(batch, 5, where=half, strategy=strategy)
+            threads = numba.get_num_threads()
+            numba.set_num_threads(1)
+            try:
+                index.search(data[:GROUPED_MIN_QUERIES], 5)
+            finally:
+                numba.set_num_threads(threads)
+            index.remove([0])
+            index.compact()
+            index.get_state()
+
+
+def check_array_shapes(arrays: dict[str, np.ndarray], expected: dict[str, tuple[tuple[int, ...], Any]]) -> None:
+    """Raise ``ValueError`` naming the first array of ``expected`` (name -> (shape, dtype)) that is
+    missing or has another shape or dtype."""
+    for name, (shape, dtype) in expected.items():
+        arr = arrays.get(name)
+        if arr is None or arr.shape != shape or arr.dtype != dtype:
+            got = "missing" if arr is None else f"{arr.dtype} {arr.shape}"
+            raise ValueError(f"{name}: expected {np.dtype(dtype)} {shape}, got {got}")
+
+
+def check_fastscan_lists(slots: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, n_slots: int) -> str:
+    """Lists in the fast-scan layout: ``offsets`` int64 (nlist + 1,) from 0, non-decreasing, ending at
+    the number of blocks; ``sizes`` int64 (nlist,) within each list's ``32 * blocks``; every used
+    position of ``slots`` int32 a slot in [0, n_slots), each slot at most once; padding -1.
+    Returns "" or a message naming the array (the caller raises it)."""
+    n_blocks = slots.shape[0] // BLOCK
+    if offsets[0] != 0 or (np.diff(offsets) < 0).any() or offsets[-1] != n_blocks:
+        return f"list_block_offsets: expected non-decreasing block offsets from 0 to {n_blocks}"
+    if (sizes < 0).any() or (sizes > np.diff(offsets) * BLOCK).any():
+        bad = int(np.flatnonzero((sizes < 0) | (sizes > np.diff(offsets) * BLOCK))[0])
+        return f"list_sizes: list {bad} claims {int(sizes[bad])} vectors in {int(offsets[bad + 1] - offsets[bad])} blocks"
+    starts = offsets[:-1] * BLOCK
+    edges = np.zeros(slots.shape[0] + 1, np.int64)  # +1 where a list's used positions start, -1 where they end
+    np.add.at(edges, starts, 1)
+    np.add.at(edges, starts + sizes, -1)
+    used = np.cumsum(edges[:-1]) > 0
+    if (slots[~used] != -1).any():
+        return f"list_slots: position {int(np.flatnonzero(~used & (slots != -1))[0])} is past its list's size but holds a slot"
+    held = slots[used]
+    if held.size and (held.min() < 0 or held.max() >= n_slots):
+        return f"list_slots: slot {int(held[(held < 0) | (held >= n_slots)][0])} outside 0..{n_slots - 1}"
+    if held.size and np.bincount(held, minlength=n_slots).max() > 1:
+        return "list_slots: a slot appears in more than one list position"
+    return ""
