@@ -1,24 +1,26 @@
-"""ShardedIndex on Ray vs one in-process index: add and batch-query throughput, fan-out overhead.
+"""ShardedIndex on a multi-node Ray topology on one machine: scaling over shards and replicas, and
+the time to heal a replica per GB of shard.
 
-On a subset of the real data (wordnet-minilm train, cosine), for each index type (Flat, HNSW,
-optionally IVF-PQ):
+The topology is ``ray.cluster_utils.Cluster``: a head node with no CPU (the driver) and
+``--nodes`` worker nodes of 1 CPU each, every shard actor asking for 1 CPU, so each actor sits on
+its own node (checked: the actors report their node). Each node is a separate raylet and object
+store; calls and state copies cross nodes as on a real cluster, over loopback. All nodes share this
+machine's cores (``os.cpu_count()``), which caps what any configuration can gain.
 
-* ``in-process``: a plain vecsearch index in this process (all cores);
-* ``1 shard``: ShardedIndex with one Ray actor (all cores in the actor): the pure cost of Ray;
-* ``2 shards``: two actors on the same machine (cores split between them).
+* ``scaling``: per index type (``--types``), each shard count (``--shards``) is built once and
+  saved; then, round by round (``--rounds``), every configuration (shards x ``--replicas``) is
+  loaded in turn and measured: batch QPS (one ``search`` call of all queries; with 2 replicas the
+  batch is split over them), one-query latency p50/p99 (``--latency-calls`` sequential calls), and
+  QPS of ``--clients`` threads sending one-query calls (balanced reads). The load average is
+  recorded with every row. Also the in-process index (1 thread) as the reference.
+* ``heal``: a Flat shard of each size (``--heal-gb``, synthetic 384-d rows) with 2 replicas; in
+  rounds, one replica of each size in turn is killed and ``heal()`` timed (new actor, snapshot,
+  cross-node copy, ``Index.from_state``, replay), while a writer thread keeps adding rows (the log
+  replay means writes never wait for the copy: their latency during the heal is recorded).
 
-Per configuration: add throughput (vectors/s, one ``add`` call of the whole subset), batch-query
-throughput (QPS of one ``search`` call over all queries, best of ``--repeats``), single-query
-latency (median of ``--latency-calls`` one-query calls: the fixed fan-out overhead), recall@k
-against exact search, and the bytes of the index arrays per shard (for the capacity plan).
-Search timings take the configurations in turn, round by round, so the load of a shared
-machine drifting over the run does not favour whichever ran first.
-On one machine 2 shards cannot beat one process (same cores); the figures give Ray's overhead
-and the per-shard throughput that a cluster multiplies.
+    python bench/bench_distributed.py [--sections scaling,heal] [--n 50000] [--types flat,hnsw]
 
-    python bench/bench_distributed.py [--n 50000] [--queries 1000] [--types flat,hnsw] [--shards 1,2]
-
-Prints a table and writes bench/results/bench_distributed.json (with the load average).
+Writes bench/results/bench_distributed.json (small: per-configuration summaries).
 """
 
 from __future__ import annotations
@@ -26,22 +28,30 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import shutil
+import tempfile
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import ray
+from ray.cluster_utils import Cluster
 
 import vecsearch
 from vecsearch.benchmark import wordnet
 from vecsearch.benchmark.algorithms import limit_threads
 from vecsearch.benchmark.datasets import exact_neighbors
-from vecsearch.benchmark.evaluation import recall_at_k, time_interleaved
-from vecsearch.benchmark.results import ResultsFile
+from vecsearch.benchmark.evaluation import latency_percentiles, recall_at_k, time_interleaved
+from vecsearch.benchmark.results import ResultsFile, loadavg
 from vecsearch.distributed import ShardedIndex
 
+GB = 2**30
+ONE_CPU = {"num_cpus": 1}
 
-def build_params(kind: str, args: argparse.Namespace) -> tuple[str, dict, dict]:
-    """(factory spec, index params, search params) of an index type."""
+
+def spec_of(kind: str, args: argparse.Namespace) -> tuple[str, dict, dict]:
+    """(factory spec, build params, search params) of an index type."""
     if kind == "flat":
         return "Flat", {}, {}
     if kind == "hnsw":
@@ -50,66 +60,279 @@ def build_params(kind: str, args: argparse.Namespace) -> tuple[str, dict, dict]:
             {"ef_construction": args.ef_construction, "seed": 0},
             {"ef": args.ef},
         )
-    if kind == "ivfpq":
-        return f"IVF{args.nlist},PQ{args.pq_m}", {"seed": 0}, {"nprobe": args.nprobe}
-    raise ValueError(f"--types: unknown index type {kind!r} (flat, hnsw, ivfpq)")
+    raise ValueError(f"--types: unknown index type {kind!r} (flat, hnsw)")
 
 
-def build(config: str, spec: str, params: dict, kind: str, train, row: dict, threads: int):
-    """Create the index of ``config`` ("in-process" or "<n> shard(s)"), train it if needed, add
-    ``train``; records start, train and add timings in ``row``."""
-    t0 = time.perf_counter()
-    if config == "in-process":
-        index = vecsearch.index_factory(train.shape[1], spec, "cosine", **params)
-    else:
-        n_shards = int(config.split()[0])
-        index = ShardedIndex(
-            spec,
-            n_shards=n_shards,
-            dim=train.shape[1],
-            metric="cosine",
-            timeout_s=600,
-            threads_per_shard=max(1, threads // n_shards),
-            **params,
-        )
-    row["start_s"] = time.perf_counter() - t0
-    if kind == "ivfpq":
-        t0 = time.perf_counter()
-        index.train(train)
-        row["train_s"] = time.perf_counter() - t0
-    add_kwargs = {"progress": False} if kind == "hnsw" else {}
-    # The first add compiles kernels where the cache is cold: warm with a small slice, time the rest.
-    warm = min(1000, train.shape[0] // 10)
-    index.add(train[:warm], **add_kwargs)
-    t0 = time.perf_counter()
-    index.add(train[warm:], **add_kwargs)
-    row["add_vectors_per_s"] = (train.shape[0] - warm) / (time.perf_counter() - t0)
-    return index
-
-
-def measure(built: dict, queries, truth, k: int, search_params: dict, args) -> None:
-    """Batch QPS, median one-query latency and recall of every configuration, configurations in turn."""
-    batch = time_interleaved(
-        {
-            config: (lambda index=index: index.search(queries, k, **search_params))
-            for config, (index, _) in built.items()
-        },
-        args.repeats,
+def start_cluster(nodes: int, store_mb: int) -> Cluster:
+    """A head without CPUs (the driver's node) and ``nodes`` worker nodes of 1 CPU each."""
+    store = store_mb * 2**20
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": store}
     )
-    calls = {}
-    for config, (index, _) in built.items():
-        order = itertools.count()
-        calls[config] = lambda index=index, order=order: index.search(
-            queries[next(order) % queries.shape[0]], k, **search_params
+    for _ in range(nodes):
+        cluster.add_node(num_cpus=1, object_store_memory=store)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    return cluster
+
+
+def actor_nodes(index: ShardedIndex) -> list[str]:
+    return [
+        ray.get(a.info.remote(), timeout=120)["node"] for row in index.shard_actors for a in row
+    ]
+
+
+# ---- scaling -----------------------------------------------------------------------------------
+def build_saved(kind, n_shards, train, args, directory, results) -> Path:
+    """Build a ``n_shards`` index of ``kind`` (1 replica) on the cluster and save it; returns the path."""
+    spec, params, _ = spec_of(kind, args)
+    t0 = time.perf_counter()
+    index = ShardedIndex(
+        spec,
+        n_shards=n_shards,
+        dim=train.shape[1],
+        metric="cosine",
+        actor_options=ONE_CPU,
+        timeout_s=1800,
+        **params,
+    )
+    add_kwargs = {"progress": False} if kind == "hnsw" else {}
+    index.add(train, **add_kwargs)
+    build_s = time.perf_counter() - t0
+    path = directory / f"{kind}_{n_shards}"
+    index.save(path)
+    memory = index.memory()
+    index.close()
+    results.add(
+        {
+            "section": "build",
+            "type": kind,
+            "shards": n_shards,
+            "build_s": build_s,
+            "add_vectors_per_s": train.shape[0] / build_s,
+            "index_bytes_per_shard": [m["index_bytes"] for m in memory],
+            "loadavg": loadavg(),
+        },
+        show=("type", "shards", "build_s"),
+    )
+    return path
+
+
+def measure_config(index, queries, k, search_params, args) -> dict:
+    """Batch QPS, one-query latency percentiles and the QPS of concurrent one-query clients."""
+    index.search(queries, k, **search_params)  # warm: kernels, connections, latency model
+    for q in queries[:20]:
+        index.search(q, k, **search_params)
+    batch = time_interleaved(
+        {"batch": lambda: index.search(queries, k, **search_params)},
+        args.batch_repeats,
+        warmup="none",
+    )["batch"]
+    times = np.empty(args.latency_calls)
+    for i in range(args.latency_calls):
+        t0 = time.perf_counter()
+        index.search(queries[i % queries.shape[0]], k, **search_params)
+        times[i] = time.perf_counter() - t0
+    per_client = args.latency_calls // args.clients
+
+    def client(offset: int) -> None:
+        for i in range(per_client):
+            index.search(queries[(offset + i) % queries.shape[0]], k, **search_params)
+
+    threads = [threading.Thread(target=client, args=(c * 97,)) for c in range(args.clients)]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    concurrent_s = time.perf_counter() - t0
+    return {
+        "batch_qps": batch.rate(queries.shape[0]),
+        **latency_percentiles(times, (50, 99)),
+        "concurrent_qps": args.clients * per_client / concurrent_s,
+        "ids": batch.output.ids,
+    }
+
+
+def run_scaling(args, train, queries, truth, results) -> None:
+    shards = [int(s) for s in args.shards.split(",")]
+    replica_counts = [int(r) for r in args.replicas.split(",")]
+    configs = list(itertools.product(shards, replica_counts))
+    directory = Path(tempfile.mkdtemp(prefix="bench_distributed_"))
+    try:
+        for kind in args.types.split(","):
+            spec, _, search_params = spec_of(kind, args)
+            paths = {s: build_saved(kind, s, train, args, directory, results) for s in shards}
+            # The in-process reference: shard 0 of the 1-shard build, one thread.
+            with limit_threads(1):
+                local = vecsearch.load(paths[min(shards)] / "shard_00000")
+                rows = {c: [] for c in configs}
+                local_rows = []
+                for round_number in range(args.rounds):
+                    local_rows.append(measure_config(local, queries, args.k, search_params, args))
+                    for n_shards, replicas in configs:
+                        index = ShardedIndex.load(
+                            paths[n_shards], replicas=replicas, actor_options=ONE_CPU, timeout_s=600
+                        )
+                        nodes = actor_nodes(index)
+                        measured = measure_config(index, queries, args.k, search_params, args)
+                        measured.update(
+                            round=round_number,
+                            loadavg=loadavg(),
+                            distinct_nodes=len(set(nodes)) == len(nodes),
+                        )
+                        rows[(n_shards, replicas)].append(measured)
+                        index.close()
+                        print(
+                            f"  round {round_number} {kind} {n_shards} shards x {replicas}: "
+                            f"batch {measured['batch_qps']:.0f} QPS, p50 {measured['p50_ms']:.2f} ms, "
+                            f"p99 {measured['p99_ms']:.2f} ms, {args.clients} clients "
+                            f"{measured['concurrent_qps']:.0f} QPS, load {measured['loadavg']}",
+                            flush=True,
+                        )
+            summarize(results, kind, spec, "in-process (1 thread)", 1, 1, local_rows, truth, args)
+            for (n_shards, replicas), measured in rows.items():
+                summarize(
+                    results, kind, spec, "ray cluster", n_shards, replicas, measured, truth, args
+                )
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def summarize(results, kind, spec, where, n_shards, replicas, measured, truth, args) -> None:
+    """One row per configuration: the median over rounds (and each round's batch QPS and load)."""
+
+    def median(key):
+        return float(np.median([m[key] for m in measured]))
+
+    results.add(
+        {
+            "section": "scaling",
+            "type": kind,
+            "spec": spec,
+            "where": where,
+            "shards": n_shards,
+            "replicas": replicas,
+            "batch_qps": median("batch_qps"),
+            "p50_ms": median("p50_ms"),
+            "p99_ms": median("p99_ms"),
+            "concurrent_qps": median("concurrent_qps"),
+            "batch_qps_per_round": [m["batch_qps"] for m in measured],
+            "loadavg_per_round": [m.get("loadavg") for m in measured],
+            "actors_on_distinct_nodes": all(m.get("distinct_nodes", True) for m in measured),
+            f"recall@{args.k}": recall_at_k(measured[-1]["ids"], truth),
+        },
+        show=(
+            "type",
+            "where",
+            "shards",
+            "replicas",
+            "batch_qps",
+            "p50_ms",
+            "p99_ms",
+            "concurrent_qps",
+        ),
+    )
+
+
+# ---- heal --------------------------------------------------------------------------------------
+def synthetic_rows(train: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` rows: the data tiled with a little noise (the copy time depends on bytes, not content)."""
+    rng = np.random.default_rng(seed)
+    rows = train[rng.integers(0, train.shape[0], n)]
+    return rows + rng.normal(0, 0.01, rows.shape).astype(np.float32)
+
+
+def kill_and_wait(actor, timeout_s: float = 60.0) -> None:
+    """``ray.kill`` returns before the actor is dead: wait until a call to it fails."""
+    ray.kill(actor)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=timeout_s)
+        except ray.exceptions.RayActorError:
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the killed actor still answers")
+
+
+def fill(index, train, n_rows, chunk=50_000) -> None:
+    for start in range(0, n_rows, chunk):
+        index.add(synthetic_rows(train, min(chunk, n_rows - start), start))
+
+
+def run_heal(args, train, results) -> None:
+    sizes = [float(g) for g in args.heal_gb.split(",")]
+    row_bytes = train.shape[1] * 4 + 9  # float32 vector + id map row
+    indexes = {}
+    for size in sizes:
+        index = ShardedIndex(
+            "Flat",
+            n_shards=1,
+            replicas=2,
+            dim=train.shape[1],
+            metric="l2",
+            actor_options=ONE_CPU,
+            timeout_s=1800,
+            auto_heal=False,
         )
-    single = time_interleaved(calls, args.latency_calls)
-    for config, (index, row) in built.items():
-        for timing in (batch[config], single[config]):
-            if timing.error:
-                raise RuntimeError(f"{row['type']} {config}: {timing.error}")
-        row["batch_qps"] = batch[config].rate(queries.shape[0])
-        row["latency_ms"] = 1000 * single[config].median_s
-        row[f"recall@{k}"] = recall_at_k(batch[config].output.ids, truth)
+        fill(index, train, int(size * GB / row_bytes))
+        indexes[size] = index
+        print(f"  heal: {size} GB shard ready ({index.ntotal} rows)", flush=True)
+    for round_number in range(args.heal_repeats):
+        for size, index in indexes.items():
+            kill_and_wait(index.shard_actors[0][0])  # the older replica: later rounds copy a copy
+            latencies, stop = [], threading.Event()
+
+            def writer(index=index, latencies=latencies, stop=stop):
+                batch = synthetic_rows(train, 200, 99)
+                while not stop.is_set():
+                    t0 = time.perf_counter()
+                    index.add(batch)
+                    latencies.append(time.perf_counter() - t0)
+
+            thread = threading.Thread(target=writer)
+            thread.start()
+            t0 = time.perf_counter()
+            events = index.heal(timeout_s=1800)
+            wall = time.perf_counter() - t0
+            stop.set()
+            thread.join()
+            counts = [ray.get(a.ntotal.remote(), timeout=600) for a in index.shard_actors[0]]
+            assert len(set(counts)) == 1 and len(counts) == 2, counts
+            event = events[-1]
+            gb = event["state_bytes"] / GB
+            results.add(
+                {
+                    "section": "heal",
+                    "round": round_number,
+                    "shard_gb": size,
+                    **event,
+                    "heal_wall_s": wall,
+                    "total_s_per_gb": event["total_s"] / gb,
+                    "copy_s_per_gb": event["copy_s"] / gb,
+                    "writes_during_heal": len(latencies),
+                    "write_ms_during_heal": latency_percentiles(np.array(latencies), (50, 100))
+                    if latencies
+                    else None,
+                },
+                show=(
+                    "shard_gb",
+                    "round",
+                    "start_s",
+                    "copy_s",
+                    "catch_up_s",
+                    "caught_up_writes",
+                    "total_s",
+                ),
+            )
+    for index in indexes.values():
+        index.close()
+    heal_rows = results.select(section="heal")
+    gbs = np.array([r["state_bytes"] / GB for r in heal_rows])
+    for key in ("total_s", "copy_s"):
+        slope, intercept = np.polyfit(gbs, [r[key] for r in heal_rows], 1)
+        results.summary[f"heal_{key}_fit"] = {"seconds_per_gb": slope, "fixed_seconds": intercept}
 
 
 def main() -> None:
@@ -117,105 +340,58 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     wordnet.add_data_argument(parser)
-    parser.add_argument("--n", type=int, default=50000, help="database rows (first n of train.npy)")
-    parser.add_argument(
-        "--queries", type=int, default=1000, help="in-distribution queries (test_id.npy)"
-    )
+    parser.add_argument("--sections", default="scaling,heal")
+    parser.add_argument("--n", type=int, default=30000, help="database rows (first n of train.npy)")
+    parser.add_argument("--queries", type=int, default=1000, help="in-distribution queries")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--types", default="flat,hnsw")
-    parser.add_argument("--shards", default="1,2")
+    parser.add_argument("--shards", default="1,2,4")
+    parser.add_argument("--replicas", default="1,2")
+    parser.add_argument(
+        "--nodes", type=int, default=8, help="worker nodes of 1 CPU (>= shards x replicas)"
+    )
+    parser.add_argument("--store-mb", type=int, default=1536, help="object store per node, MB")
     parser.add_argument("--M", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=100)
     parser.add_argument("--ef", type=int, default=64)
-    parser.add_argument("--nlist", type=int, default=256)
-    parser.add_argument("--pq-m", type=int, default=48)
-    parser.add_argument("--nprobe", type=int, default=16)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="numba+BLAS threads of the in-process index and of the 1-shard actor; n shards get "
-        "threads/n each (default: all cores)",
-    )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-repeats", type=int, default=2)
     parser.add_argument("--latency-calls", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--heal-gb", default="0.1,0.25,0.5,1.0")
+    parser.add_argument("--heal-repeats", type=int, default=2)
     parser.add_argument(
         "--out", default=str(Path(__file__).resolve().parent / "results" / "bench_distributed.json")
     )
     args = parser.parse_args()
-
+    sections = set(args.sections.split(","))
     results = ResultsFile(args.out, args, script="bench_distributed")
-    train = wordnet.load_train(args.n, data_dir=args.data)
-    queries = wordnet.load_queries("id", args.queries, data_dir=args.data)
-    cores = os.cpu_count() or 1
-    threads = args.threads or cores
-    truth = exact_neighbors(train, queries, args.k, "cosine")[0]
     t0 = time.perf_counter()
-    ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+    cluster = start_cluster(args.nodes, args.store_mb)
     results.summary.update(
-        ray_init_s=time.perf_counter() - t0, ray=ray.__version__, threads=threads
+        cluster_start_s=time.perf_counter() - t0,
+        ray=ray.__version__,
+        worker_nodes=args.nodes,
+        cores=os.cpu_count(),
     )
     print(
-        f"database {train.shape}, queries {queries.shape}, k={args.k}, cores={cores}, threads={threads}, "
-        f"load {results.loadavg_start}; ray.init {results.summary['ray_init_s']:.2f} s"
+        f"cluster: head + {args.nodes} nodes of 1 CPU on {os.cpu_count()} cores, load {loadavg()}"
     )
-    # The in-process index gets the same thread budget as the 1-shard actor (numba and BLAS).
-    with limit_threads(threads) as limits:
-        results.summary["blas_limited"] = limits["blas_limited"]
-        for kind in args.types.split(","):
-            spec, params, search_params = build_params(kind, args)
-            configs = ["in-process"] + [
-                f"{s} shard{'s' if int(s) > 1 else ''}" for s in args.shards.split(",")
-            ]
-            built = {}
-            for config in configs:
-                row = {
-                    "type": kind,
-                    "spec": spec,
-                    "config": config,
-                    "params": params,
-                    "search": search_params,
-                }
-                built[config] = (build(config, spec, params, kind, train, row, threads), row)
-            measure(built, queries, truth, args.k, search_params, args)
-            for config, (index, row) in built.items():
-                if isinstance(index, ShardedIndex):
-                    mem = index.memory()
-                    row["index_bytes_per_shard"] = [m["index_bytes"] for m in mem]
-                    row["rss_bytes_per_shard"] = [m["rss_bytes"] for m in mem]
-                    row["index_bytes"] = sum(row["index_bytes_per_shard"])
-                    row["threads_per_shard"] = index.threads_per_shard
-                    index.close()
-                else:
-                    row["index_bytes"] = index.memory_bytes()
-                    row["threads_per_shard"] = threads
-                row["index_bytes_per_vector"] = row["index_bytes"] / train.shape[0]
-                results.add(row)
-                print(
-                    f"{kind:>6} {config:>10}: add {row['add_vectors_per_s']:>9.0f} vec/s"
-                    f"  batch {row['batch_qps']:>8.0f} QPS  1-query {row['latency_ms']:>7.2f} ms"
-                    f"  recall@{args.k} {row[f'recall@{args.k}']:.4f}"
-                    f"  {row['index_bytes_per_vector']:.0f} B/vector  (start {row['start_s']:.2f} s)",
-                    flush=True,
-                )
-            del built
-    # Ratios against the in-process index of the same type (the fan-out overhead).
-    print(f"\n{'type':>6} {'config':>10} {'add x':>7} {'batch QPS x':>11} {'1-query ms +':>12}")
-    for row in results.rows:
-        base = next(
-            r for r in results.rows if r["type"] == row["type"] and r["config"] == "in-process"
-        )
-        row["add_ratio_vs_in_process"] = row["add_vectors_per_s"] / base["add_vectors_per_s"]
-        row["batch_qps_ratio_vs_in_process"] = row["batch_qps"] / base["batch_qps"]
-        row["latency_overhead_ms"] = row["latency_ms"] - base["latency_ms"]
+    train = wordnet.load_train(args.n, data_dir=args.data)
+    try:
+        if "scaling" in sections:
+            queries = wordnet.load_queries("id", args.queries, data_dir=args.data)
+            truth = exact_neighbors(train, queries, args.k, "cosine")[0]
+            run_scaling(args, train, queries, truth, results)
+            results.write()
+        if "heal" in sections:
+            run_heal(args, train, results)
+    finally:
         print(
-            f"{row['type']:>6} {row['config']:>10} {row['add_ratio_vs_in_process']:>7.2f}"
-            f" {row['batch_qps_ratio_vs_in_process']:>11.2f} {row['latency_overhead_ms']:>12.2f}"
+            f"load average before {results.loadavg_start}, now {loadavg()}; wrote {results.write()}"
         )
-    ray.shutdown()
-    print(
-        f"\nload average before {results.loadavg_start}, after {os.getloadavg()}; wrote {results.write()}"
-    )
+        ray.shutdown()
+        cluster.shutdown()
 
 
 if __name__ == "__main__":

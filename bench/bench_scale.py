@@ -52,6 +52,7 @@ EF_GRID = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
 NPROBE_GRID = (4, 8, 16, 32, 64, 128, 256)
 K_FACTORS = (4, 10, 20)
 FIRST_QUERIES = 100  # single queries after an mmap load
+WARMUP_ROWS = 20_000  # rows of the warm-up build in each build process
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -103,23 +104,67 @@ def set_threads(threads: int) -> None:
 def build_worker(spec: dict) -> dict:
     """Build one library's index on the database rows, save it; times and memory deltas."""
     import faiss
+
+    set_threads(spec["threads"])
+    x = load_f32(Path(spec["db"]))
+    n = x.shape[0]
+    lib, path = spec["lib"], Path(spec["path"])
+    out: dict = {"lib": lib, "n": n}
+    # warm-up: the same build on a slice (compiles / loads every kernel, sizes the allocator's pools),
+    # so the RSS delta below is the index, not the JIT or a first-touch artefact
+    spec_warm = dict(spec, ivf_params=dict(spec["ivf_params"], nlist=min(spec["ivf_params"]["nlist"], 256)))
+    build(lib, x[:WARMUP_ROWS], spec_warm)
+    gc.collect()
+    trim_heap()
+    before = memory()
+    out.update(build(lib, x, spec))
+    index = out.pop("index")
+    gc.collect()
+    trim_heap()
+    after = memory()
+    out["rss_delta_bytes_per_vector"] = (after["VmRSS"] - before["VmRSS"]) * 2**20 / n
+    out["peak_rss_mb"] = after["VmHWM"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if lib.startswith("vecsearch"):
+        index.save(str(path))
+        out["own_bytes_per_vector"] = index.memory_bytes() / n
+    elif lib == "hnswlib":
+        index.save_index(str(path))
+        out["own_bytes_per_vector"] = path.stat().st_size / n
+    else:
+        faiss.write_index(index, str(path))
+        out["own_bytes_per_vector"] = path.stat().st_size / n
+    if lib == "vecsearch-ivf_fastscan":  # codes + slots + ids of the lists, as saved
+        _, arrays = index.get_state()
+        out["list_bytes_per_vector"] = sum(arrays[a].nbytes for a in ("list_codes", "list_slots", "slot_to_id")) / n
+    elif lib == "faiss-ivfpqfs":  # blocks of 32 codes + 8-byte ids per list
+        inv = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index.base_index).invlists)
+        sizes = np.array([inv.list_size(i) for i in range(inv.nlist)])
+        blocks = np.ceil(sizes / inv.n_per_block)
+        out["list_bytes_per_vector"] = float((blocks * inv.block_size + sizes * 8).sum() / n)
+    return out
+
+
+def trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc ``malloc_trim``), so RSS counts live memory only."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def build(lib: str, x: np.ndarray, spec: dict) -> dict:
+    """Build ``lib``'s index on ``x``; ``{"index", "build_s"[, "train_s"]}``."""
+    import faiss
     import hnswlib
 
     import vecsearch as vs
     from vecsearch.indexes.ivf_fastscan import IVFFastScanIndex
 
-    set_threads(spec["threads"])
-    x = load_f32(Path(spec["db"]))
     n, d = x.shape
-    lib, path = spec["lib"], Path(spec["path"])
-    tiny = np.ascontiguousarray(x[:2000])
-    if lib == "vecsearch-hnsw":
-        vs.HNSWIndex.warmup_kernels(tiny[:300, :8].copy())
-    elif lib == "vecsearch-ivf_fastscan":
-        IVFFastScanIndex.warmup_kernels(tiny[:300, :8].copy())
-    gc.collect()
-    before = memory()
-    out: dict = {"lib": lib, "n": n}
+    out: dict = {}
     t0 = time.perf_counter()
     if lib == "vecsearch-hnsw":
         index = vs.HNSWIndex(d, "ip")
@@ -146,27 +191,9 @@ def build_worker(spec: dict) -> dict:
         out["train_s"] = time.perf_counter() - t0
         index.add(x)
         out["build_s"] = time.perf_counter() - t0
-    gc.collect()
-    after = memory()
-    out["rss_delta_bytes_per_vector"] = (after["VmRSS"] - before["VmRSS"]) * 2**20 / n
-    out["peak_rss_mb"] = after["VmHWM"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if lib.startswith("vecsearch"):
-        index.save(str(path))
-        out["own_bytes_per_vector"] = index.memory_bytes() / n
-    elif lib == "hnswlib":
-        index.save_index(str(path))
-        out["own_bytes_per_vector"] = path.stat().st_size / n
-    else:
-        faiss.write_index(index, str(path))
-        out["own_bytes_per_vector"] = path.stat().st_size / n
-    if lib == "vecsearch-ivf_fastscan":  # codes + slots + ids of the lists, as saved
-        _, arrays = index.get_state()
-        out["list_bytes_per_vector"] = sum(arrays[a].nbytes for a in ("list_codes", "list_slots", "slot_to_id")) / n
-    elif lib == "faiss-ivfpqfs":  # blocks of 32 codes + 8-byte ids per list
-        inv = faiss.extract_index_ivf(index.base_index).invlists
-        sizes = np.array([inv.list_size(i) for i in range(inv.nlist)])
-        out["list_bytes_per_vector"] = float((np.ceil(sizes / 32) * 32 * inv.code_size + sizes * 8).sum() / n)
+    if "train_s" in out:
+        out["add_s"] = out["build_s"] - out["train_s"]
+    out["index"] = index
     return out
 
 

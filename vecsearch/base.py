@@ -31,6 +31,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from . import registry
+from .calibration import CalibrationReport, calibrate
 from .concurrency import ReadWriteLock, lock_methods, reader, writer
 from .exact import exact_topk
 from .filtering.attributes import AttributeStore, is_attribute_array
@@ -61,7 +62,7 @@ from .validation import (
 )
 
 # Keys of a state header (Index.get_state); anything else is an edit or a newer format.
-_HEADER_KEYS = frozenset({"type", "dim", "metric", "params", "next_id", "attributes"})
+_HEADER_KEYS = frozenset({"type", "dim", "metric", "params", "next_id", "attributes", "search_defaults"})
 
 
 class SearchResult(NamedTuple):
@@ -114,6 +115,8 @@ class Index(ABC):
         self._attributes: AttributeStore | None = None
         self._filter_cache = CompiledFilterCache()
         self.filter_tuning: FilterTuning = DEFAULT_TUNING
+        # Search parameters used when a call does not give them (set by calibrate; saved).
+        self.search_defaults: dict[str, Any] = {}
 
     # ---- public contract -------------------------------------------------------------------
     @property
@@ -187,6 +190,8 @@ class Index(ABC):
         k = check_k(k)
         self._check_trained("search")
         q = self.prepare_vectors(queries, "queries", allow_single=True)
+        if self.search_defaults:
+            params = {**self.search_defaults, **params}  # explicit per-call parameters win
         parsed = self._parse_search_params(params)
         allowed = None
         if where is not None:
@@ -216,6 +221,26 @@ class Index(ABC):
             self._remove_slots(slots)
             self._attributes_changed()
         return int(slots.size)
+
+    def calibrate(self, target_recall: float = 0.95, k: int = 10, queries: Any = None, *, vectors: Any = None,
+                  vector_ids: Any = None, n_queries: int = 1000, seed: int = 0) -> CalibrationReport:
+        """Make the fastest setting measured to reach ``target_recall`` (recall@``k`` vs exact
+        search) this index's :attr:`search_defaults` (saved; per-call parameters still win).
+        ``queries``: of the kind the index will serve (default: stored vectors); ``vectors``/
+        ``vector_ids``: the truth for an index without its vectors. See :mod:`vecsearch.calibration`.
+        """
+        report = calibrate(self, target_recall, k, queries, vectors=vectors, vector_ids=vector_ids,
+                           n_queries=n_queries, seed=seed)
+        self.set_search_defaults(report.params)
+        return report
+
+    @writer
+    def set_search_defaults(self, params: dict[str, Any]) -> None:
+        """Search parameters used when a call does not give them (validated like a call's)."""
+        if not isinstance(params, dict):
+            raise TypeError(f"params: expected a dict of search parameters, got {type(params).__name__}")
+        self._parse_search_params(dict(params))
+        self.search_defaults = dict(params)
 
     @reader
     def __contains__(self, external_id: int) -> bool:
@@ -434,6 +459,8 @@ class Index(ABC):
         params, arrays = self._get_state()
         header: dict[str, Any] = {"type": self.type_name, "dim": self.dim, "metric": self.metric, "params": params,
                                   "next_id": self._ids.next_id}
+        if self.search_defaults:
+            header["search_defaults"] = dict(self.search_defaults)
         arrays = {**arrays, "slot_to_id": self._ids.slot_to_id, "deleted": self._ids.deleted}
         store = self._attributes
         if store is not None:
@@ -478,6 +505,14 @@ class Index(ABC):
         if isinstance(next_id, bool) or not isinstance(next_id, int) or not 0 <= next_id <= 2**63:
             raise ValueError(f"next_id: expected a non-negative int64, got {next_id!r}")
         ids.next_id = max(ids.next_id, next_id)
+        defaults = header.get("search_defaults", {})
+        if not isinstance(defaults, dict):
+            raise ValueError(f"search_defaults: expected a dict, got {type(defaults).__name__}")
+        try:
+            index._parse_search_params(dict(defaults))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"search_defaults: {exc}") from None
+        index.search_defaults = dict(defaults)
         index._ids = ids
         index._check_restored()
         if "attributes" in header:

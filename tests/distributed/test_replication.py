@@ -12,7 +12,7 @@ import ray
 from ray_helpers import kill_and_wait, ray_session  # noqa: F401  (the session-wide Ray fixture)
 
 import vecsearch
-from vecsearch.distributed import ShardedIndex, ShardUnavailableError
+from vecsearch.distributed import ShardedIndex
 
 K = 10
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -52,9 +52,7 @@ def test_killing_every_replica_of_a_shard_one_at_a_time_heals_and_searches_stay_
     wordnet_train, wordnet_attrs, wordnet_queries_id
 ):
     queries = wordnet_queries_id[:40]
-    index = ShardedIndex(
-        "Flat", n_shards=2, replicas=2, dim=384, metric="cosine", timeout_s=60, health_check_s=1.0
-    )
+    index = ShardedIndex("Flat", n_shards=2, replicas=2, dim=384, metric="cosine", timeout_s=60)
     mirror = Mirror(index, wordnet_train, wordnet_attrs)
     mirror.add(0, 1500)
     mirror.assert_same_results(queries)
@@ -130,13 +128,4 @@ def test_a_replica_that_missed_a_write_is_replaced(
     assert index.replica_counts() == [2] and diverged not in index.shard_actors[0]
     kill_and_wait(keeper)  # the healed copy alone: ids 0..9 are back, as on the single node
     mirror.assert_same_results(wordnet_queries_id[:40])
-    index.close()
-
-
-def test_a_shard_with_no_replica_left_cannot_heal(wordnet_train):
-    index = ShardedIndex("Flat", n_shards=2, replicas=1, dim=384, metric="cosine", auto_heal=False)
-    index.add(wordnet_train[:200])
-    kill_and_wait(index.shard_actors[0][0])
-    with pytest.raises(ShardUnavailableError, match="shard 0 of 2"):
-        index.heal(timeout_s=60)
     index.close()

@@ -337,6 +337,8 @@ def test_dead_shard_fails_over_to_its_replica_then_raises_shard_unavailable(
         index.add(wordnet_train[400:500])
     with pytest.raises(ShardUnavailableError, match="shard 1 of 2"):
         _ = index.ntotal
+    with pytest.raises(ShardUnavailableError, match="shard 1 of 2"):
+        index.heal(timeout_s=60)  # no replica left to copy from
     index.close()
 
 

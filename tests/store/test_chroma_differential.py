@@ -114,9 +114,15 @@ def test_collection_matches_chroma_on_document_filters_existing_ids_and_updates(
         n = ours.count()
         a = ours.query(queries, n_results=n, where_document=flt)
         b = theirs.query(query_embeddings=queries, n_results=n, where_document=flt)
+        matching = sorted(theirs.get(where_document=flt)["ids"])
         for qi in range(3):
-            assert sorted(a["ids"][qi]) == sorted(b["ids"][qi]), flt
-            np.testing.assert_allclose(sorted(a["distances"][qi]), sorted(b["distances"][qi]), rtol=1e-4, atol=1e-4)
+            # ours is exact (flat): every matching record. Chroma's filtered HNSW is approximate and
+            # now and then misses one even at n_results=count, so its rows are checked as a subset.
+            assert sorted(a["ids"][qi]) == matching, flt
+            assert set(b["ids"][qi]) <= set(matching), flt
+            ours_by_id = dict(zip(a["ids"][qi], a["distances"][qi]))
+            theirs_d = [ours_by_id[i] for i in b["ids"][qi]]
+            np.testing.assert_allclose(theirs_d, b["distances"][qi], rtol=1e-4, atol=1e-4)
 
     for flt in (FILTERS[2], FILTERS[9]):
         ours.delete(where_document=flt)

@@ -155,6 +155,13 @@ class ShardedIndex:
         self.address = address
         self._local = connect(address)
         self._actor_options = dict(actor_options or {})
+        for option in ("max_restarts", "max_task_retries"):
+            # A restarted actor would come back empty; a retried write could run out of order.
+            if self._actor_options.get(option, 0) != 0:
+                raise ValueError(
+                    f"actor_options: {option} must be 0 (dead replicas are replaced by copies of "
+                    f"live ones, see replicas=), got {self._actor_options[option]!r}"
+                )
         if threads_per_shard is None:
             cpus = self._actor_options.get("num_cpus")
             if isinstance(cpus, (int, float)) and cpus >= 1:
@@ -172,7 +179,7 @@ class ShardedIndex:
     # ---- actors ------------------------------------------------------------------------------------
     def _start_actor(self, shard: int, load_path: str | None = None, mmap: bool = False) -> Any:
         """One new shard actor (not waited for): empty, or loading ``load_path``."""
-        options = {"max_restarts": 0, **self._actor_options}
+        options = {**self._actor_options, "max_restarts": 0, "max_task_retries": 0}
         return (
             remote_shard_class()
             .options(**options)

@@ -20,19 +20,24 @@ from pydantic import Field
 
 from ..base import Index
 from ..codecs.kmeans import assign, kmeans, sample_training_rows
-from ..codecs.pq import blas_limit_available, single_threaded_blas
 from ..codecs.pq4 import GROUPED_CHUNK, GROUPED_MIN_QUERIES, PQ4Codec
 from ..filtering.planner import FilterCapabilities
 from ..io import copy_on_write
 from ..kernels.distances import METRIC_L2
 from ..kernels.fastscan import fastscan_search, fastscan_search_serial, search_slice
-from ..kernels.fastscan_lists import append_codes, relayout_blocks, remove_from_lists
+from ..kernels.fastscan_ivf import (
+    QUERY_BLOCK,
+    append_codes,
+    coarse_probes_blocked,
+    relayout_blocks,
+    remove_from_lists,
+)
 from ..kernels.fastscan_simd import BLOCK, KSUB
-from ..kernels.ivf import coarse_probes, coarse_probes_serial, l2_list_tables, select_probes
-from ..parallel import run_serial, workers_for
+from ..kernels.ivf import coarse_probes, coarse_probes_serial, l2_list_tables
+from ..parallel import run_chunks, run_serial, workers_for
 from ..params import MAX_WIDTH, StrictModel, parse_params
 from ..validation import check_stored_vectors
-from .ivfpq import BLAS_PROBE_MIN_QUERIES, COARSE_BLOCK, L2_TABLE_MAX_BYTES, suggested_nlist
+from .ivfpq import L2_TABLE_MAX_BYTES, suggested_nlist
 
 # Lists per query a recall/speed sweep tries, and candidates re-ranked (search_grid).
 NPROBE_GRID = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -75,33 +80,29 @@ def suggested_m(dim: int) -> int:
     return min(divisors, key=lambda m: (abs(dim / m - DIMS_PER_SUBQUANTIZER), -m))
 
 
-def probe_lists(queries: np.ndarray, centroids_t: np.ndarray, c_sq_norms: np.ndarray, metric_code: int,
-                nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+def probe_lists(queries: np.ndarray, centroids: np.ndarray, centroids_t: np.ndarray, c_sq_norms: np.ndarray,
+                metric_code: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``nprobe`` nearest lists of ``queries`` (nq, d) f32: ``(lists int64, scores f32)`` (nq, nprobe).
 
-    ``centroids_t`` f32 (d, nlist), ``c_sq_norms`` f32 (nlist,). The policy of IVF-PQ's probe: large
-    batches use a one-thread BLAS product when threadpoolctl can limit BLAS, else the numba kernel
-    (on the calling thread for a single query).
+    ``centroids`` f32 (nlist, d) and its transpose ``centroids_t``, ``c_sq_norms`` f32 (nlist,).
+    Batches of ``QUERY_BLOCK`` queries or more: :func:`coarse_probes_blocked` on the batch's chunks
+    (one per thread); smaller ones the per-query kernel, on the calling thread for a single query.
+    (No BLAS: numpy's OpenBLAS threads cannot be limited without threadpoolctl and fight numba's.)
     """
     nq = queries.shape[0]
     lists = np.full((nq, nprobe), -1, np.int64)
     scores = np.full((nq, nprobe), np.inf, np.float32)
-    if nq < BLAS_PROBE_MIN_QUERIES or not blas_limit_available():
+    if nq < QUERY_BLOCK:
         kernel = coarse_probes_serial if run_serial(nq) else coarse_probes
         kernel(queries, centroids_t, c_sq_norms, metric_code, lists, scores)
         return lists, scores
-    for start in range(0, nq, COARSE_BLOCK):
-        qb = queries[start:start + COARSE_BLOCK]
-        with single_threaded_blas():
-            coarse = qb @ centroids_t
-        if metric_code == METRIC_L2:
-            coarse *= np.float32(-2.0)
-            coarse += c_sq_norms
-            coarse += np.einsum("ij,ij->i", qb, qb)[:, None]
-            np.maximum(coarse, np.float32(0.0), out=coarse)
-        else:
-            np.negative(coarse, out=coarse)
-        select_probes(coarse, lists[start:start + COARSE_BLOCK], scores[start:start + COARSE_BLOCK])
+    n_blocks = -(-nq // QUERY_BLOCK)
+
+    def probe(lo: int, hi: int, _worker: int) -> None:
+        coarse_probes_blocked(queries, lo * QUERY_BLOCK, min(nq, hi * QUERY_BLOCK), centroids, c_sq_norms,
+                              metric_code, lists, scores)
+
+    run_chunks(probe, n_blocks, workers_for(nq))
     return lists, scores
 
 
@@ -367,7 +368,8 @@ class IVFFastScanIndex(Index, type_name="ivf_fastscan"):
         # probe at least the lists that hold ~2k vectors on average (large k, post-filter fetches)
         enough = math.ceil(2 * k * p.nlist / max(self._ids.n_live, 1))
         nprobe = min(max(params.nprobe or p.nprobe, enough), p.nlist)
-        lists, coarse = probe_lists(queries, self._centroids_t, self._c_sq_norms, self._metric_code, nprobe)
+        lists, coarse = probe_lists(queries, self._centroids, self._centroids_t, self._c_sq_norms,
+                                    self._metric_code, nprobe)
         vectors = self._vectors if rerank else self._vectors[:0]
         return self._scan(queries, lists, coarse, k, n_cand, vectors)
 

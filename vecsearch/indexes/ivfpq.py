@@ -175,7 +175,7 @@ class IVFPQIndex(Index, type_name="ivfpq"):
 
     @classmethod
     def search_grid(cls) -> dict[str, list[Any]]:
-        return {"nprobe": list(NPROBE_GRID), "rerank": [10]}
+        return {"nprobe": list(NPROBE_GRID), "rerank": [4, 10, 20]}
 
     @classmethod
     def _from_factory(cls, dim: int, metric: str, groups: dict[str, Any], params: dict[str, Any]) -> IVFPQIndex:

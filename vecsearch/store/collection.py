@@ -28,8 +28,9 @@ built-in :class:`~vecsearch.store.tokenizer.Tokenizer`, k1=1.2, b=0.75), kept in
 documents), so a crash loses no more of it than of the vectors. ``query`` runs a dense leg
 (``query_embeddings``), a keyword leg (``search_text``) or both, fused by reciprocal rank fusion or
 relative score fusion (:mod:`vecsearch.store.query`). ``where_document`` is Chroma's filter on the
-document text (:mod:`vecsearch.store.document_filter`): a substring scan of the documents per call
-(~10 ms per 100k documents), on ``query``, ``get`` and ``delete``.
+document text (:mod:`vecsearch.store.document_filter`) on ``query``, ``get`` and ``delete``: a
+Python scan of every document per call (65-125 ms for the 116k WordNet documents on a busy 2-core
+machine), so keep it for selective needs that BM25 terms cannot express.
 
 Existing ids. ``add`` of an id already in the collection keeps the existing record and skips the
 new one with a warning (as Chroma keeps the first); ``upsert`` replaces the whole record;

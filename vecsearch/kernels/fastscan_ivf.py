@@ -1,4 +1,7 @@
-"""Growable inverted lists in the 4-bit fast-scan layout: append, relayout, removal in place.
+"""Kernels of the IVF fast-scan index besides the scan: growable packed lists and blocked coarse probes.
+
+Lists
+-----
 
 The layout is :mod:`vecsearch.kernels.fastscan`'s: ``packed`` uint8 ``(n_blocks, m_pad, 16)``,
 ``slots`` int32 ``(n_blocks * 32,)`` (-1 = no vector), ``block_offsets`` int64 ``(nlist + 1,)``,
@@ -8,8 +11,16 @@ room for appends (IVF-PQ's lists grow the same way, :mod:`vecsearch.kernels.ivf`
 has no free position left the caller builds a new layout with more blocks for it
 (:func:`relayout_blocks`: amortized O(1) per vector).
 
-Invariant kept by every kernel here: positions past a list's size have code 0 and slot -1, so a
-list's blocks can be copied, saved and compared as a whole.
+Invariant kept by every list kernel here: positions past a list's size have code 0 and slot -1,
+so a list's blocks can be copied, saved and compared as a whole.
+
+Coarse probes of a batch
+------------------------
+:func:`coarse_probes_blocked` scores ``QUERY_BLOCK`` queries per pass over the centroids (row-major),
+eight dot products sharing each centroid load: at nlist 4096 x 384 dims the centroids (6 MB) no
+longer fit in L2 and the per-query pass of :func:`vecsearch.kernels.ivf.coarse_probes` streams them
+from L3 for every query (measured, 1 thread, 1,000 queries: 264 -> 98 us per query; nlist 1024:
+32 -> 23 us).
 """
 
 from __future__ import annotations
@@ -17,8 +28,12 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
+from .distances import METRIC_L2
 from .fastscan import read_codes, write_codes
 from .fastscan_simd import BLOCK
+from .ivf import take_best_lists
+
+QUERY_BLOCK = 8  # queries scored per pass over the centroids (8 accumulators)
 
 
 @jit
@@ -87,3 +102,56 @@ def remove_from_lists(packed, slots, block_offsets, sizes, removed):
         n_dropped += size - kept
         sizes[lst] = kept
     return n_dropped
+
+
+@jit
+def coarse_probes_blocked(queries, q0, q1, centroids, c_sq_norms, metric, out_lists, out_scores):
+    """The ``nprobe`` nearest centroids of queries ``q0 .. q1 - 1``, ``QUERY_BLOCK`` at a time.
+
+    ``queries`` f32 ``(nq, d)``, ``centroids`` f32 ``(nlist, d)`` (row-major), ``c_sq_norms`` f32
+    ``(nlist,)``. Writes ``out_lists`` int64 / ``out_scores`` f32 ``(nq, nprobe)`` rows ``q0 .. q1 - 1``
+    (``||q - c||^2`` or ``-<q, c>``, best first, -1 / +inf when nlist < nprobe), as
+    :func:`vecsearch.kernels.ivf.coarse_probes` does.
+    """
+    nlist, d = centroids.shape
+    block = np.zeros((QUERY_BLOCK, d), np.float32)  # the block's queries, zero rows past q1
+    dots = np.empty((QUERY_BLOCK, nlist), np.float32)
+    for b0 in range(q0, q1, QUERY_BLOCK):
+        n_here = min(QUERY_BLOCK, q1 - b0)
+        for j in range(QUERY_BLOCK):
+            for t in range(d):
+                block[j, t] = queries[b0 + j, t] if j < n_here else np.float32(0.0)
+        for c in range(nlist):
+            dot8(block, centroids[c], dots, c)
+        for j in range(n_here):
+            row = dots[j]
+            if metric == METRIC_L2:
+                q_sq = np.float32(0.0)
+                for t in range(d):
+                    q_sq += block[j, t] * block[j, t]
+                for c in range(nlist):
+                    row[c] = max(q_sq + c_sq_norms[c] - np.float32(2.0) * row[c], np.float32(0.0))
+            else:
+                for c in range(nlist):
+                    row[c] = -row[c]
+            take_best_lists(row, out_lists[b0 + j], out_scores[b0 + j])
+
+
+@jit(inline="always")
+def dot8(block, row, dots, c):
+    """``dots[j, c] = <block[j], row>`` for the 8 rows of ``block`` f32 ``(8, d)``: one load of
+    ``row`` feeds eight accumulators (LLVM vectorizes the eight reductions)."""
+    b0, b1, b2, b3, b4, b5, b6, b7 = block[0], block[1], block[2], block[3], block[4], block[5], block[6], block[7]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = np.float32(0.0)
+    for t in range(row.shape[0]):
+        x = row[t]
+        s0 += b0[t] * x
+        s1 += b1[t] * x
+        s2 += b2[t] * x
+        s3 += b3[t] * x
+        s4 += b4[t] * x
+        s5 += b5[t] * x
+        s6 += b6[t] * x
+        s7 += b7[t] * x
+    dots[0, c], dots[1, c], dots[2, c], dots[3, c] = s0, s1, s2, s3
+    dots[4, c], dots[5, c], dots[6, c], dots[7, c] = s4, s5, s6, s7
