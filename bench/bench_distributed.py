@@ -17,8 +17,11 @@ machine's cores (``os.cpu_count()``), which caps what any configuration can gain
   rounds, one replica of each size in turn is killed and ``heal()`` timed (new actor, snapshot,
   cross-node copy, ``Index.from_state``, replay), while a writer thread keeps adding rows (the log
   replay means writes never wait for the copy: their latency during the heal is recorded).
+* ``slow``: one Flat shard with 2 replicas, one of them made slow (``Shard.inject_delay`` on
+  ``search``, ``--slow-ms``); one-query p50/p99 with the default adaptive hedging against hedging
+  pushed out of reach (``hedge_after_s`` = 60 s: plain least-outstanding/round-robin reads).
 
-    python bench/bench_distributed.py [--sections scaling,heal] [--n 50000] [--types flat,hnsw]
+    python bench/bench_distributed.py [--sections scaling,heal,slow] [--n 50000] [--types flat,hnsw]
 
 Writes bench/results/bench_distributed.json (small: per-configuration summaries).
 """
@@ -285,8 +288,9 @@ def run_heal(args, train, results) -> None:
             latencies, stop = [], threading.Event()
 
             def writer(index=index, latencies=latencies, stop=stop):
-                batch = synthetic_rows(train, 200, 99)
-                while not stop.is_set():
+                # A steady trickle (about 2 MB/s), so the shard does not grow much during the heal.
+                batch = synthetic_rows(train, 20, 99)
+                while not stop.wait(0.01):
                     t0 = time.perf_counter()
                     index.add(batch)
                     latencies.append(time.perf_counter() - t0)
@@ -335,12 +339,53 @@ def run_heal(args, train, results) -> None:
         results.summary[f"heal_{key}_fit"] = {"seconds_per_gb": slope, "fixed_seconds": intercept}
 
 
+# ---- a slow replica ------------------------------------------------------------------------------
+def run_slow(args, train, queries, results) -> None:
+    """One-query latency with one of two replicas slowed down, hedged (adaptive) and not hedged."""
+    for label, hedge_after_s in (("adaptive hedging", None), ("no hedging (60 s)", 60.0)):
+        index = ShardedIndex(
+            "Flat",
+            n_shards=1,
+            replicas=2,
+            dim=train.shape[1],
+            metric="cosine",
+            actor_options=ONE_CPU,
+            timeout_s=600,
+            auto_heal=False,
+            hedge_after_s=hedge_after_s,
+        )
+        index.add(train)
+        for q in queries[:20]:  # warm both replicas and the latency model
+            index.search(q, args.k)
+        slow = index.shard_actors[0][0]
+        ray.get(slow.inject_delay.remote("search", args.slow_ms / 1e3), timeout=60)
+        times = np.empty(args.latency_calls)
+        for i in range(args.latency_calls):
+            t0 = time.perf_counter()
+            index.search(queries[i % queries.shape[0]], args.k)
+            times[i] = time.perf_counter() - t0
+        served = [r["reads_sent"] for r in index.replica_status()[0]["replicas"]]
+        results.add(
+            {
+                "section": "slow",
+                "reads": label,
+                "slow_replica_delay_ms": args.slow_ms,
+                **latency_percentiles(times, (50, 90, 99)),
+                **index.read_stats,
+                "reads_sent_slow_fast": served,
+                "loadavg": loadavg(),
+            },
+            show=("reads", "p50_ms", "p90_ms", "p99_ms", "hedges_sent", "hedges_won"),
+        )
+        index.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     wordnet.add_data_argument(parser)
-    parser.add_argument("--sections", default="scaling,heal")
+    parser.add_argument("--sections", default="scaling,heal,slow")
     parser.add_argument("--n", type=int, default=30000, help="database rows (first n of train.npy)")
     parser.add_argument("--queries", type=int, default=1000, help="in-distribution queries")
     parser.add_argument("--k", type=int, default=10)
@@ -360,6 +405,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--heal-gb", default="0.1,0.25,0.5,1.0")
     parser.add_argument("--heal-repeats", type=int, default=2)
+    parser.add_argument("--slow-ms", type=float, default=100.0, help="delay of the slow replica")
     parser.add_argument(
         "--out", default=str(Path(__file__).resolve().parent / "results" / "bench_distributed.json")
     )
@@ -378,11 +424,14 @@ def main() -> None:
         f"cluster: head + {args.nodes} nodes of 1 CPU on {os.cpu_count()} cores, load {loadavg()}"
     )
     train = wordnet.load_train(args.n, data_dir=args.data)
+    queries = wordnet.load_queries("id", args.queries, data_dir=args.data)
     try:
         if "scaling" in sections:
-            queries = wordnet.load_queries("id", args.queries, data_dir=args.data)
             truth = exact_neighbors(train, queries, args.k, "cosine")[0]
             run_scaling(args, train, queries, truth, results)
+            results.write()
+        if "slow" in sections:
+            run_slow(args, train, queries, results)
             results.write()
         if "heal" in sections:
             run_heal(args, train, results)

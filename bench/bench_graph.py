@@ -189,24 +189,41 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--latency-queries", type=int, default=300)
+    ap.add_argument("--build-rounds", type=int, default=1, help="builds of every system, interleaved")
+    ap.add_argument("--skip-sweep", action="store_true", help="builds only (with --build-rounds)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.out is None:
-        args.out = str(RESULTS / ("graph" + ("" if args.part == "all" else "_" + args.part.replace("-", "_")) + ".json"))
+        part = "" if args.part == "all" else "_" + args.part.replace("-", "_")
+        args.out = str(RESULTS / ("graph" + ("_build" if args.skip_sweep else "") + part + ".json"))
     results = ResultsFile(args.out, args, script="bench_graph")
     x, queries, sample = load_part(args)
     truth = {name: exact_neighbors(x, q, K, "cosine")[0] for name, q in queries.items()}
     print(f"data: {x.shape[0]} x {x.shape[1]}, query sets {list(queries)}, load {os.getloadavg()}", flush=True)
-    systems = []
-    for name in args.systems.split(","):
-        system = System(name, sample)
-        with limit_threads(int(numba.config.NUMBA_NUM_THREADS)):
-            build_s = system.build(x)
-        results.add({"section": "build", "system": name, "build_s": build_s, "bytes": system.nbytes,
+    systems = [System(name, sample) for name in args.systems.split(",")]
+    build_times: dict[str, list[float]] = {s.name: [] for s in systems}
+    for round_ in range(args.build_rounds):  # every system built once per round, the order rotated
+        order = systems[round_ % len(systems):] + systems[:round_ % len(systems)]
+        for system in order:
+            with limit_threads(int(numba.config.NUMBA_NUM_THREADS)):
+                build_times[system.name].append(system.build(x))
+    for system in systems:
+        results.add({"section": "build", "system": system.name, "build_s": float(np.median(build_times[system.name])),
+                     "build_s_rounds": build_times[system.name], "bytes": system.nbytes,
                      "bytes_per_vector": system.nbytes / x.shape[0],
                      "reduced_dim": getattr(system.index, "reduced_dim", None)},
                     show=("system", "build_s", "bytes_per_vector", "reduced_dim"))
-        systems.append(system)
+    if args.skip_sweep:
+        builds = {r["system"]: r for r in results.select(section="build")}
+        for peer in ("hnswlib", "faiss"):
+            if peer in builds:
+                for name, row in builds.items():
+                    rounds = np.array(row["build_s_rounds"]) / np.array(builds[peer]["build_s_rounds"])
+                    results.add({"section": "build_ratio", "system": name, "peer": peer,
+                                 "median": float(np.median(rounds)), "min": float(rounds.min()),
+                                 "max": float(rounds.max())}, show=("system", "peer", "median", "min", "max"))
+        print(f"\nload average at start {results.loadavg_start}, now {os.getloadavg()}; wrote {results.write()}")
+        return
     efs = [int(e) for e in args.efs.split(",")]
     targets = at_target(sweep(systems, queries, truth, efs, args.rounds, results), args.target)
     builds = {r["system"]: r for r in results.select(section="build")}

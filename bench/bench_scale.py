@@ -1,9 +1,10 @@
 """At a million vectors: vecsearch beside hnswlib and faiss on ~1M real token vectors, 2 threads.
 
-Data: a seeded random sample of the 2,619,889 MiniLM token vectors (384 dims, unit norm, so ``ip``)
-of all WordNet glosses (``/work/cache/data/multivector-all.npz``): ``--nq`` held-out rows are the
-queries (chosen first, so every ``--n`` shares them), the next ``--n`` rows the database. Ground
-truth is exact (FlatIndex) and cached, with the samples, under ``/work/cache/bench_scale``.
+Data: the 2,619,889 MiniLM token vectors (384 dims, unit norm, so ``ip``) of all 116,659 WordNet
+glosses (``/work/cache/data/multivector-all.npz``, document order): the database is the first ``--n``
+rows; the queries are ``--nq`` token rows drawn (seeded) from the documents that start at row
+2,000,000 or later -- tokens of glosses not in the database, the same queries for every ``n`` up
+to 2M. Ground truth is exact (FlatIndex) and cached, with the slices, under ``/work/cache/bench_scale``.
 
 (a) HNSW: ``vs.HNSWIndex(dim, "ip")`` (defaults: M=16, ef_construction=200) vs hnswlib at the same M /
     ef_construction: build seconds, resident memory per vector (RSS delta of a fresh process per
@@ -22,6 +23,10 @@ wait passively (as bench_fastscan.py; spinning threads distort a shared 2-core b
 
     python bench/bench_scale.py                     # 1M -> bench/results/bench_scale.json, docs/scale.png
     python bench/bench_scale.py --n 100000 --out /tmp/scale.json --plot /tmp/scale.png     # smoke run
+    python bench/bench_scale.py --sections ivf      # (re)run one section, keep the others' rows
+
+Resumable: a run keeps the rows of the sections it does not run from an existing ``--out`` of the
+same n / nq / k / seed / threads, and reuses a build (its row and saved index) unless ``--rebuild``.
 """
 
 from __future__ import annotations
@@ -51,29 +56,32 @@ LABELS = {"vecsearch-hnsw": "vecsearch HNSW M=16 (LVQ8 walk + f32 re-rank)", "hn
 EF_GRID = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
 NPROBE_GRID = (4, 8, 16, 32, 64, 128, 256)
 K_FACTORS = (4, 10, 20)
+QUERY_ROWS_FROM = 2_000_000  # queries: tokens of the documents starting at or after this row
 FIRST_QUERIES = 100  # single queries after an mmap load
 WARMUP_ROWS = 20_000  # rows of the warm-up build in each build process
 
 
 # ---- data ---------------------------------------------------------------------------------------
 def sample_paths(n: int, nq: int, seed: int) -> tuple[Path, Path]:
-    return WORK / f"tokens_db_n{n}_q{nq}_s{seed}.npy", WORK / f"tokens_queries_q{nq}_s{seed}.npy"
+    return WORK / f"tokens_first{n}.npy", WORK / f"tokens_queries_from{QUERY_ROWS_FROM}_q{nq}_s{seed}.npy"
 
 
 def prepare_data(n: int, nq: int, seed: int) -> tuple[Path, Path]:
-    """Sample (once, cached as float16 .npy) ``nq`` query rows and ``n`` database rows."""
+    """Slice (once, cached as float16 .npy) the first ``n`` rows and ``nq`` query rows of later documents."""
     db_path, q_path = sample_paths(n, nq, seed)
     if db_path.is_file() and q_path.is_file():
         return db_path, q_path
     WORK.mkdir(parents=True, exist_ok=True)
-    print(f"sampling {n} + {nq} rows of {TOKENS} ...", flush=True)
+    print(f"slicing {n} + {nq} rows of {TOKENS} ...", flush=True)
     with np.load(TOKENS) as f:
+        offsets = f["doc_offsets"]
         tokens = f["doc_vecs"]  # (2,619,889, 384) float16, ~2 GB
-    order = np.random.default_rng(seed).permutation(tokens.shape[0])
-    if n + nq > order.shape[0]:
-        raise ValueError(f"n: at most {order.shape[0] - nq} database rows, got {n}")
-    np.save(q_path, tokens[order[:nq]])
-    np.save(db_path, tokens[np.sort(order[nq:nq + n])])  # the first n of one permutation: nested samples
+    start = int(offsets[np.searchsorted(offsets, QUERY_ROWS_FROM)])  # the first document boundary >= 2M
+    if n > QUERY_ROWS_FROM:
+        raise ValueError(f"n: at most {QUERY_ROWS_FROM} database rows (the rest holds the queries), got {n}")
+    pick = np.random.default_rng(seed).choice(tokens.shape[0] - start, size=nq, replace=False)
+    np.save(q_path, tokens[start + pick])
+    np.save(db_path, tokens[:n])
     return db_path, q_path
 
 
@@ -124,6 +132,9 @@ def build_worker(spec: dict) -> dict:
     after = memory()
     out["rss_delta_bytes_per_vector"] = (after["VmRSS"] - before["VmRSS"]) * 2**20 / n
     out["peak_rss_mb"] = after["VmHWM"]
+    # the build's own peak: the high-water mark above the resident memory before it (data already loaded;
+    # the warm-up build on 20k rows peaks far lower, so the mark is the full build's)
+    out["build_peak_delta_mb"] = after["VmHWM"] - before["VmRSS"]
     path.parent.mkdir(parents=True, exist_ok=True)
     if lib.startswith("vecsearch"):
         index.save(str(path))
@@ -298,9 +309,29 @@ def sweep(section: str, indexes: dict, db: np.ndarray, queries: np.ndarray, trut
                          "qps_median": timing.rate(len(queries), keep="median"),
                          "load1": float(np.median(loads[lib]))},
                         show=("section", "lib", *point, "recall", "qps", "load1"))
+        results.write()  # a checkpoint per point: an interrupted sweep keeps what it measured
 
 
 # ---- main ---------------------------------------------------------------------------------------------
+def row_section(row: dict) -> str:
+    """The section a row belongs to (a build row to its library's section)."""
+    if row["section"] == "build":
+        return next(s for s, libs in LIBS.items() if row["lib"] in libs)
+    return row["section"]
+
+
+def earlier_rows(path: Path, args) -> list[dict]:
+    """The rows of an earlier run in ``path`` with the same data and search settings (else none)."""
+    if not path.is_file():
+        return []
+    doc = json.loads(path.read_text())
+    same = ("n", "nq", "k", "seed", "threads")
+    if doc.get("script") != "bench_scale" or any(doc["settings"].get(a) != getattr(args, a) for a in same):
+        print(f"{path}: an earlier run with other settings; not kept", flush=True)
+        return []
+    return doc["rows"]
+
+
 def summarize(results, builds: dict) -> dict:
     from vecsearch.benchmark.report import qps_at_target
 
@@ -314,7 +345,31 @@ def summarize(results, builds: dict) -> dict:
     summary["ivf_qps_at_0.9_by_k_factor"] = {f"{lib}/k_factor={f}": q for (lib, f), q in at.items()}
     summary["ivf_qps_at_0.9_best"] = {lib: max((q for (name, _), q in at.items() if name == lib and not math.isnan(q)),
                                                default=None) for lib in LIBS["ivf"]}
+    summary["ratios"] = ratios(summary)
     return summary
+
+
+def ratios(summary: dict) -> dict:
+    """vecsearch / peer for each "Done when" figure of issue #21 (None where a side is missing)."""
+    def div(a, b):
+        return a / b if a is not None and b not in (None, 0) and not (math.isnan(a) or math.isnan(b)) else None
+
+    def build(lib, key):
+        return summary["build"].get(lib, {}).get(key)
+
+    out = {}
+    for key in ("rss_delta_bytes_per_vector", "own_bytes_per_vector", "build_s", "build_peak_delta_mb"):
+        out[f"hnsw_{key}"] = div(build("vecsearch-hnsw", key), build("hnswlib", key))
+    for target in (0.9, 0.95):
+        at = summary[f"hnsw_qps_at_{target}"]
+        out[f"hnsw_qps_at_{target}"] = div(at.get("vecsearch-hnsw"), at.get("hnswlib"))
+    best = summary["ivf_qps_at_0.9_best"]
+    out["ivf_qps_at_0.9_best"] = div(best.get("vecsearch-ivf_fastscan"), best.get("faiss-ivfpqfs"))
+    for key in ("train_s", "build_s", "own_bytes_per_vector"):
+        out[f"ivf_{key}"] = div(build("vecsearch-ivf_fastscan", key), build("faiss-ivfpqfs", key))
+    a, b = build("vecsearch-ivf_fastscan", "list_bytes_per_vector"), build("faiss-ivfpqfs", "list_bytes_per_vector")
+    out["ivf_list_bytes_minus_faiss"] = a - b if a is not None and b is not None else None
+    return out
 
 
 def main() -> None:
@@ -326,6 +381,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds per search point")
     ap.add_argument("--sections", default="hnsw,ivf,mmap")
+    ap.add_argument("--rebuild", action="store_true", help="build again even if a saved index and its row exist")
+    ap.add_argument("--fresh", action="store_true", help="do not keep rows of an earlier run in --out")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "bench_scale.json"))
     ap.add_argument("--plot", default=str(ROOT / "docs" / "scale.png"))
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
@@ -342,6 +399,12 @@ def main() -> None:
 
     results = ResultsFile(args.out, args, script="bench_scale")
     sections = args.sections.split(",")
+    if not set(sections) <= {"hnsw", "ivf", "mmap"}:
+        raise ValueError(f"--sections: a comma list of hnsw, ivf, mmap, got {args.sections!r}")
+    kept = [] if args.fresh else earlier_rows(Path(args.out), args)
+    for row in kept:
+        if row_section(row) not in sections or (row["section"] == "build" and not args.rebuild):
+            results.rows.append(row)
     db_path, q_path = prepare_data(args.n, args.nq, args.seed)
     db, queries = load_f32(db_path), load_f32(q_path)
     t0 = time.perf_counter()
@@ -356,6 +419,12 @@ def main() -> None:
         if section not in sections:
             continue
         for lib in LIBS[section]:
+            done = results.select(section="build", lib=lib)
+            if done and paths[lib].exists():
+                builds[lib] = done[-1]
+                print(f"reusing the build of {lib} ({paths[lib]})", flush=True)
+                continue
+            results.rows = [r for r in results.rows if not (r["section"] == "build" and r["lib"] == lib)]
             spec = {"lib": lib, "db": str(db_path), "path": str(paths[lib]), "threads": args.threads,
                     "ivf_params": ivf_params}
             builds[lib] = results.add({"section": "build", "load1_before": os.getloadavg()[0],
@@ -370,6 +439,7 @@ def main() -> None:
         gc.collect()
         results.write()
     if "mmap" in sections:
+        results.rows = [r for r in results.rows if r["section"] != "mmap"]
         for lib in ("vecsearch-ivf_fastscan", "vecsearch-hnsw"):
             if not paths[lib].is_dir():
                 continue
@@ -380,13 +450,15 @@ def main() -> None:
                              **run_worker("mmap", spec), "load1": os.getloadavg()[0]},
                             show=("lib", "mmap", "verify", "load_s", "VmRSS_after_load_mb", "RssAnon_after_load_mb",
                                   "VmRSS_after_queries_mb", "first_queries_ms"))
+                results.write()
+    builds = {row["lib"]: row for row in results.select(section="build")}
     results.summary = summarize(results, builds)
     results.write()
     searched = [r for r in results.rows if r["section"] in ("hnsw", "ivf")]
     if searched and args.plot:
-        load = results.loadavg_start
+        load = float(np.median([r["load1"] for r in searched]))
         plot_frontiers(searched, args.plot, f"{args.n:,} MiniLM token vectors (384-d, ip), batch of {args.nq} "
-                                            f"queries, {args.threads} threads, load {load[0] if load else '?'}")
+                                            f"queries, {args.threads} threads, median load {load:.1f}")
     print(json.dumps(results.summary, indent=1, default=str))
     print(f"wrote {args.out}" + (f" and {args.plot}" if searched and args.plot else ""))
 

@@ -19,6 +19,7 @@ from .factory import describe, index_factory
 from .filtering.predicates import F
 from .indexes.flat import FlatIndex
 from .indexes.hnsw import HNSWIndex
+from .indexes.ivf_fastscan import IVFFastScanIndex
 from .indexes.ivfpq import IVFPQIndex
 from .indexes.leanvec import LeanVecIndex
 from .indexes.multivector import FDEConfig, MultiVectorIndex
@@ -30,6 +31,7 @@ from .warmup import warmup
 # entries keep the modules of the old flat layout reachable as attributes (``vs.fde.MINILM_TUNED``).
 _LAZY = {
     "ProductQuantizer": ("vecsearch.codecs.pq", "ProductQuantizer"),
+    "CalibrationReport": ("vecsearch.calibration", "CalibrationReport"),
     "Collection": ("vecsearch.store.collection", "Collection"),
     "fde": ("vecsearch.codecs.fde", None),
     "datasets": ("vecsearch.benchmark.datasets", None),
@@ -53,6 +55,7 @@ __all__ = [
     "FDEConfig",
     "FlatIndex",
     "HNSWIndex",
+    "IVFFastScanIndex",
     "IVFPQIndex",
     "Index",
     "IndexFileError",
@@ -65,5 +68,6 @@ __all__ = [
     "warmup",
     "ProductQuantizer",
     "Collection",
+    "CalibrationReport",
 ]
 __version__ = "0.1.0"

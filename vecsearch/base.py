@@ -1,13 +1,8 @@
 """The contract shared by every index: :class:`SearchResult` and the :class:`Index` base.
 
-Distance convention (the same for every index, documented in the README):
-
-* ``"l2"``     -> squared Euclidean distance.
-* ``"ip"``     -> negative inner product, ``-<q, x>``.
-* ``"cosine"`` -> cosine distance, ``1 - cos(q, x)`` (vectors are normalized once at add/search).
-
-Smaller is better everywhere; results are sorted best first; missing results are padded with id
-``-1`` and distance ``+inf``.
+Distances (every index, README): ``"l2"`` squared Euclidean, ``"ip"`` ``-<q, x>``, ``"cosine"``
+``1 - cos(q, x)`` (vectors normalized once at add/search). Smaller is better, sorted best first;
+missing results are padded with id ``-1`` and distance ``+inf``.
 
 An index subclass names its type in the class statement (``class HNSWIndex(Index,
 type_name="hnsw")``) and is then known to the registry (:mod:`vecsearch.registry`): factory,
@@ -93,6 +88,7 @@ class Index(ABC):
     search_knobs: ClassVar[tuple[str, ...]] = ()
     # False for types whose remove() compacts storage: a restored state then has no removed slot.
     keeps_removed_slots: ClassVar[bool] = True
+    reports_progress: ClassVar[bool] = False  # its _add takes progress= (long builds)
     # (pattern with named groups, example) per form of the factory grammar; see _from_factory.
     factory_forms: ClassVar[tuple[tuple[str, str], ...]] = ()
 
@@ -158,13 +154,19 @@ class Index(ABC):
         return writable_queries(arr) if allow_single else arr
 
     @writer
-    def add(self, vectors: Any, ids: Any = None, attributes: Any = None, **kwargs: Any) -> np.ndarray:
+    def add(self, vectors: Any, ids: Any = None, attributes: Any = None, progress: bool | None = None,
+            **kwargs: Any) -> np.ndarray:
         """Add ``vectors`` (n, dim) with optional int64 ``ids`` (n,); returns the ids used.
 
         ``attributes``: per-vector typed fields for filtered search (:mod:`vecsearch.filtering.attributes`),
-        a dict of columns ``{"year": [...], "lang": [...]}`` or a list of per-row dicts.
+        a dict of columns ``{"year": [...], "lang": [...]}`` or a list of per-row dicts. ``progress``: a
+        progress bar (graph builds; None = on for long ones; other indexes add fast and draw none).
         Validation happens before anything is stored: a rejected call leaves the index unchanged.
         """
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress: expected a bool or None, got {type(progress).__name__}")
+        if progress is not None and self.reports_progress:
+            kwargs["progress"] = progress
         self._check_trained("add")
         x = self.prepare_vectors(vectors, "vectors")
         new_ids = self._ids.new_ids(ids, x.shape[0])

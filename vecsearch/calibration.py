@@ -20,6 +20,11 @@ of the kind the index will serve whenever there are some. Exact top-k over every
 vectors (``reconstruct``), or ``vectors`` (with their ``vector_ids``) for an index that does not
 keep them.
 
+Other kinds of queries (a multi-vector index's token sets, whose truth is brute-force Chamfer):
+the index builds a :class:`CalibrationSample` (queries plus their exact top-k ids, from its own
+exact search) and calls :func:`calibrate_on`, which runs the same search over the knobs;
+:meth:`vecsearch.indexes.multivector.MultiVectorIndex.calibrate` does.
+
 A setting counts as reaching the target when its measured recall is at least the target plus a
 margin of 1.645 standard errors of the mean recall over the sample (one-sided 95%): with 1,000
 queries and a typical per-query spread that is ~0.005, so a setting calibrated on one sample
@@ -81,6 +86,48 @@ class CalibrationReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class CalibrationSample:
+    """The queries every setting is measured on, and their exact answers (the truth).
+
+    ``queries``: what ``index.search`` takes (float32 ``(n, dim)``; a list of ``n`` token matrices
+    for a multi-vector index); ``truth`` int64 ``(n, k)`` the exact top-k ids, best first, -1
+    padded; ``self_ids`` int64 ``(n,)`` each query's own id when the queries were sampled from the
+    index (that id is then dropped from its results before counting), else None; ``origin`` says
+    where the queries came from (``"given"``, ``"stored vectors"``, ...).
+    """
+
+    queries: Any
+    n: int
+    truth: np.ndarray
+    self_ids: np.ndarray | None
+    origin: str
+
+    @classmethod
+    def from_exact(cls, queries: Any, n: int, exact_ids: np.ndarray, self_ids: np.ndarray | None, k: int,
+                   origin: str) -> CalibrationSample:
+        """A sample from the exact search's ids ``(n, >= k)`` (``k + 1`` wide when ``self_ids`` are given:
+        each query's own id is dropped from them)."""
+        return cls(queries, n, _drop_self(np.asarray(exact_ids, np.int64), self_ids, k), self_ids, origin)
+
+
+def check_arguments(target_recall: Any, k: Any, n_queries: Any) -> tuple[float, int]:
+    """Validated ``(target_recall, k)``; ``ValueError`` naming the argument otherwise."""
+    if isinstance(target_recall, bool) or not isinstance(target_recall, (int, float)) \
+            or not 0.0 < float(target_recall) <= 1.0:
+        raise ValueError(f"target_recall: expected a number in (0, 1], got {target_recall!r}")
+    k = check_k(k)
+    if isinstance(n_queries, bool) or not isinstance(n_queries, (int, np.integer)) or n_queries < 1:
+        raise ValueError(f"n_queries: expected a positive integer, got {n_queries!r}")
+    return float(target_recall), k
+
+
+def sample_rows(n: int, n_queries: int, seed: int) -> np.ndarray:
+    """Sorted distinct rows ``(min(n_queries, n),)`` int64 of ``0 .. n - 1``, drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=min(n_queries, n), replace=False)).astype(np.int64)
+
+
 def calibrate(index: Any, target_recall: float = 0.95, k: int = 10, queries: Any = None, *,
               vectors: Any = None, vector_ids: Any = None, n_queries: int = 1000, seed: int = 0) -> CalibrationReport:
     """The fastest search parameters of ``index`` with recall@``k`` >= ``target_recall`` (see the module docstring).
@@ -90,22 +137,27 @@ def calibrate(index: Any, target_recall: float = 0.95, k: int = 10, queries: Any
     not keep its vectors (ids default to ``0 .. n - 1``). Does not change the index.
     """
     t_start = time.perf_counter()
-    if isinstance(target_recall, bool) or not isinstance(target_recall, (int, float)) \
-            or not 0.0 < float(target_recall) <= 1.0:
-        raise ValueError(f"target_recall: expected a number in (0, 1], got {target_recall!r}")
-    k = check_k(k)
-    if isinstance(n_queries, bool) or not isinstance(n_queries, (int, np.integer)) or n_queries < 1:
-        raise ValueError(f"n_queries: expected a positive integer, got {n_queries!r}")
+    target, k = check_arguments(target_recall, k, n_queries)
     if index.ntotal == 0:
         raise ValueError("index: calibration needs a non-empty index")
     base, base_ids = _truth_vectors(index, vectors, vector_ids)
     k = min(k, base.shape[0])
     q, self_ids, origin = _queries(index, queries, base, base_ids, n_queries, seed)
     want = k + (1 if self_ids is not None else 0)
-    code = metric_code(index.metric)
-    truth_slots, _ = exact_topk(code, q, base, min(want, base.shape[0]))
+    truth_slots, _ = exact_topk(metric_code(index.metric), q, base, min(want, base.shape[0]))
     truth_ids = np.where(truth_slots >= 0, base_ids[np.maximum(truth_slots, 0)], -1)
-    truth = _drop_self(truth_ids, self_ids, k)
+    sample = CalibrationSample.from_exact(q, q.shape[0], truth_ids, self_ids, k, origin)
+    return calibrate_on(index, sample, target, k, t_start=t_start)
+
+
+def calibrate_on(index: Any, sample: CalibrationSample, target_recall: float, k: int, *,
+                 t_start: float | None = None) -> CalibrationReport:
+    """The search over ``index``'s knobs (its ``search_grid()``) for ``sample``, whatever kind of
+    queries and truth it holds (see :func:`calibrate` for single vectors). Does not change the index."""
+    t_start = time.perf_counter() if t_start is None else t_start
+    target = float(target_recall)
+    q, self_ids, truth = sample.queries, sample.self_ids, sample.truth
+    want = k + (1 if self_ids is not None else 0)
 
     def measure(params: dict[str, Any]) -> CalibrationPoint:
         t0 = time.perf_counter()
@@ -113,14 +165,17 @@ def calibrate(index: Any, target_recall: float = 0.95, k: int = 10, queries: Any
         seconds = time.perf_counter() - t0
         per_query = recall_per_query(_drop_self(found, self_ids, k), truth, k)
         margin = Z_ONE_SIDED_95 * float(per_query.std()) / math.sqrt(per_query.shape[0])
-        return CalibrationPoint(dict(params), float(per_query.mean()), q.shape[0] / max(seconds, 1e-9), margin)
+        return CalibrationPoint(dict(params), float(per_query.mean()), sample.n / max(seconds, 1e-9), margin)
+
+    def report(point: CalibrationPoint, reached: bool, curve: list[CalibrationPoint]) -> CalibrationReport:
+        return CalibrationReport(target, k, point.params, point.recall, point.qps, reached, sample.n, sample.origin,
+                                 time.perf_counter() - t_start, curve)
 
     grid = dict(type(index).search_grid())
     curve: list[CalibrationPoint] = []
     if not grid:
         point = measure({})
-        return CalibrationReport(float(target_recall), k, {}, point.recall, point.qps, point.recall >= target_recall,
-                                 q.shape[0], origin, time.perf_counter() - t_start, [point])
+        return report(point, point.recall >= target, [point])
     primary, *secondary = list(grid)
     values = [int(v) for v in grid[primary] if v is not None]
     low, high = max(1, min(values)), max(values) * PRIMARY_HEADROOM
@@ -131,16 +186,12 @@ def calibrate(index: Any, target_recall: float = 0.95, k: int = 10, queries: Any
         fixed = {name: value for name, value in zip(secondary, combo) if value is not None}
         if not _accepted(index, q, want, {**fixed, primary: low}):
             continue
-        best = _smallest_reaching(measure, primary, low, high, fixed, float(target_recall), curve)
+        best = _smallest_reaching(measure, primary, low, high, fixed, target, curve)
         if best is not None:
             feasible.append(best)
     if not feasible:
-        top = max(curve, key=lambda p: p.recall)
-        return CalibrationReport(float(target_recall), k, top.params, top.recall, top.qps, False, q.shape[0], origin,
-                                 time.perf_counter() - t_start, curve)
-    chosen = _fastest(index, q, want, feasible)
-    return CalibrationReport(float(target_recall), k, chosen.params, chosen.recall, chosen.qps, True, q.shape[0],
-                             origin, time.perf_counter() - t_start, curve)
+        return report(max(curve, key=lambda p: p.recall), False, curve)
+    return report(_fastest(index, q, sample.n, want, feasible), True, curve)
 
 
 def _smallest_reaching(measure, primary: str, low: int, high: int, fixed: dict[str, Any], target: float,
@@ -174,7 +225,7 @@ def _smallest_reaching(measure, primary: str, low: int, high: int, fixed: dict[s
     return at(hi)
 
 
-def _accepted(index: Any, q: np.ndarray, want: int, params: dict[str, Any]) -> bool:
+def _accepted(index: Any, q: Any, want: int, params: dict[str, Any]) -> bool:
     """Whether this index takes ``params`` (a grid's ``rerank`` is refused by an IVF-PQ without vectors)."""
     try:
         index.search(q[:1], want, **params)
@@ -183,7 +234,7 @@ def _accepted(index: Any, q: np.ndarray, want: int, params: dict[str, Any]) -> b
     return True
 
 
-def _fastest(index: Any, q: np.ndarray, want: int, points: list[CalibrationPoint]) -> CalibrationPoint:
+def _fastest(index: Any, q: Any, n: int, want: int, points: list[CalibrationPoint]) -> CalibrationPoint:
     """The fastest of ``points``, re-timed in interleaved rounds (best round each)."""
     if len(points) == 1:
         return points[0]
@@ -195,7 +246,7 @@ def _fastest(index: Any, q: np.ndarray, want: int, points: list[CalibrationPoint
             best[i] = min(best[i], time.perf_counter() - t0)
     i = int(np.argmin(best))
     p = points[i]
-    return CalibrationPoint(p.params, p.recall, q.shape[0] / max(best[i], 1e-9), p.margin)
+    return CalibrationPoint(p.params, p.recall, n / max(best[i], 1e-9), p.margin)
 
 
 def _truth_vectors(index: Any, vectors: Any, vector_ids: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -232,8 +283,7 @@ def _queries(index: Any, queries: Any, base: np.ndarray, base_ids: np.ndarray, n
         if index.metric == "cosine":
             q = normalize_rows(q, "queries")
         return np.ascontiguousarray(q), None, "given"
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(base.shape[0], size=min(n_queries, base.shape[0]), replace=False))
+    rows = sample_rows(base.shape[0], n_queries, seed)
     return np.ascontiguousarray(base[rows]), base_ids[rows], "stored vectors"
 
 

@@ -20,6 +20,11 @@ datasets: 'embedded' (default: 10,000 WordNet/MiniLM vectors, 500 queries, cosin
 
 outputs in --out: results.jsonl (one JSON object per point), recall_qps.png, table.txt.
 
+calibration: --calibrate 0.95 calibrates each vecsearch index after its sweep (index.calibrate) on
+  held-out queries - those after the first --queries N, else the last half of the queries (at most
+  --calibration-queries), which are then not measured - and measures the chosen setting on the
+  measured queries: "QPS at the calibrated setting" in the table, "calibrated": true in results.jsonl.
+
 OpenMP: unless OMP_WAIT_POLICY is already set, the benchmark sets it to PASSIVE before faiss or
 numba start their thread pools, so idle OpenMP threads sleep instead of spinning: faiss and
 numba share this process, and spinning threads of one library (or of other programs on a busy
@@ -43,6 +48,17 @@ def _int_at_least(minimum: int, what: str):
 
 
 _positive_int = _int_at_least(1, "positive")
+
+
+def _target_recall(text: str) -> float:
+    """An argparse ``type=`` parser for a recall in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a recall in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a recall in (0, 1], got {value}")
+    return value
 _non_negative_int = _int_at_least(0, "non-negative")
 
 
@@ -120,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"relative distance tolerance for ties in recall (default {TIE_EPS})",
     )
     bench.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
+    bench.add_argument(
+        "--calibrate",
+        type=_target_recall,
+        metavar="RECALL",
+        help="after each vecsearch sweep, calibrate the index to this recall@k on held-out queries "
+        "and measure the chosen setting (see below)",
+    )
+    bench.add_argument(
+        "--calibration-queries",
+        type=_positive_int,
+        default=1000,
+        help="at most this many held-out queries for --calibrate (default 1000)",
+    )
     return parser
 
 
@@ -149,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency_queries=args.latency_queries,
         tie_eps=args.tie_eps,
         plot=not args.no_plot,
+        calibrate=args.calibrate,
+        calibration_queries=args.calibration_queries,
     )
     try:
         run_benchmark(config)

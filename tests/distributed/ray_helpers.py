@@ -19,7 +19,15 @@ import ray
 def ray_session():
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        # address="local": always a fresh instance, never the cluster named in a stale
+        # /tmp/ray/ray_current_cluster (left there by a ray.cluster_utils.Cluster or `ray start`).
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            ignore_reinit_error=True,
+        )
     yield
     if started:
         ray.shutdown()

@@ -129,3 +129,28 @@ def test_a_replica_that_missed_a_write_is_replaced(
     kill_and_wait(keeper)  # the healed copy alone: ids 0..9 are back, as on the single node
     mirror.assert_same_results(wordnet_queries_id[:40])
     index.close()
+
+
+def test_the_health_probe_finds_a_dead_replica_and_heals_it_without_any_call(
+    wordnet_train, wordnet_attrs, wordnet_queries_id
+):
+    """No call touches the shard after the kill: the background healer's periodic probe notices
+    the dead actor and brings the shard back to its target on its own."""
+    index = ShardedIndex(
+        "Flat", n_shards=1, replicas=2, dim=384, metric="cosine", timeout_s=60, health_check_s=0.5
+    )
+    mirror = Mirror(index, wordnet_train, wordnet_attrs)
+    mirror.add(0, 800)
+    victim = index.shard_actors[0][1]
+    kill_and_wait(victim)
+    deadline = time.monotonic() + 120  # a bound on the wait, not a performance assertion
+    while not index.heal_events:  # replica_counts / heal_events read driver state: no Ray call
+        assert time.monotonic() < deadline, (index.replica_status(), index.dropped_replicas)
+        time.sleep(0.1)
+    assert index.dropped_replicas == [
+        {"shard": 0, "replica": "shard0/replica1", "reason": "its actor died"}
+    ]
+    assert index.replica_counts() == [2] and victim not in index.shard_actors[0]
+    kill_and_wait(index.shard_actors[0][0])  # the original survivor: the copy serves alone
+    mirror.assert_same_results(wordnet_queries_id[:40])
+    index.close()

@@ -371,16 +371,36 @@ def test_single_queries_never_enter_a_parallel_region(built, queries, monkeypatc
 
 
 @pytest.mark.parametrize("metric", ["l2", "ip"])
-@pytest.mark.parametrize("nq", [8, 13, 100])
-def test_blocked_coarse_probes_equal_the_per_query_kernel(wordnet_train, queries, metric, nq):
+@pytest.mark.parametrize(("nq", "path"), [(8, "blocked"), (13, "blocked"), (100, "blocked"), (64, "blas"),
+                                          (100, "blas")])
+def test_blocked_coarse_probes_equal_the_per_query_kernel(wordnet_train, queries, monkeypatch, metric, nq, path):
+    """The batch paths (blocked kernel; BLAS product in blocks of 40 queries + selection on 2
+    threads) pick the lists the per-query kernel picks."""
+    import numba
+
+    from vecsearch.kernels import fastscan_ivf
     from vecsearch.kernels.distances import METRIC_IP, METRIC_L2
     from vecsearch.kernels.ivf import coarse_probes_serial
 
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 numba threads")
+    threads = numba.get_num_threads()
+    numba.set_num_threads(2)
+    monkeypatch.setattr(module, "PROBE_BLAS_MIN_QUERIES", 64 if path == "blas" else 10**9)
+    monkeypatch.setattr(module, "PROBE_BLAS_BLOCK_ELEMENTS", 40 * 64)
+    used = []
+    for name in ("finish_probes", "coarse_probes_blocked"):
+        kernel = getattr(fastscan_ivf, name)
+        monkeypatch.setattr(module, name, lambda *a, _k=kernel, _n=name: used.append(_n) or _k(*a))
     code = METRIC_L2 if metric == "l2" else METRIC_IP
     centroids = np.ascontiguousarray(wordnet_train[:64])
     c_sq = np.einsum("ij,ij->i", centroids, centroids).astype(np.float32)
     q = np.ascontiguousarray(queries[:nq])
-    lists, scores = module.probe_lists(q, centroids, np.ascontiguousarray(centroids.T), c_sq, code, 16)
+    try:
+        lists, scores = module.probe_lists(q, centroids, np.ascontiguousarray(centroids.T), c_sq, code, 16)
+    finally:
+        numba.set_num_threads(threads)
+    assert set(used) == {"finish_probes" if path == "blas" else "coarse_probes_blocked"}
     ref_lists, ref_scores = np.full((nq, 16), -1, np.int64), np.full((nq, 16), np.inf, np.float32)
     coarse_probes_serial(q, np.ascontiguousarray(centroids.T), c_sq, code, ref_lists, ref_scores)
     assert (lists == ref_lists).mean() > 0.99

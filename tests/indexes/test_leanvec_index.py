@@ -222,3 +222,12 @@ def test_a_trained_projection_is_reused_across_indexes(
         index.train(x)
     with pytest.raises(ValueError, match="projection"):
         LeanVecIndex(384, "ip", reduced_dim=16).set_projection(projection, x)
+
+
+def test_default_reduced_dim_keeps_every_dimension_up_to_384_and_halves_above():
+    from vecsearch.indexes.leanvec import auto_reduced_dim
+
+    assert LeanVecIndex(384, "cosine").params.reduced_dim is None
+    assert LeanVecIndex(32, "cosine").params.reduced_dim is None
+    assert LeanVecIndex(768, "cosine").params.reduced_dim == 384
+    assert auto_reduced_dim(1536) == 768 and auto_reduced_dim(1000) == 496

@@ -16,8 +16,8 @@ Categories: ``manifest-edit`` (any value changed, manifest checksum not updated:
 headers claiming 1e11 rows) and ``array-crafted`` (contents, shapes and dtypes changed with CRCs
 and the manifest recomputed: a CRC proves integrity, not validity).
 
-Run as a script (``python crafting.py TYPE VARIANT BASE_DIR WORK_DIR [SKIP]``) it runs every case
-of one saved index, printing ``BEGIN <n>`` before and one JSON line after each, so that the parent
+Run as a script (``python crafting.py TYPE BASE_DIR WORK_DIR [SKIP]``) it runs every case (from
+the SKIP-th on) of the index saved at BASE_DIR, printing ``BEGIN <n>`` before and one JSON line after each, so that the parent
 (``test_crafted_files.py``) can tell a segfault in case n from a failure and resume after it.
 """
 
@@ -221,6 +221,14 @@ def manifest_cases(base: Path) -> list[Case]:
             if path == ("format_version",) and new == 1:
                 continue  # a version-1 manifest with a checksum: covered by manifest-edit
             crafted.append(("manifest-crafted", label, "error" if structural else "safe", mutate))
+    return edit + crafted
+
+
+def targeted_manifest_cases(base: Path) -> list[Case]:
+    """The manifest cases of the issue's findings (entry points, levels, escaping file names,
+    hostile JSON): run in full, never sampled."""
+    manifest = read_manifest(base)
+    crafted: list[Case] = []
     for path, value in leaves(manifest):
         # graph entry points and levels (also a MultiVector's inner index's): out of range must be refused
         if path[0] == "params" and path[-1] in ("entry", "max_level") and isinstance(value, int):
@@ -252,7 +260,7 @@ def manifest_cases(base: Path) -> list[Case]:
         ("manifest-crafted", "a directory", "error", lambda d: ((d / "manifest.json").unlink(), (d / "manifest.json").mkdir())),
         ("manifest-crafted", "version 1 layout", "safe", _as_version_1),
     ]
-    return edit + crafted
+    return crafted
 
 
 def _required(manifest: dict[str, Any], name: str) -> bool:
@@ -430,17 +438,29 @@ def array_cases(base: Path, type_name: str) -> list[Case]:
     return out
 
 
+# Arrays whose crafted contents crashed kernels in the issue's probe (HNSW links0/counts0, IVF-PQ
+# list_slots, LeanVec neighbors/degrees/entry_sample, now the graph engine's links0/counts0):
+# their array-crafted cases always run in full.
+TARGETED_ARRAYS = ("links0", "counts0", "list_slots", "entry_sample")
+
+
+def _targeted_array(case: Case) -> bool:
+    return case[0] == "array-crafted" and _plain_name(case[1].split(":")[0]) in TARGETED_ARRAYS
+
+
 def cases(base: Path, type_name: str) -> list[Case]:
     """Every case for the index saved at ``base``: all of the targeted ones, a seeded sample of
     at most CASES_PER_CATEGORY of the others per category."""
-    everything = manifest_cases(base) + array_cases(base, type_name)
+    arrays = array_cases(base, type_name)
+    generic = manifest_cases(base) + [c for c in arrays if not _targeted_array(c)]
+    targeted = targeted_manifest_cases(base) + [c for c in arrays if _targeted_array(c)]
     rng = random.Random(f"{type_name}:{base.name}")
     out: list[Case] = []
     for category in ("manifest-edit", "manifest-crafted", "array-damage", "array-crafted"):
-        pool = [c for c in everything if c[0] == category]
+        pool = [c for c in generic if c[0] == category]
         if 0 < CASES_PER_CATEGORY < len(pool):
             pool = [pool[i] for i in sorted(rng.sample(range(len(pool)), CASES_PER_CATEGORY))]
-        out += pool
+        out += pool + [c for c in targeted if c[0] == category]
     return out
 
 

@@ -3,7 +3,8 @@ loaded into an index that then works; never a crash, another exception, or a wro
 
 Each saved index's cases (see ``crafting.py``) run in one child process; a case that kills it (a
 segfault in a kernel) is recorded as a crash and the child restarts after it. Set
-``VECSEARCH_RELIABILITY_REPORT=file.json`` to write the per-category counts.
+``VECSEARCH_RELIABILITY_REPORT=file.json`` to write the per-category counts (``reporting.py``),
+and ``VECSEARCH_CRAFTED_CASES=0`` to run every case instead of a seeded sample.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from vecsearch import registry
 
 sys.path.insert(0, str(Path(__file__).parent))
 import crafting
+import reporting
 
 CATEGORIES = ("manifest-edit", "manifest-crafted", "array-damage", "array-crafted")
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,13 +67,10 @@ def suite(type_name: str, variant: str, tmp_root: Path) -> list[dict]:
                         "detail": f"child died (exit code {proc.returncode}): {proc.stderr[-500:]}"})
         skip = current + 1
     _RESULTS[key] = results
-    report = os.environ.get("VECSEARCH_RELIABILITY_REPORT")
-    if report:
-        counts = {f"{type_name}/{variant}/{c}": {"tried": sum(r["category"] == c for r in results),
-                                                 "passed": sum(r["category"] == c and passed(r) for r in results)}
-                  for c in CATEGORIES}
-        previous = json.loads(Path(report).read_text()) if Path(report).exists() else {}
-        Path(report).write_text(json.dumps({**previous, **counts}, indent=1))
+    reporting.record({f"crafted/{type_name}/{variant}/{c}": {
+        "tried": sum(r["category"] == c for r in results), "passed": sum(r["category"] == c and passed(r) for r in results),
+        **{f"outcome_{o}": sum(r["category"] == c and r["outcome"] == o for r in results) for o in ("error", "ok", "fail", "crash")}}
+        for c in CATEGORIES})
     return results
 
 

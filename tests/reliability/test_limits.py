@@ -235,6 +235,18 @@ def test_bad_arguments_raise_errors_that_name_them(call, pattern):
     assert index.ntotal == 4
 
 
+def test_collection_n_results_is_named_when_bad_and_clamped_when_huge():
+    from vecsearch.store.collection import Collection
+
+    col = Collection(dim=8, index="flat")
+    col.add(ids=[str(i) for i in range(5)], embeddings=_vectors(5))
+    with pytest.raises(ValueError, match="n_results"):
+        col.query(_vectors(1), n_results=0)
+    with pytest.raises(TypeError, match="n_results"):
+        col.query(_vectors(1), n_results=2.5)
+    assert col.query(_vectors(1), n_results=10**9)["ids"] == col.query(_vectors(1), n_results=5)["ids"]  # all 5, no padding
+
+
 def test_update_attributes_accepts_a_bare_value_for_one_id():
     """The README's own example: update_attributes([17], {"year": 2024})."""
     index = vs.FlatIndex(8)

@@ -185,3 +185,22 @@ def test_save_and_load_give_back_the_same_index(record, data, removed, mmap):
         np.testing.assert_array_equal(a.distances, b.distances)
         if "s" in _columns(data):
             np.testing.assert_array_equal(loaded.match({"s": "abc\x00"}), index.match({"s": "abc\x00"}))
+
+
+@pytest.mark.parametrize("cls", [vs.HNSWIndex, vs.LeanVecIndex], ids=["hnsw", "leanvec"])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(distinct=st.integers(1, 30), n=st.integers(2, 200), seed=st.integers(0, 2**16), k=st.integers(1, 20))
+def test_a_small_graph_over_duplicated_vectors_reaches_every_node_when_ef_covers_it(cls, distinct, n, seed, k):
+    """At M=4 on many copies of few vectors (the probe's 24/200 unreachable runs), a search with
+    ``ef >= ntotal`` returns min(k, ntotal) results, also after a third of the vectors are removed."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((distinct, DIM)).astype(np.float32)[rng.integers(0, distinct, n)]
+    index = cls(DIM, "l2", M=4, seed=seed)
+    if index.requires_training:
+        index.train(x)
+    index.add(x)
+    for _ in range(2):
+        want = min(k, index.ntotal)
+        res = index.search(x[:3], k, ef=n)
+        assert (res.ids[:, :want] >= 0).all(), (res.ids.tolist(), index.ntotal)
+        index.remove(index.ids()[::3])

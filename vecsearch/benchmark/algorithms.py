@@ -352,11 +352,8 @@ def peers_for(
     if kind == "flat" and "faiss" in peers:
         out.append(FaissAlgorithm("flat", {}, {}))
     elif kind in ("hnsw", "leanvec"):
-        # LeanVec's single-layer graph has out-degree M; an HNSW with M/2 has the same degree (2M)
-        # on its bottom layer, where the search spends its time.
-        m = build_params.get("M", 32 if kind == "leanvec" else 16)
-        m = max(2, m // 2) if kind == "leanvec" else m
-        bp = {"M": m, "ef_construction": build_params.get("ef_construction", 200)}
+        # LeanVec is the same HNSW graph as HNSWIndex (over other storage): peers with the same M.
+        bp = {"M": build_params.get("M", 16), "ef_construction": build_params.get("ef_construction", 200)}
         grid = {"ef": list(search_grid.get("ef", EF_GRID))}
         if "hnswlib" in peers:
             out.append(HnswlibAlgorithm(bp, grid, threads))

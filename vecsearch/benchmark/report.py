@@ -1,5 +1,6 @@
-"""Benchmark output: the recall-vs-QPS plot (PNG) and the printed tables (``vecsearch bench`` and the
-``bench/`` scripts: :func:`format_table`, :func:`format_value`)."""
+"""Benchmark output: the recall-vs-QPS plot (PNG) and the printed tables (``vecsearch bench``, its
+calibrated settings: :func:`calibration_table`, and the ``bench/`` scripts: :func:`format_table`,
+:func:`format_value`)."""
 
 from __future__ import annotations
 
@@ -185,3 +186,25 @@ def qps_at_target(
         points = sorted(points, key=lambda r: r[order])
         out[key] = interpolated_qps([p[recall] for p in points], [p[qps] for p in points], target)
     return out
+
+
+def calibration_table(calibrated: Sequence[dict[str, Any]], sweep: Sequence[dict[str, Any]]) -> str:
+    """One line per calibrated index (``--calibrate``): the target, the setting chosen on the held-out
+    queries and the recall it had there, then the recall and QPS it got on the measured queries, and
+    the sweep's best QPS at that recall or more (``vs sweep``: the calibrated QPS over it)."""
+    groups = group_rows(list(sweep))
+    lines = []
+    for row in calibrated:
+        cal = row["calibration"]
+        pts = groups.get(row["label"], [])
+        best = best_qps(np.array([p["recall"] for p in pts]), np.array([p["qps"] for p in pts]), row["recall"]) \
+            if pts else float("nan")
+        lines.append({"calibrated": row["label"], "target": cal["target_recall"],
+                      "setting": _fmt_params(cal["params"]), "recall held-out": cal["recall_held_out"],
+                      "recall": row["recall"], "QPS": row["qps"], "sweep QPS": best,
+                      "vs sweep": row["qps"] / best if best > 0 else float("nan"),
+                      "calib s": cal["seconds"]})
+    columns = ["calibrated", "target", "setting", "recall held-out", "recall", "QPS", "sweep QPS", "vs sweep",
+               "calib s"]
+    return "QPS at the calibrated setting (measured queries; setting chosen on held-out ones)\n" + \
+        format_table(lines, columns)

@@ -4,6 +4,14 @@ Index specs (``--index``): ``KIND`` or ``KIND:key=v1,v2:key=v``. Keys that are s
 of the kind (``ef`` for hnsw/leanvec, ``nprobe``/``rerank`` for ivfpq) form the sweep; every
 other key is a build parameter, and several values build several indexes. ``none`` is None.
 Examples: ``hnsw:M=16,32:ef=10,20,40``, ``ivfpq:nlist=256:m=48:nprobe=1,4,16:rerank=none,10``.
+
+Calibration (``--calibrate 0.95``): after its sweep, each vecsearch index is calibrated to the
+target (:meth:`vecsearch.Index.calibrate`) on *held-out* queries, never the measured ones: the
+queries after the first ``--queries N``, or else the last half of the dataset's queries (at most
+``calibration_queries``), which are then not measured. The calibrated setting is measured like
+a sweep point on the measured queries (and re-timed with them); its row has ``"calibrated": true``
+and a ``"calibration"`` record, and a table compares its QPS with the sweep's best QPS at the
+recall it reached.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+import numpy as np
 
 from .. import registry
 from .algorithms import (
@@ -30,7 +40,7 @@ from .algorithms import (
 )
 from .datasets import Dataset, ensure_ground_truth, load_dataset
 from .evaluation import TIE_EPS, evaluate_point, time_interleaved
-from .report import plot_frontiers, points_table, ratio_lines, summary_table
+from .report import calibration_table, plot_frontiers, points_table, ratio_lines, summary_table
 
 DEFAULT_INDEXES = ("flat", "hnsw", "ivfpq", "leanvec")
 RESULTS_FILE = "results.jsonl"
@@ -56,6 +66,8 @@ class BenchConfig:
     latency_queries: int = 200
     tie_eps: float = TIE_EPS
     plot: bool = True
+    calibrate: float | None = None
+    calibration_queries: int = 1000
 
 
 def _parse_value(text: str) -> Any:
@@ -179,6 +191,9 @@ def run_benchmark(
     threads = set_threads(config.threads)
     t_start = time.perf_counter()
     dataset = load_dataset(config.dataset, metric=config.metric, queries_file=config.query_file)
+    held_out = None
+    if config.calibrate is not None:
+        dataset, held_out = split_calibration_queries(dataset, config.queries, config.calibration_queries)
     dataset = dataset.with_queries(config.queries)
     had_gt = dataset.neighbors is not None
     dataset = ensure_ground_truth(dataset, config.k)
@@ -188,6 +203,9 @@ def run_benchmark(
         + ("" if had_gt else " (ground truth computed with FlatIndex, cached)"),
         file=log,
     )
+    if held_out is not None:
+        print(f"calibration to recall@{config.k} >= {config.calibrate} on {held_out.shape[0]:,} held-out "
+              "queries (not measured)", file=log)
     algorithms = plan_algorithms(config, dataset)
     out_dir = Path(config.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -207,7 +225,7 @@ def run_benchmark(
                 continue
             algo_rows: list[dict[str, Any]] = []
             try:
-                for row in _run_algorithm(algo, dataset, config, threads, log):
+                for row in _run_algorithm(algo, dataset, config, threads, log, held_out):
                     algo_rows.append(row)
                     jsonl.write(json.dumps(row) + "\n")
                     jsonl.flush()
@@ -228,6 +246,8 @@ def run_benchmark(
     for algo, _ in measured:
         algo.index = None
     elapsed = time.perf_counter() - t_start
+    calibrated = [row for row in rows if row.get("calibrated")]
+    rows = [row for row in rows if not row.get("calibrated")]
     title = (
         f"{dataset.name} ({dataset.train.shape[0]:,} x {dataset.dim}, {dataset.metric}), "
         f"{dataset.test.shape[0]} queries, k={k}, {threads} thread(s)"
@@ -242,6 +262,7 @@ def run_benchmark(
             "",
             *ratio_lines(rows, 0.9),
             *ratio_lines(rows, 0.95),
+            *([calibration_table(calibrated, rows), ""] if calibrated else []),
             *skipped,
             f"total time {elapsed:.1f}s; results: {results_path}",
         ]
@@ -252,13 +273,30 @@ def run_benchmark(
         text += f"\nplot: {png}"
     (out_dir / TABLE_FILE).write_text(text + "\n")
     print(text, file=out)
-    return rows
+    return rows + calibrated
+
+
+def split_calibration_queries(dataset: Dataset, n_measured: int | None, n_held: int) -> tuple[Dataset, np.ndarray]:
+    """``(dataset without the held-out queries, held-out queries (m, dim) f32)`` for calibration:
+    the queries after the first ``n_measured`` (at most ``n_held``) when there are some, else the
+    last ``min(n_held, nq // 2)`` (see the module docstring)."""
+    if isinstance(n_held, bool) or not isinstance(n_held, int) or n_held < 1:
+        raise ValueError(f"calibration_queries: expected a positive integer, got {n_held!r}")
+    nq = dataset.test.shape[0]
+    if n_measured is not None and n_measured < nq:
+        return dataset, dataset.test[n_measured : n_measured + n_held]
+    n = min(n_held, nq // 2)
+    if n < 1:
+        raise ValueError(f"calibrate: needs at least 2 queries (some held out for calibration), the dataset has {nq}")
+    return dataset.with_queries(nq - n), dataset.test[nq - n :]
 
 
 def _run_algorithm(
-    algo: Algorithm, dataset: Dataset, config: BenchConfig, threads: int, log: TextIO
+    algo: Algorithm, dataset: Dataset, config: BenchConfig, threads: int, log: TextIO,
+    held_out: np.ndarray | None = None,
 ):
-    """Warm up, build and sweep one algorithm; yields one result row per search setting."""
+    """Warm up, build and sweep one algorithm; yields one result row per search setting (and, with
+    ``held_out`` queries and a vecsearch index, one for the setting calibrated on them)."""
     k = config.k
     truth = dataset.neighbors[:, :k]
     truth_d = dataset.distances[:, :k] if dataset.distances is not None else None
@@ -272,7 +310,12 @@ def _run_algorithm(
     build_s = time.perf_counter() - t0
     nbytes = algo.index_bytes()
     bar.close(f"({nbytes / 1e6:.1f} MB)")
-    for params in grid_points(algo.search_grid):
+    settings: list[tuple[dict[str, Any], dict[str, Any] | None]] = [(p, None) for p in grid_points(algo.search_grid)]
+    if held_out is not None and isinstance(algo, VecsearchAlgorithm):
+        settings.append(({}, {}))  # after the sweep: calibrate, then measure the chosen setting
+    for params, calibration in settings:
+        if calibration is not None:
+            params, calibration = _calibrate(algo, dataset, config, held_out, log)
         algo.set_search(params)
         point = evaluate_point(
             lambda q: algo.search(q, k),
@@ -288,10 +331,10 @@ def _run_algorithm(
         )
         print(
             f"    {_short(params):<22} recall {point.recall:.4f}  {point.qps:>10,.0f} QPS  "
-            f"p50 {point.p50_ms:.3f} ms  p99 {point.p99_ms:.3f} ms",
+            f"p50 {point.p50_ms:.3f} ms  p99 {point.p99_ms:.3f} ms" + (" (calibrated)" if calibration else ""),
             file=log,
         )
-        yield {
+        row = {
             "algorithm": algo.name,
             "library": algo.library,
             "index": algo.kind,
@@ -316,6 +359,25 @@ def _run_algorithm(
             "loadavg_1m": load,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         }
+        if calibration is not None:
+            row.update(calibrated=True, calibration=calibration)
+        yield row
+
+
+def _calibrate(algo: Any, dataset: Dataset, config: BenchConfig, held_out: Any,
+               log: TextIO) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Calibrate ``algo``'s index on the ``held_out`` queries (truth: exact search over the train
+    vectors); ``(the chosen search parameters, the row's "calibration" record)``. The index's
+    defaults are reset: every row passes its parameters explicitly (the re-timing rounds too)."""
+    index = algo.index
+    report = index.calibrate(config.calibrate, config.k, held_out, vectors=dataset.train)
+    index.set_search_defaults({})
+    print(f"    calibrated to {config.calibrate} in {report.seconds:.1f}s: {_short(report.params)} "
+          f"(recall {report.recall:.4f} on the {report.n_queries} held-out queries)", file=log)
+    record = {"target_recall": report.target_recall, "params": dict(report.params),
+              "recall_held_out": round(report.recall, 6), "reached": report.reached,
+              "n_queries": report.n_queries, "seconds": round(report.seconds, 3), "points": len(report.curve)}
+    return dict(report.params), record
 
 
 def _retime_interleaved(

@@ -42,7 +42,10 @@ def connect(address: str | None = None) -> bool:
     ray = ray_module()
     if not ray.is_initialized():
         if address is None:
+            # "local": start an instance here, not join whatever cluster the address file of the
+            # last `ray start` (possibly long dead) names.
             ray.init(
+                address="local",
                 num_cpus=os.cpu_count(),
                 include_dashboard=False,
                 ignore_reinit_error=True,

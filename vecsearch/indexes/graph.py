@@ -60,6 +60,7 @@ class GraphIndex(GraphFilteredSearch):
     """
 
     search_knobs = ("ef",)
+    reports_progress = True
 
     def _init_graph(self, M: int, ef_construction: int, seed: int, allow_replace_deleted: bool,
                     build_alpha: float = 1.0) -> None:

@@ -6,7 +6,8 @@ Pipeline (Tepper et al. 2024; Aguerrebere et al. 2023; see ALGORITHMS.md):
 * ``train(x, queries=None)``: LeanVec-ID (PCA) or, when a query sample is given, LeanVec-OOD
   (Frank-Wolfe) to ``reduced_dim``; then the LVQ mean of the primary vectors and, for an LVQ8
   secondary, of the full vectors. ``reduced_dim="auto"`` (default) chooses the dimension from
-  ``dim`` (:func:`auto_reduced_dim`); ``None`` skips the projection (LVQ on full vectors).
+  ``dim`` (:func:`auto_reduced_dim`: no reduction up to 384 dimensions, half above); ``None`` skips the
+  projection (LVQ on full vectors).
 * ``add``: projects and encodes the primary vectors, stores the secondary (float32 / float16 /
   LVQ8, full dimension) and inserts the points into the HNSW graph, built on the primary codes.
 * ``search(q, k, ef=None, rerank=None)``: the graph walk of width ``ef`` scores the primary codes of
@@ -42,12 +43,21 @@ from .graph import EF_GRID, GraphIndex
 _ROW_ARRAYS = ("_prim_rows", "_prim_f32", "_sqnorms", "_sec_f32", "_sec_f16", "_sec_rows")
 
 
+# Up to this many dimensions the default keeps them all (LVQ8 codes of the full vectors). Measured with
+# bench/bench_leanvec.py --part tuning (93k WordNet MiniLM 384-d vectors, one-word out-of-distribution
+# queries, LeanVec-OOD, M=16, one thread, QPS at recall@10 0.95 vs hnswlib): reduced to 128 dims 0.99x,
+# 192 1.45x, 256 1.48x, while LVQ8 on the full 384 dims (bench/bench_graph.py, same part) 2.49x: the
+# projection's ranking loss on such queries costs more beam width than the smaller codes save.
+FULL_DIM_UP_TO = 384
+
+
 def auto_reduced_dim(dim: int) -> int | None:
-    """The default reduced dimension for ``dim``-dimensional data: a third of it, rounded to a multiple
-    of 16 (SVS's guidance: D/4 to D/2), or no reduction below 48 dimensions."""
-    if dim < 48:
+    """The default reduced dimension for ``dim``-dimensional data: none (full-dimension LVQ8 codes) up to
+    :data:`FULL_DIM_UP_TO` dimensions, above it half of ``dim`` rounded to a multiple of 16 (the upper
+    end of SVS's D/4 to D/2 guidance: at 384-d more dimensions measured faster at equal recall)."""
+    if dim <= FULL_DIM_UP_TO:
         return None
-    return int(max(16, min(dim - 16, 16 * round(dim / 3 / 16))))
+    return int(16 * round(dim / 2 / 16))
 
 
 class LeanVecIndex(GraphIndex, type_name="leanvec"):
@@ -143,15 +153,18 @@ class LeanVecIndex(GraphIndex, type_name="leanvec"):
 
     # ---- training ------------------------------------------------------------------------------
     def train(self, x: Any, queries: Any = None) -> LeanVecIndex:
-        """Learn the projection (OOD when ``queries`` is given) and the LVQ means from ``x`` (n, dim)."""
+        """Learn the projection (OOD when ``queries`` (nq, dim) is given) and the LVQ means from ``x`` (n, dim).
+
+        Without a reduction (``reduced_dim=None``, the default up to 384 dimensions) ``queries`` are
+        checked and not used, so the same call works whatever the default chooses."""
         self._check_empty("train")
         x = self.prepare_vectors(x, "x")
         if x.shape[0] == 0:
             raise ValueError("x: expected at least one training vector, got 0 rows")
         seed = self.params.seed
         if self.params.reduced_dim is None:
-            if queries is not None:
-                raise ValueError("queries: an OOD query sample needs reduced_dim (LeanVec-OOD); got reduced_dim=None")
+            if queries is not None:  # checked, then unused: there is no projection to fit them to
+                self.prepare_vectors(queries, "queries")
             self.projection = None
         elif queries is None:
             self.projection = train_leanvec_id(x, self.params.reduced_dim, seed=seed)

@@ -18,6 +18,7 @@ negative Chamfer similarities (the ``ip`` convention: smaller is better).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,13 @@ from pydantic import Field
 
 from .. import registry
 from ..base import Index, SearchResult
+from ..calibration import (
+    CalibrationReport,
+    CalibrationSample,
+    calibrate_on,
+    check_arguments,
+    sample_rows,
+)
 from ..codecs.fde import (
     FDEConfig,
     as_fde_config,
@@ -52,6 +60,8 @@ CANDIDATE_SOURCES = ("fde", "tokens", "mean")
 _SOURCE_NAMES = {"fde": "FDE", "tokens": "Tokens", "mean": "Mean"}
 # Array-name prefix of the inner index's state inside a MultiVectorIndex's state.
 _INNER = "inner_"
+# Candidate counts a recall/speed sweep (and calibration) tries.
+CANDIDATES_GRID = (10, 20, 50, 100, 200, 500, 1000)
 
 
 class MultiVectorSearchParams(StrictModel):
@@ -254,6 +264,8 @@ class MultiVectorIndex(Index, type_name="multivector"):
         k = result_width(check_k(k), self.ntotal)
         q_vecs, q_offs = as_token_sets(queries, self.dim, "queries", offsets)
         check_magnitude(q_vecs, "queries", "ip")
+        if self.search_defaults:
+            params = {**self.search_defaults, **params}  # explicit per-call parameters win
         parsed = clamp_search_params(self._parse_search_params(params), k, self.n_slots)
         allowed = self.compile_where(where) if where is not None else None
         nq = q_offs.shape[0] - 1
@@ -280,6 +292,53 @@ class MultiVectorIndex(Index, type_name="multivector"):
         slots, scores = self._rerank(q_vecs, q_offs, cand, k)
         ids = self._ids.to_external(slots)
         return SearchResult(ids, np.where(ids >= 0, scores, np.float32(np.inf)).astype(np.float32))
+
+    def calibrate(  # type: ignore[override]
+        self, target_recall: float = 0.95, k: int = 10, queries: Any = None, *, offsets: Any = None,
+        vectors: Any = None, vector_ids: Any = None, n_queries: int = 1000, seed: int = 0,
+    ) -> CalibrationReport:
+        """Make the smallest ``candidates`` measured to reach ``target_recall`` (recall@``k`` against
+        brute-force Chamfer, :meth:`search_exact`) this index's :attr:`search_defaults` (saved;
+        per-call parameters still win); see :mod:`vecsearch.calibration`.
+
+        ``queries``: token sets of the kind the index will serve (as :meth:`search` takes them);
+        default ``n_queries`` stored documents' token matrices, sampled with ``seed`` (each one's
+        own document is left out of its results and its truth). Stored documents are longer than
+        most queries: pass real queries when there are some. ``vectors``/``vector_ids`` are not
+        taken: the index keeps every document's tokens, the truth is computed from them.
+        """
+        t_start = time.perf_counter()
+        target, k = check_arguments(target_recall, k, n_queries)
+        if vectors is not None or vector_ids is not None:
+            raise ValueError("vectors: a MultiVectorIndex keeps its documents' tokens and computes the exact "
+                             "Chamfer truth from them; expected no vectors/vector_ids")
+        if self.ntotal == 0:
+            raise ValueError("index: calibration needs a non-empty index")
+        k = min(k, self.ntotal)
+        if queries is None:
+            if offsets is not None:
+                raise ValueError("offsets: only meaningful together with queries=...")
+            live = self.ids()
+            self_ids = live[sample_rows(live.shape[0], n_queries, seed)]
+            sets = [self.document_tokens(int(i)) for i in self_ids]
+            origin = "stored documents"
+        else:
+            q_vecs, q_offs = as_token_sets(queries, self.dim, "queries", offsets)
+            check_magnitude(q_vecs, "queries", "ip")
+            if q_offs.shape[0] < 2:
+                raise ValueError("queries: expected at least one token set, got 0")
+            sets = [q_vecs[q_offs[i] : q_offs[i + 1]] for i in range(q_offs.shape[0] - 1)]
+            self_ids, origin = None, "given"
+        want = k + (1 if self_ids is not None else 0)
+        exact = self.search_exact(sets, want).ids
+        sample = CalibrationSample.from_exact(sets, len(sets), exact, self_ids, k, origin)
+        report = calibrate_on(self, sample, target, k, t_start=t_start)
+        self.set_search_defaults(report.params)
+        return report
+
+    @classmethod
+    def search_grid(cls) -> dict[str, list[Any]]:
+        return {"candidates": list(CANDIDATES_GRID)}
 
     def _parse_search_params(self, params: dict[str, Any]) -> MultiVectorSearchParams:
         return parse_params(MultiVectorSearchParams, params, "MultiVectorIndex.search")

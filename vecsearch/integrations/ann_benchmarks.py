@@ -57,13 +57,14 @@ class Vecsearch(_Base):
             raise ValueError(f"method_param: index {self._record.name!r} does not take single vectors")
         self._metric = metric_from_ann(metric)
         self._build_params = params
+        self._fitted_params: dict[str, Any] = {}  # build parameters in effect (suggested ones filled in)
         self._search_params: dict[str, Any] = {}
         self._index: Any = None
         self._res: np.ndarray | None = None
         self.name = self._describe()
 
     def _describe(self) -> str:
-        parts = {**self._build_params, **self._search_params}
+        parts = {**(self._fitted_params or self._build_params), **self._search_params}
         inner = ", ".join(f"{k}={v}" for k, v in parts.items())
         return f"vecsearch-{self._record.name}({inner})"
 
@@ -79,6 +80,8 @@ class Vecsearch(_Base):
         for batch in (x[:1], x[:32]):  # compile the search kernels now, not in the first timed query
             index.search(batch, 10, **self._search_params)
         self._index = index
+        self._fitted_params = params  # the name now shows derived ones too (IVF-PQ's nlist and m)
+        self.name = self._describe()
         numba.set_num_threads(1)
 
     def set_query_arguments(self, *args: Any) -> None:

@@ -10,6 +10,7 @@
     store.as_retriever(search_type="mmr", search_kwargs={"k": 4, "fetch_k": 20})
     store.hybrid_search("question", k=4)                      # dense + BM25, reciprocal rank fusion
     store.as_retriever(search_type="hybrid", search_kwargs={"k": 4, "fusion": "relative_score", "alpha": 0.5})
+    store.calibrate(target_recall=0.95, queries=logged_questions)   # the fastest setting reaching it
 
 Scores. ``similarity_search_with_score`` returns the collection's raw *distances* (smaller is
 closer: cosine ``1 - cos``, squared L2, or negative inner product, as in :mod:`vecsearch.base`).
@@ -221,6 +222,27 @@ class VecsearchVectorStore(VectorStore):
         return self.max_marginal_relevance_search_by_vector(
             self._embedding.embed_query(query), k, fetch_k, lambda_mult, filter, **kwargs
         )
+
+    # ---- calibration -------------------------------------------------------------------------------
+    def calibrate(self, target_recall: float = 0.95, k: int = 4, queries: Sequence[str] | None = None, *,
+                  query_embeddings: Any = None, n_queries: int = 1000, seed: int = 0) -> Any:
+        """Make the fastest search setting measured to reach ``target_recall`` (recall@``k`` against
+        exact search; ``k`` as the searches will ask, LangChain's default 4) the store's default, saved
+        with it (:meth:`vecsearch.Collection.calibrate`). ``queries``: texts of the kind users ask,
+        embedded with ``embed_query`` (or ``query_embeddings`` ``(nq, dim)``, already embedded); default
+        ``n_queries`` stored texts' vectors. Returns the :class:`~vecsearch.calibration.CalibrationReport`."""
+        if queries is not None:
+            if query_embeddings is not None:
+                raise ValueError("queries: pass either queries (texts) or query_embeddings, not both")
+            if isinstance(queries, str) or not isinstance(queries, Sequence):
+                raise TypeError(f"queries: expected a list of str, got {type(queries).__name__}")
+            if not queries:
+                raise ValueError("queries: expected at least one text, got none")
+            bad = [i for i, text in enumerate(queries) if not isinstance(text, str)]
+            if bad:
+                raise TypeError(f"queries[{bad[0]}]: expected str, got {type(queries[bad[0]]).__name__}")
+            query_embeddings = np.asarray([self._embedding.embed_query(text) for text in queries], np.float32)
+        return self.collection.calibrate(target_recall, k, query_embeddings, n_queries=n_queries, seed=seed)
 
     # ---- construction ------------------------------------------------------------------------------
     @classmethod

@@ -20,7 +20,8 @@ Coarse probes of a batch
 eight dot products sharing each centroid load: at nlist 4096 x 384 dims the centroids (6 MB) no
 longer fit in L2 and the per-query pass of :func:`vecsearch.kernels.ivf.coarse_probes` streams them
 from L3 for every query (measured, 1 thread, 1,000 queries: 264 -> 98 us per query; nlist 1024:
-32 -> 23 us).
+32 -> 23 us). Large batches take the inner products from one BLAS product instead and
+:func:`finish_probes` selects the lists (the index decides, ``PROBE_BLAS_MIN_QUERIES``).
 """
 
 from __future__ import annotations
@@ -135,6 +136,27 @@ def coarse_probes_blocked(queries, q0, q1, centroids, c_sq_norms, metric, out_li
                 for c in range(nlist):
                     row[c] = -row[c]
             take_best_lists(row, out_lists[b0 + j], out_scores[b0 + j])
+
+
+@jit
+def finish_probes(dots, q0, q1, queries, c_sq_norms, metric, out_lists, out_scores):
+    """Rows ``q0 .. q1 - 1`` of ``dots`` f32 ``(nq, nlist)`` (query-centroid inner products, e.g. a
+    BLAS product) into the ``nprobe`` nearest lists, as :func:`coarse_probes_blocked` writes them:
+    ``||q - c||^2`` (``queries`` f32 ``(nq, d)``, ``c_sq_norms`` f32 ``(nlist,)``) or ``-<q, c>``.
+    Overwrites those rows of ``dots``."""
+    nlist = dots.shape[1]
+    for j in range(q0, q1):
+        row = dots[j]
+        if metric == METRIC_L2:
+            q_sq = np.float32(0.0)
+            for t in range(queries.shape[1]):
+                q_sq += queries[j, t] * queries[j, t]
+            for c in range(nlist):
+                row[c] = max(q_sq + c_sq_norms[c] - np.float32(2.0) * row[c], np.float32(0.0))
+        else:
+            for c in range(nlist):
+                row[c] = -row[c]
+        take_best_lists(row, out_lists[j], out_scores[j])
 
 
 @jit(inline="always")

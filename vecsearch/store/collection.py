@@ -23,7 +23,8 @@ in its own search, so there the collection post-filters with a growing over-fetc
 returned by ``include=["embeddings"]`` are the stored ones (unit-normalized for cosine).
 
 Keyword and hybrid search. Every document is also indexed for BM25 (:mod:`vecsearch.store.keyword`,
-built-in :class:`~vecsearch.store.tokenizer.Tokenizer`, k1=1.2, b=0.75), kept in step by ``add``,
+built-in :class:`~vecsearch.store.tokenizer.Tokenizer`, k1=1.2, b=0.75; ``keyword={"k1": ..., "b": ...,
+"tokenizer": Tokenizer(stopwords="english")}`` sets them for a new collection), kept in step by ``add``,
 ``upsert``, ``update`` and ``delete`` and saved in each snapshot (the log already carries the
 documents), so a crash loses no more of it than of the vectors. ``query`` runs a dense leg
 (``query_embeddings``), a keyword leg (``search_text``) or both, fused by reciprocal rank fusion or
@@ -58,7 +59,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +70,7 @@ from ..indexes.multivector import MultiVectorIndex
 from .document_filter import parse_where_document
 from .fusion import RANK_CONSTANT
 from .query import dense_search, fuse, plan_query, prepare_queries, shape_results
-from .records import RecordTable
+from .records import RecordTable, keyword_config
 from .storage import (
     CollectionDir,
     RWLock,
@@ -102,13 +103,15 @@ class Collection:
     :mod:`vecsearch.base` (cosine ``1 - cos``, squared L2, negative inner product). ``index``:
     ``"hnsw"`` (default), ``"flat"``, ``"muvera"`` (multi-vector documents: each embedding is a
     ``(tokens, dim)`` matrix) or a factory string; ``index_params`` go to the index constructor.
-    When reopening, ``dim``/``metric``/``index``/``index_params`` may be omitted; given values must
+    ``keyword``: BM25 settings ``{"k1", "b", "tokenizer"}`` (:func:`~vecsearch.store.records.keyword_config`).
+    When reopening, ``dim``/``metric``/``index``/``index_params``/``keyword`` may be omitted; given values must
     match the stored ones. ``checkpoint_bytes``: minimum log size that triggers a snapshot. See the module
     docstring for the durability and thread-safety contract.
     """
 
     def __init__(self, path: str | None = None, *, dim: int | None = None, metric: str | None = None,
-                 index: str | None = None, checkpoint_bytes: int = 16 << 20, **index_params: Any):
+                 index: str | None = None, checkpoint_bytes: int = 16 << 20, keyword: dict[str, Any] | None = None,
+                 **index_params: Any):
         if isinstance(checkpoint_bytes, bool) or not isinstance(checkpoint_bytes, int) or checkpoint_bytes < 1:
             raise ValueError(f"checkpoint_bytes: expected a positive integer, got {checkpoint_bytes!r}")
         self._lock = RWLock()
@@ -123,6 +126,8 @@ class Collection:
         self._closed = False
         self._broken = False
         requested = check_config(dim, metric, index, index_params)
+        if keyword is not None:
+            requested["keyword"] = keyword_config(keyword)  # BM25 settings, saved in the config
         if path is None:
             self._configure(requested, defaults=True)
             return
@@ -144,6 +149,8 @@ class Collection:
         if self.multivector and self.metric != "ip":
             raise ValueError(f"metric: index='muvera' scores by Chamfer similarity of inner products; expected 'ip', got {self.metric!r}")
         self.index_params: dict[str, Any] = dict(config.get("index_params", {}))
+        self.keyword: dict[str, Any] = config.get("keyword") or keyword_config(None)
+        self._records = RecordTable(self.keyword)
         if self.dim is not None and defaults:
             self._make_index(self.dim)  # validates index name and params now, not at the first add
 
@@ -315,6 +322,22 @@ class Collection:
             hits = [fuse(plan, v, t) for v, t in zip(vec, kw)]
             return shape_results(hits, plan.nq, include, self._rows)
 
+    def calibrate(self, target_recall: float = 0.95, k: int = 10, query_embeddings: Any = None, *,
+                  n_queries: int = 1000, seed: int = 0) -> Any:
+        """Make the fastest search setting measured to reach ``target_recall`` (recall@``k`` against
+        exact search, :meth:`vecsearch.Index.calibrate`) the default of :meth:`query` (explicit
+        ``search_params`` still win) and save it: a snapshot is written before it returns. Writes wait
+        while it runs. ``query_embeddings``: as :meth:`query` takes them, of the kind it will serve
+        (default: ``n_queries`` stored records). Returns the :class:`~vecsearch.calibration.CalibrationReport`."""
+        self._check_open()
+        with self._lock.read():
+            if self._index is None or not len(self._records):
+                raise ValueError("collection: calibration needs a non-empty collection")
+            queries = None if query_embeddings is None else prepare_queries(query_embeddings, self.dim, self.multivector)
+            report = self._index.calibrate(target_recall, k, queries, n_queries=n_queries, seed=seed)
+        self.checkpoint()
+        return report
+
     def checkpoint(self) -> None:
         """Write a snapshot now and restart the log (no-op without a path)."""
         self._check_open()
@@ -348,7 +371,7 @@ class Collection:
         except Exception:  # noqa: BLE001, S110 - never raise from a finalizer
             pass
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> Collection:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -500,7 +523,7 @@ class Collection:
             config = {"index": "hnsw", "index_params": {}, **requested}
             self._configure(config, defaults=True)
             directory.write_config({"dim": self.dim, "metric": self.metric, "index": self.index_spec,
-                                    "index_params": self.index_params})
+                                    "index_params": self.index_params, "keyword": self.keyword})
         else:
             for key, value in requested.items():
                 if stored.get(key) is not None and stored.get(key) != value:
@@ -526,7 +549,7 @@ class Collection:
         self._index = index
         if index is not None:
             self.dim = index.dim
-        self._records = RecordTable.from_state(header, arrays, keyword)
+        self._records = RecordTable.from_state(header, arrays, keyword, self.keyword)
 
     def _write_snapshot(self) -> None:
         """Snapshot the current state as generation ``gen + 1`` and switch to its log (writes excluded)."""

@@ -20,17 +20,49 @@ from ..io import IndexFileError
 from .document_filter import DocumentFilter
 from .keyword import KeywordIndex
 from .storage import decode_records, encode_records
+from .tokenizer import Tokenizer
 
 Record = tuple[str, "str | None", "dict[str, Any] | None"]  # (string id, document, metadata)
 
 
-class RecordTable:
-    """String id <-> internal id, documents and metadata, and the BM25 index of the documents."""
+def keyword_config(keyword: Any) -> dict[str, Any]:
+    """The collection's BM25 settings, validated and JSON-able: ``{"k1", "b", "tokenizer": config}``.
 
-    def __init__(self) -> None:
+    ``keyword``: None (defaults: k1 1.2, b 0.75, ``Tokenizer()``) or a dict with any of ``k1``,
+    ``b`` and ``tokenizer`` (a built-in :class:`Tokenizer` or its ``config()`` dict; a custom
+    callable cannot be saved with the collection, so it is refused here).
+    """
+    if keyword is None:
+        keyword = {}
+    if not isinstance(keyword, dict):
+        raise TypeError(f"keyword: expected a dict with k1, b and/or tokenizer, got {type(keyword).__name__}")
+    extra = set(keyword) - {"k1", "b", "tokenizer"}
+    if extra:
+        raise ValueError(f"keyword: unknown settings {sorted(extra)} (expected k1, b, tokenizer)")
+    tok = keyword.get("tokenizer")
+    if tok is None:
+        tok = Tokenizer()
+    elif isinstance(tok, dict):
+        tok = Tokenizer.from_config(tok, name="keyword['tokenizer']")
+    elif not isinstance(tok, Tokenizer):
+        raise TypeError(f"keyword['tokenizer']: expected a Tokenizer or its config() dict, got {type(tok).__name__}")
+    index = KeywordIndex(k1=keyword.get("k1", 1.2), b=keyword.get("b", 0.75), tokenizer=tok)  # validates k1, b
+    return {"k1": index.k1, "b": index.b, "tokenizer": tok.config()}
+
+
+def _keyword_index(config: dict[str, Any] | None) -> KeywordIndex:
+    config = keyword_config(None) if config is None else config
+    return KeywordIndex(k1=config["k1"], b=config["b"], tokenizer=Tokenizer.from_config(config["tokenizer"]))
+
+
+class RecordTable:
+    """String id <-> internal id, documents and metadata, and the BM25 index of the documents
+    (``keyword``: its settings as :func:`keyword_config` returns them; None for the defaults)."""
+
+    def __init__(self, keyword: dict[str, Any] | None = None) -> None:
         self._iid_of: dict[str, int] = {}
         self._records: dict[int, Record] = {}  # insertion order = internal id order
-        self._keyword = KeywordIndex()
+        self._keyword = _keyword_index(keyword)
         self.next_iid = 0  # the next internal id to hand out
 
     def __len__(self) -> int:
@@ -100,11 +132,13 @@ class RecordTable:
         return {"next_iid": self.next_iid}, encode_records(self._records), self._keyword.get_state()
 
     @classmethod
-    def from_state(cls, header: dict[str, Any], arrays: dict[str, np.ndarray], keyword: Any) -> RecordTable:
-        """Rebuild from :meth:`get_state` output. ``keyword`` None (a snapshot from before the
-        keyword index) re-indexes the documents; a keyword state that does not hold exactly the
-        records' documents raises :class:`~vecsearch.io.IndexFileError`."""
-        table = cls()
+    def from_state(cls, header: dict[str, Any], arrays: dict[str, np.ndarray], keyword: Any,
+                   config: dict[str, Any] | None = None) -> RecordTable:
+        """Rebuild from :meth:`get_state` output with the BM25 settings ``config`` (as ``__init__``).
+        ``keyword`` None (a snapshot from before the keyword index) re-indexes the documents; a
+        keyword state that does not hold exactly the records' documents, or was made with other
+        settings, raises :class:`~vecsearch.io.IndexFileError`."""
+        table = cls(config)
         for iid, sid, doc, meta in decode_records(arrays):
             table._iid_of[sid] = iid
             table._records[iid] = (sid, doc, meta)
@@ -119,4 +153,8 @@ class RecordTable:
             raise IndexFileError(f"snapshot keyword index: {exc}") from None
         if not np.array_equal(np.sort(table._keyword.doc_ids()), np.sort(with_text)):
             raise IndexFileError("snapshot keyword index: its documents do not match the records")
+        saved = table._keyword
+        if config is not None and [saved.k1, saved.b, saved.tokenizer] != [config["k1"], config["b"],
+                                                                           Tokenizer.from_config(config["tokenizer"])]:
+            raise IndexFileError("snapshot keyword index: made with other k1, b or tokenizer than the collection's")
         return table
