@@ -16,20 +16,22 @@ machine's cores (``os.cpu_count()``), which caps what any configuration can gain
 * ``heal``: a Flat shard of each size (``--heal-gb``, synthetic 384-d rows) with 2 replicas; in
   rounds, one replica of each size in turn is killed and ``heal()`` timed (new actor, snapshot,
   cross-node copy, ``Index.from_state``, replay), while a writer thread keeps adding rows (the log
-  replay means writes never wait for the copy: their latency during the heal is recorded).
+  replay means writes are not paused for the copy: their latency during the heal is recorded).
 * ``slow``: one Flat shard with 2 replicas, one of them made slow (``Shard.inject_delay`` on
   ``search``, ``--slow-ms``); one-query p50/p99 with the default adaptive hedging against hedging
   pushed out of reach (``hedge_after_s`` = 60 s: plain least-outstanding/round-robin reads).
 
     python bench/bench_distributed.py [--sections scaling,heal,slow] [--n 50000] [--types flat,hnsw]
 
-Writes bench/results/bench_distributed.json (small: per-configuration summaries).
+Writes bench/results/bench_distributed.json (small: per-configuration summaries);
+``--report PATH`` prints the markdown tables of docs/distributed.md from such a file (no cluster).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import shutil
 import tempfile
@@ -380,6 +382,59 @@ def run_slow(args, train, queries, results) -> None:
         index.close()
 
 
+# ---- the tables of docs/distributed.md --------------------------------------------------------------
+def print_report(path: str) -> None:
+    """Print the markdown tables of a results file (scaling, slow replica, heal) and its setting."""
+    data = json.loads(Path(path).read_text())
+    rows, machine = data["rows"], data["machine"]
+    print(
+        f"date {data['date']}, {machine['cpu_count']} cores, load average start "
+        f"{machine['loadavg_start']} end {machine['loadavg_end']}; summary {data['summary']}"
+    )
+    print(
+        "\n| index | where | shards × replicas | batch QPS (per round) | 1-query p50 / p99 ms "
+        "| 4 clients QPS | recall@10 | load (1 min) per round |"
+    )
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for r in (r for r in rows if r["section"] == "scaling"):
+        per_round = ", ".join(f"{q:,.0f}" for q in r["batch_qps_per_round"])
+        load = ", ".join("–" if x is None else f"{x[0]:.1f}" for x in r["loadavg_per_round"])
+        print(
+            f"| {r['spec']} | {r['where']} | {r['shards']} × {r['replicas']} | "
+            f"{r['batch_qps']:,.0f} ({per_round}) | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} | "
+            f"{r['concurrent_qps']:,.0f} | {r['recall@10']:.3f} | {load} |"
+        )
+    for r in (r for r in rows if r["section"] == "build"):
+        print(
+            f"build {r['type']} x{r['shards']}: {r['add_vectors_per_s']:,.0f} vectors/s, "
+            f"index bytes per shard {r['index_bytes_per_shard']}, load {r['loadavg']}"
+        )
+    print(
+        "\n| reads | p50 ms | p90 ms | p99 ms | hedges sent / won | reads sent (slow, fast) | load |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | --- | --- |")
+    for r in (r for r in rows if r["section"] == "slow"):
+        print(
+            f"| {r['reads']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['hedges_sent']} / {r['hedges_won']} | {r['reads_sent_slow_fast']} | "
+            f"{r['loadavg'][0]:.1f} |"
+        )
+    print(
+        "\n| state GB | start s | copy s | catch-up s (writes) | total s | total s/GB | "
+        "writes during heal: n, p50 / max ms | load |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    for r in (r for r in rows if r["section"] == "heal"):
+        w = r["write_ms_during_heal"] or {}
+        print(
+            f"| {r['state_bytes'] / GB:.3f} | {r['start_s']:.2f} | {r['copy_s']:.2f} | "
+            f"{r['catch_up_s']:.2f} ({r['caught_up_writes']}) | {r['total_s']:.2f} | "
+            f"{r['total_s_per_gb']:.1f} | {r['writes_during_heal']}, "
+            f"{w.get('p50_ms', float('nan')):.1f} / {w.get('p100_ms', float('nan')):.0f} | "
+            f"{r['loadavg'][0]:.1f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -409,7 +464,11 @@ def main() -> None:
     parser.add_argument(
         "--out", default=str(Path(__file__).resolve().parent / "results" / "bench_distributed.json")
     )
+    parser.add_argument("--report", metavar="PATH", help="print the tables of a results file")
     args = parser.parse_args()
+    if args.report:
+        print_report(args.report)
+        return
     sections = set(args.sections.split(","))
     results = ResultsFile(args.out, args, script="bench_distributed")
     t0 = time.perf_counter()

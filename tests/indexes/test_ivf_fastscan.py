@@ -494,7 +494,9 @@ def test_clear_errors(wordnet_train):
     with pytest.raises(TypeError, match="unexpected parameter"):
         index.search(data[:1], 3, ef=10)
     with pytest.raises(TypeError, match="unexpected parameters"):
-        index.add(data[:2], progress=False)
+        index.add(data[:2], bogus=False)
+    with pytest.raises(TypeError, match="progress"):
+        index.add(data[:2], progress="yes")
     with pytest.raises(ValueError, match="queries"):
         index.search(data[:1, :10], 3)
     assert index.search(data[:2], 3, rerank=0).ids.shape == (2, 3)  # rerank=0 is valid without vectors

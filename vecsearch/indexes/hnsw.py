@@ -8,7 +8,8 @@ Storage (``storage=``):
   (1,924 instead of 1,536 bytes of vector data at 384-d), fewer bytes read per distance.
 * ``"float32"``: the walk scores the float32 vectors; no codes kept.
 
-The graph is built on the float32 vectors either way, so both storages give the same graph.
+The graph is built on the storage the walk reads (LVQ8 codes or float32 vectors); both link equally
+well (recall at every ``ef`` within noise) and the code build is faster.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ WALK_RERANK_MIN = 20
 # The LVQ mean is refitted (and every code re-encoded) when the index has doubled since the last
 # fit, until it was fitted on this many vectors: early adds may be few and unrepresentative.
 LVQ_REFIT_UNTIL = 65_536
+# Rows encoded per call when (re-)encoding: bounds the LVQ encoder's float32 temporaries (2 x chunk x dim).
+ENCODE_CHUNK = 65_536
 
 
 class HNSWIndex(GraphIndex, type_name="hnsw"):
@@ -118,9 +121,12 @@ class HNSWIndex(GraphIndex, type_name="hnsw"):
         if self._codec is None or (n_after >= 2 * self._codec_fit_n and self._codec_fit_n < LVQ_REFIT_UNTIL):
             self._codec = LVQ8().fit(self._vectors[:n_after])
             self._codec_fit_n = n_after
-            self._codes[:n_after] = self._codec.encode(self._vectors[:n_after])
+            for start in range(0, n_after, ENCODE_CHUNK):  # chunks bound the encoder's float temporaries
+                stop = min(n_after, start + ENCODE_CHUNK)
+                self._codes[start:stop] = self._codec.encode(self._vectors[start:stop])
         else:
-            self._codes[slots] = self._codec.encode(vectors)
+            for start in range(0, slots.shape[0], ENCODE_CHUNK):
+                self._codes[slots[start:start + ENCODE_CHUNK]] = self._codec.encode(vectors[start:start + ENCODE_CHUNK])
 
     def _keep_rows(self, keep: np.ndarray) -> None:
         self._vectors = np.ascontiguousarray(self._vectors[keep])
@@ -131,7 +137,10 @@ class HNSWIndex(GraphIndex, type_name="hnsw"):
         return make_storage(STORE_F32, self._metric_code, f32=self._vectors)
 
     def _build_storage(self) -> Storage:
-        return self._float_storage()
+        # The graph is built on what the walk reads: on LVQ8 codes it links as well as on float32
+        # (recall at every ef within 0.005, bench/results/graph_tuning_defaults.json: LeanVec's
+        # full-dimension LVQ8 build) and builds faster.
+        return self._walk_storage()
 
     def _walk_storage(self) -> Storage:
         if not self._codes_kept() or self._codec is None:
