@@ -50,6 +50,7 @@ from vecsearch.benchmark.datasets import exact_neighbors
 from vecsearch.benchmark.evaluation import latency_percentiles, recall_at_k, time_interleaved
 from vecsearch.benchmark.results import ResultsFile, loadavg
 from vecsearch.distributed import ShardedIndex
+from vecsearch.distributed.remote import kill_and_wait
 
 GB = 2**30
 ONE_CPU = {"num_cpus": 1}
@@ -246,19 +247,6 @@ def synthetic_rows(train: np.ndarray, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rows = train[rng.integers(0, train.shape[0], n)]
     return rows + rng.normal(0, 0.01, rows.shape).astype(np.float32)
-
-
-def kill_and_wait(actor, timeout_s: float = 60.0) -> None:
-    """``ray.kill`` returns before the actor is dead: wait until a call to it fails."""
-    ray.kill(actor)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            ray.get(actor.__ray_ready__.remote(), timeout=timeout_s)
-        except ray.exceptions.RayActorError:
-            return
-        time.sleep(0.05)
-    raise RuntimeError("the killed actor still answers")
 
 
 def fill(index, train, n_rows, chunk=50_000) -> None:

@@ -9,10 +9,10 @@ would shadow ``tests/conftest.py`` for ``from conftest import exact_knn``.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import ray
+
+from vecsearch.distributed.remote import kill_and_wait  # noqa: F401  (re-exported for the tests)
 
 
 @pytest.fixture(scope="session")
@@ -31,20 +31,6 @@ def ray_session():
     yield
     if started:
         ray.shutdown()
-
-
-def kill_and_wait(actor, timeout_s: float = 30.0) -> None:
-    """``ray.kill`` returns before the actor is dead: wait until a call to it fails, so the test
-    does not race the kill (a call in the gap was still answered by the dying actor)."""
-    ray.kill(actor)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            ray.get(actor.__ray_ready__.remote(), timeout=timeout_s)
-        except ray.exceptions.RayActorError:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the killed actor still answers")
 
 
 def actor_calls(actor, method: str) -> int:

@@ -33,6 +33,22 @@ def remote_shard_class() -> Any:
     return _REMOTE_SHARD
 
 
+def kill_and_wait(actor: Any, timeout_s: float = 60.0) -> None:
+    """Kill a Ray actor and return once it is dead: ``ray.kill`` returns before that, and a call made
+    in the gap is still answered by the dying actor. ``RuntimeError`` if it still answers after
+    ``timeout_s``. (Used by the fault tests and benchmarks.)"""
+    ray = ray_module()
+    ray.kill(actor)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=timeout_s)
+        except ray.exceptions.RayActorError:
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the killed actor still answers")
+
+
 def connect(address: str | None = None) -> bool:
     """Join the Ray cluster at ``address``, or start a local instance sized to the machine.
 

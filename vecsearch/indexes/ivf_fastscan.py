@@ -38,6 +38,7 @@ from ..kernels.ivf import coarse_probes, coarse_probes_serial, l2_list_tables
 from ..parallel import run_chunks, run_serial, workers_for
 from ..params import MAX_WIDTH, StrictModel, parse_params
 from ..validation import check_stored_vectors
+from .ivf_lists import IVFListsMixin
 from .ivfpq import L2_TABLE_MAX_BYTES, suggested_nlist
 
 # Lists per query a recall/speed sweep tries, and candidates re-ranked (search_grid).
@@ -126,7 +127,7 @@ def probe_lists(queries: np.ndarray, centroids: np.ndarray, centroids_t: np.ndar
     return lists, scores
 
 
-class IVFFastScanIndex(Index, type_name="ivf_fastscan"):
+class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
     """IVF index over 4-bit PQ codes in the fast-scan layout (``l2``, ``ip`` or ``cosine``).
 
     ``nlist`` k-means lists; each vector keeps ``m`` 4-bit codes (16 codewords per sub-space) of
@@ -144,6 +145,8 @@ class IVFFastScanIndex(Index, type_name="ivf_fastscan"):
     Filtered search: an exact scan of the allowed rows when vectors are kept, else post-filtering
     (no masked list scan yet). A search probes at least the lists needed to hold ~2k vectors.
     """
+
+    build_params_class = IVFFastScanBuildParams
 
     requires_training = True
     search_knobs = ("nprobe", "rerank")
@@ -176,24 +179,6 @@ class IVFFastScanIndex(Index, type_name="ivf_fastscan"):
         self._vectors = np.zeros((0, self.dim), np.float32)
 
     # ---- properties ----------------------------------------------------------------------------
-    @property
-    def is_trained(self) -> bool:
-        return self._centroids is not None
-
-    @property
-    def nlist(self) -> int:
-        return self.params.nlist
-
-    @property
-    def nprobe(self) -> int:
-        """Default number of lists ``search`` scans (per call: ``nprobe=``); saved with the index."""
-        return self.params.nprobe
-
-    @nprobe.setter
-    def nprobe(self, value: int) -> None:
-        self.params = parse_params(IVFFastScanBuildParams, {**self.params.model_dump(), "nprobe": value},
-                                   "IVFFastScanIndex")
-
     @property
     def codec(self) -> PQ4Codec:
         """The 4-bit product quantizer (trained by :meth:`train`)."""

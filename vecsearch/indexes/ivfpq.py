@@ -41,6 +41,7 @@ from ..parallel import run_serial
 from ..params import IVFPQBuildParams, IVFPQSearchParams, parse_params
 from ..validation import check_stored_vectors
 from .checks import check_ivf_lists
+from .ivf_lists import IVFListsMixin
 
 # The L2 (list, sub-space, codeword) table is precomputed when it fits in this many bytes
 # (nlist=1024, m=48, nbits=8 -> 50 MB); beyond it the terms are computed per probed list.
@@ -72,7 +73,7 @@ def suggested_m(dim: int) -> int:
     return 1
 
 
-class IVFPQIndex(Index, type_name="ivfpq"):
+class IVFPQIndex(IVFListsMixin, Index, type_name="ivfpq"):
     """Inverted-file index with product quantization (``l2``, ``ip`` or ``cosine``).
 
     ``nlist`` k-means lists; each vector stores the ``m``-byte PQ code of its residual to its
@@ -81,6 +82,8 @@ class IVFPQIndex(Index, type_name="ivfpq"):
     candidates exactly with the raw vectors, which are kept only when ``keep_vectors=True``.
     ``opq=True`` learns an orthonormal rotation (OPQ) applied before everything else.
     """
+
+    build_params_class = IVFPQBuildParams
 
     requires_training = True
     keeps_removed_slots = False
@@ -144,23 +147,6 @@ class IVFPQIndex(Index, type_name="ivfpq"):
         self._vectors = np.empty((0, self.dim), np.float32)
 
     # ---- properties ----------------------------------------------------------------------------
-    @property
-    def is_trained(self) -> bool:
-        return self._centroids is not None
-
-    @property
-    def nlist(self) -> int:
-        return self.params.nlist
-
-    @property
-    def nprobe(self) -> int:
-        """Default number of lists ``search`` scans (per call: ``nprobe=``); saved with the index."""
-        return self.params.nprobe
-
-    @nprobe.setter
-    def nprobe(self, value: int) -> None:
-        self.params = parse_params(IVFPQBuildParams, {**self.params.model_dump(), "nprobe": value}, "IVFPQIndex")
-
     def describe(self) -> str:
         p = self.params
         text = f"IVF{p.nlist},PQ{p.m}" + (f"x{p.nbits}" if p.nbits != 8 else "")

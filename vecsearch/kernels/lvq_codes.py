@@ -242,27 +242,31 @@ def lvq_encode(kind, x, mu, deltas, lows, rows):
                     row[nb1 + j] = min(max(c2, 0), 255)
 
 
-@jit_parallel
-def lvq_decode(kind, rows, mu, f16, out):
-    """Decode ``rows`` (n, row_bytes) uint8 into ``out`` (n, d) float32 (``d = mu.shape[0]``)."""
-    n = rows.shape[0]
+@jit
+def lvq_decode_row(kind, row, mu, f16, out):
+    """Decode one code ``row`` (row_bytes,) uint8 into ``out`` (d,) float32: ``x_hat``, mean included."""
     d = mu.shape[0]
     nb = code_bytes(kind, d)
     nb1 = (d + 1) // 2
-    for i in prange(n):
-        row = rows[i]
-        delta, low = row_scales(row, f16, nb)
-        delta2 = delta / np.float32(255.0)
-        for j in range(d):
-            if kind == 0:
-                c = np.float32(row[j])
-            else:
-                b = row[j >> 1]
-                c = np.float32((b >> 4) if (j & 1) else (b & 15))
-            v = delta * c + low + mu[j]
-            if kind == 2:
-                v += delta2 * np.float32(row[nb1 + j]) - np.float32(0.5) * delta
-            out[i, j] = v
+    delta, low = row_scales(row, f16, nb)
+    delta2 = delta / np.float32(255.0)
+    for j in range(d):
+        if kind == 0:
+            c = np.float32(row[j])
+        else:
+            b = row[j >> 1]
+            c = np.float32((b >> 4) if (j & 1) else (b & 15))
+        v = delta * c + low + mu[j]
+        if kind == 2:
+            v += delta2 * np.float32(row[nb1 + j]) - np.float32(0.5) * delta
+        out[j] = v
+
+
+@jit_parallel
+def lvq_decode(kind, rows, mu, f16, out):
+    """Decode ``rows`` (n, row_bytes) uint8 into ``out`` (n, d) float32 (``d = mu.shape[0]``)."""
+    for i in prange(rows.shape[0]):
+        lvq_decode_row(kind, rows[i], mu, f16, out[i])
 
 
 @jit_parallel

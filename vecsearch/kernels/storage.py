@@ -30,7 +30,7 @@ import numpy as np
 
 from ._jit import jit
 from .distances import METRIC_IP, METRIC_L2, dot, sq_l2
-from .lvq_codes import code_bytes, lvq8_ip, lvq8_l2, lvq_ip, lvq_l2, row_scales
+from .lvq_codes import lvq8_ip, lvq8_l2, lvq_decode_row, lvq_ip, lvq_l2
 from .prefetch import prefetch_at
 
 STORE_NONE = -1
@@ -228,23 +228,7 @@ def decode_row(st, node, out):
         for j in range(out.shape[0]):
             out[j] = f16[row16[j]]
     else:
-        row = codes[node]
-        d = out.shape[0]
-        lk = lvq_kind(kind)
-        nb = code_bytes(lk, d)
-        delta, low = row_scales(row, f16, nb)
-        delta2 = delta / np.float32(255.0)
-        nb1 = (d + 1) // 2
-        for j in range(d):
-            if lk == 0:
-                c = np.float32(row[j])
-            else:
-                b = row[j >> 1]
-                c = np.float32((b >> 4) if (j & 1) else (b & 15))
-            v = delta * c + low + mu[j]
-            if lk == 2:
-                v += delta2 * np.float32(row[nb1 + j]) - np.float32(0.5) * delta
-            out[j] = v
+        lvq_decode_row(lvq_kind(kind), codes[node], mu, f16, out)
 
 
 @jit(inline="always")
