@@ -124,6 +124,57 @@ def test_a_writer_may_read_and_write_again_but_a_reader_may_not_write():
     assert lock.state == (0, False, 0)
 
 
+@pytest.mark.parametrize("lock_free_reads", [True, False], ids=["gil-fast-path", "mutex-path"])
+def test_no_reader_is_ever_inside_while_a_writer_is(monkeypatch, lock_free_reads):
+    """The lock-free read path (token + gate handshake) and the mutex path exclude writers alike."""
+    from vecsearch import concurrency
+
+    monkeypatch.setattr(concurrency, "LOCK_FREE_READS", lock_free_reads)
+    lock = ReadWriteLock()
+    inside = {"readers": 0, "writer": False}
+    counter_lock = threading.Lock()
+    violations, reads, writes = [], [0], [0]
+    stop = threading.Event()
+
+    def read_loop():
+        while not stop.is_set():
+            lock.acquire_read()
+            with counter_lock:
+                inside["readers"] += 1
+                if inside["writer"]:
+                    violations.append("reader entered during a write")
+            lock.acquire_read()  # nested reads never queue
+            lock.release_read()
+            with counter_lock:
+                inside["readers"] -= 1
+                reads[0] += 1
+            lock.release_read()
+
+    def write_loop():
+        while not stop.is_set():
+            lock.acquire_write()
+            with counter_lock:
+                if inside["readers"]:
+                    violations.append("writer entered during a read")
+                inside["writer"] = True
+            lock.acquire_read()  # a writer reading its own state
+            lock.release_read()
+            with counter_lock:
+                inside["writer"] = False
+                writes[0] += 1
+            lock.release_write()
+
+    threads = [_in_thread(read_loop) for _ in range(3)] + [_in_thread(write_loop)]
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck: deadlock"
+    assert not violations, violations[:3]
+    assert reads[0] > 100 and writes[0] > 10, (reads, writes)
+    assert lock.state == (0, False, 0)
+
+
 @pytest.mark.parametrize("record", registry.all_types(), ids=lambda r: r.name)
 def test_every_reader_and_writer_of_every_index_type_is_locked(record):
     for name in READER_METHODS + WRITER_METHODS:
