@@ -29,7 +29,7 @@ def test_types_that_share_kernels_are_compiled_in_the_same_process():
 
 
 def test_two_processes_split_the_compile_time_evenly_enough():
-    cost = lambda group: sum(COLD_SECONDS[n] for n in group)  # noqa: E731
+    cost = lambda group: sum(COLD_SECONDS[n] for n in group)
     first, second = plan_groups(ALL_TYPES, 2)
     assert cost(first) >= cost(second)  # the heaviest group stays in the calling process
     assert cost(second) >= 0.5 * cost(first), (first, second)
