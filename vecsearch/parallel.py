@@ -13,6 +13,7 @@ The thread count is numba's (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``), 
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +67,36 @@ def run_chunks(fn: Callable[[int, int, int], None], n_items: int, n_workers: int
     futures = [_pool().submit(fn, bounds[w], bounds[w + 1], w) for w in range(1, n_workers)]
     try:
         fn(bounds[0], bounds[1], 0)
+    finally:
+        for future in futures:
+            future.result()
+
+
+def run_shared(fn: Callable[[int, int, int], None], n_items: int, n_workers: int, grain: int) -> None:
+    """Call ``fn(start, stop, worker)`` on chunks of at most ``grain`` items of ``range(n_items)``, handed
+    out one at a time to ``n_workers`` threads (the calling thread is worker 0) until none is left.
+
+    For work whose chunks cost unequal time, or a machine where a thread may wait for a core: a
+    worker that is slowed takes fewer chunks instead of holding the others at the end (with
+    :func:`run_chunks` every worker waits for the slowest chunk). ``fn`` must give the same result
+    however the range is cut (each item's work independent of which chunk holds it).
+    """
+    grain = max(1, int(grain))
+    n_chunks = -(-n_items // grain)
+    n_workers = max(1, min(n_workers, n_chunks))
+    if n_workers == 1:
+        if n_items > 0:
+            fn(0, n_items, 0)
+        return
+    counter = itertools.count()  # next() on it is atomic: each chunk goes to exactly one worker
+
+    def drain(worker: int) -> None:
+        while (c := next(counter)) < n_chunks:
+            fn(c * grain, min(n_items, (c + 1) * grain), worker)
+
+    futures = [_pool().submit(drain, w) for w in range(1, n_workers)]
+    try:
+        drain(0)
     finally:
         for future in futures:
             future.result()

@@ -33,7 +33,7 @@ from ..kernels import graph_build as kb
 from ..kernels import graph_walk as kw
 from ..kernels.storage import Storage
 from ..kernels.visited import new_visited
-from ..parallel import run_chunks, workers_for
+from ..parallel import run_chunks, run_shared, workers_for
 from ..progress import Progress, auto_enabled
 from .checks import check_hnsw_graph
 from .graph_filtered import GraphFilteredSearch, collect_policy, plain_policy
@@ -43,6 +43,12 @@ from .scratch import ScratchPool
 # graph so far, so early nodes are linked almost sequentially. Batch-mates see each other by
 # brute force (cost ~B/2 distances per node), so the graph quality matches sequential insertion.
 MAX_BATCH = 256
+# An insertion batch is cut into CHUNKS_PER_THREAD chunks per thread and its reverse links into
+# OWNERS_PER_THREAD owner classes per thread, handed out on demand (vecsearch.parallel.run_shared):
+# a thread that waits for a core (a busy machine) takes fewer, instead of the others waiting for it
+# at every batch. The graph is the same however the work is cut.
+CHUNKS_PER_THREAD = 4
+OWNERS_PER_THREAD = 4
 # Beam widths a recall/speed sweep tries (search_grid).
 EF_GRID = (10, 20, 40, 80, 160, 320)
 # Levels are drawn as floor(-ln U / ln M), capped here.
@@ -201,7 +207,7 @@ class GraphIndex(GraphFilteredSearch):
 
     def _insert(self, slots: np.ndarray, bar: Progress) -> None:
         threads = max(1, int(numba.get_num_threads()))
-        n_owners = threads
+        n_owners = OWNERS_PER_THREAD * threads if threads > 1 else 1
         max_batch = max(MAX_BATCH, 16 * threads)
         ef_c, M = self.ef_construction, self.M
         g, _, _, st = self._bundles()
@@ -237,8 +243,8 @@ class GraphIndex(GraphFilteredSearch):
                                            owner, n_owners, tmp_s[worker], tmp_i[worker], tmp_out[worker],
                                            bufs[worker])
 
-                run_chunks(insert, size, threads)
-                run_chunks(link, n_owners, n_owners)
+                run_shared(insert, size, threads, grain=-(-size // (CHUNKS_PER_THREAD * threads)))
+                run_shared(link, n_owners, threads, grain=1)
                 top = int(np.argmax(blevels))
                 if blevels[top] > self._max_level:
                     self._max_level, self._entry = int(blevels[top]), int(batch[top])
