@@ -323,7 +323,7 @@ def main() -> None:
             oi.fill(-1)
             fastscan_search_serial(METRIC_IP, by_residual, one, pl, ps, codec.codebooks_t, codec.cb_sq_norms,
                                    centroids, np.zeros((0, args.m, 16), np.float32), lists.packed, lists.slots,
-                                   lists.block_offsets, lists.sizes, n_cand, train, os_, oi)
+                                   lists.block_offsets, lists.slot_offsets, lists.sizes, n_cand, train, os_, oi)
             out[i] = oi[0]
         return out
 

@@ -24,6 +24,8 @@ wait passively (as bench_fastscan.py; spinning threads distort a shared 2-core b
     python bench/bench_scale.py                     # 1M -> bench/results/bench_scale.json, docs/scale.png
     python bench/bench_scale.py --n 100000 --out /tmp/scale.json --plot /tmp/scale.png     # smoke run
     python bench/bench_scale.py --sections ivf      # (re)run one section, keep the others' rows
+    python bench/bench_scale.py --sections ivf --out bench/results/bench_scale_ivf.json \
+        --plot bench/results/bench_scale_ivf.png    # one section into a new file (builds both peers afresh)
 
 Resumable: a run keeps the rows of the sections it does not run from an existing ``--out`` of the
 same n / nq / k / seed / threads, and reuses a build (its row and saved index) unless ``--rebuild``.

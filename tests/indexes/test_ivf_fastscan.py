@@ -155,7 +155,7 @@ def test_adds_in_batches_relayout_lists_and_equal_one_bulk_add(wordnet_train, wo
     data = wordnet_train[:3000]
     bulk = make("ip", data, nlist=16)
     tight = bulk.list_capacity()
-    assert tight == 32 * int(np.ceil(bulk.list_sizes() / 32).sum())  # one add: no spare blocks
+    assert tight == 3000  # one add: no spare room
     pieces = IVFFastScanIndex(384, "ip", nlist=16, m=M, keep_vectors=True, seed=0).train(data)
     capacities = []
     for start in range(0, 3000, 211):  # 15 adds: lists overflow their blocks and are laid out again
@@ -258,7 +258,23 @@ def _edit_duplicate_slot(a):
     a["list_slots"][used[1]] = a["list_slots"][used[0]]
 
 
+def _edit_slot_missing(a):
+    a.update(list_slots=a["list_slots"][:-1])
+
+
+def _padded_slots(a):
+    """``list_slots`` in the layout saved before the slots were unpadded: (n_blocks * 32,), -1 past each list."""
+    padded = np.full(int(a["list_block_offsets"][-1]) * 32, -1, np.int32)
+    first = 0
+    for lst, size in enumerate(a["list_sizes"]):
+        start = int(a["list_block_offsets"][lst]) * 32
+        padded[start:start + size] = a["list_slots"][first:first + size]
+        first += size
+    return padded
+
+
 def _edit_padding_slot(a):
+    a.update(list_slots=_padded_slots(a))
     a["list_slots"][np.flatnonzero(a["list_slots"] < 0)[0]] = 0
 
 
@@ -270,6 +286,7 @@ CORRUPTIONS = [
     ("list_slots", _edit_slot_past_end),
     ("list_slots", _edit_duplicate_slot),
     ("list_slots", _edit_padding_slot),
+    ("list_slots", _edit_slot_missing),
     ("list_block_offsets", _edit_offsets_not_monotone),
     ("list_block_offsets", lambda a: a.update(list_block_offsets=a["list_block_offsets"] + 1)),
     ("list_sizes", lambda a: a["list_sizes"].__setitem__(2, 10**4)),
@@ -290,6 +307,19 @@ def test_corrupt_state_raises_value_error_naming_the_array(small, name, edit):
     edit(arrays)
     with pytest.raises(ValueError, match=name):
         vs.Index.from_state(header, arrays)
+
+
+def test_a_state_with_slots_padded_to_blocks_loads_and_answers_the_same(small, wordnet_queries_id):
+    """Saves from before the slots were unpadded (one per code position, -1 past each list's size)."""
+    header, arrays = _state(small)
+    assert arrays["list_slots"].shape == (small.ntotal,)
+    arrays["list_slots"] = _padded_slots(arrays)
+    assert arrays["list_slots"].shape[0] > small.ntotal
+    loaded = vs.Index.from_state(header, arrays)
+    for params in ({}, {"rerank": 0}):
+        a, b = small.search(wordnet_queries_id, 10, **params), loaded.search(wordnet_queries_id, 10, **params)
+        np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(loaded.get_state()[1]["list_slots"], small.get_state()[1]["list_slots"])
 
 
 def test_lists_that_miss_a_live_slot_or_hold_a_removed_one_are_rejected(wordnet_train):
@@ -354,14 +384,14 @@ def test_all_filtered_out_and_k_beyond_ntotal_pad(wordnet_train):
 @pytest.mark.parametrize("metric", METRICS)
 def test_single_queries_never_enter_a_parallel_region(built, queries, monkeypatch, metric):
     """One query per call (1-D or a batch of one) runs the serial kernels on the calling thread;
-    a batch of 20 (blocked coarse probes, 8 queries per pass) answers the same."""
+    a batch of 20 (tiled coarse probes, 16 queries per register block) answers the same."""
     index = built(metric)
     batch = index.search(queries[:20], K)
 
     def parallel_kernel(*args, **kwargs):
         raise AssertionError("a single query left the calling thread")
 
-    for name in ("fastscan_search", "coarse_probes", "run_chunks"):
+    for name in ("run_chunks", "coarse_probes", "nearest_centroids"):
         monkeypatch.setattr(module, name, parallel_kernel)
     singles = [index.search(one, K) for q in queries[:20] for one in (q, q[None, :])]
     ids = np.vstack([r.ids for r in singles])
@@ -370,37 +400,66 @@ def test_single_queries_never_enter_a_parallel_region(built, queries, monkeypatc
     np.testing.assert_allclose(np.vstack([r.distances for r in singles[0::2]]), batch.distances, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("metric", ["l2", "ip"])
-@pytest.mark.parametrize(("nq", "path"), [(8, "blocked"), (13, "blocked"), (100, "blocked"), (64, "blas"),
-                                          (100, "blas")])
-def test_blocked_coarse_probes_equal_the_per_query_kernel(wordnet_train, queries, monkeypatch, metric, nq, path):
-    """The batch paths (blocked kernel; BLAS product in blocks of 40 queries + selection on 2
-    threads) pick the lists the per-query kernel picks."""
+@pytest.mark.parametrize("metric", METRICS)
+def test_a_batch_split_into_chunks_over_two_threads_answers_as_one_thread(built, queries, monkeypatch, metric):
+    """Batches on 2 threads are scanned in chunks the threads take in turn (grouped for ip/cosine,
+    per query for l2 by residual); every query is answered once, as on the calling thread alone."""
     import numba
-
-    from vecsearch.kernels import fastscan_ivf
-    from vecsearch.kernels.distances import METRIC_IP, METRIC_L2
-    from vecsearch.kernels.ivf import coarse_probes_serial
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs 2 numba threads")
-    threads = numba.get_num_threads()
-    numba.set_num_threads(2)
-    monkeypatch.setattr(module, "PROBE_BLAS_MIN_QUERIES", 64 if path == "blas" else 10**9)
-    monkeypatch.setattr(module, "PROBE_BLAS_BLOCK_ELEMENTS", 40 * 64)
+    index = built(metric)
+    q = queries[:300]
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        alone = index.search(q, K)
+        numba.set_num_threads(2)
+        calls = []
+        run_chunks = module.run_chunks
+        monkeypatch.setattr(module, "run_chunks", lambda fn, n, w: calls.append(w) or run_chunks(fn, n, w))
+        split = index.search(q, K)
+    finally:
+        numba.set_num_threads(before)
+    assert 2 in calls  # the scan (and the coarse step) ran on two threads
+    assert (split.ids == alone.ids).mean() > 0.999  # near-ties may swap
+    np.testing.assert_allclose(split.distances, alone.distances, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+@pytest.mark.parametrize("nq", [8, 13, 100, 200])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("nlist", [64, 37])
+def test_tiled_coarse_probes_equal_the_per_query_kernel(wordnet_train, queries, monkeypatch, metric, nq, threads,
+                                                        nlist):
+    """The batch path (16-query x 16-centroid register tiles, groups of 64 queries taken by the
+    threads in turn; a partial last tile of centroids) picks the lists the per-query kernel picks."""
+    import numba
+
+    from vecsearch.kernels import fastscan_coarse
+    from vecsearch.kernels.distances import METRIC_IP, METRIC_L2
+    from vecsearch.kernels.ivf import coarse_probes_serial
+
+    if numba.config.NUMBA_NUM_THREADS < threads:
+        pytest.skip(f"needs {threads} numba threads")
+    from vecsearch.codecs import kmeans
+
     used = []
-    for name in ("finish_probes", "coarse_probes_blocked"):
-        kernel = getattr(fastscan_ivf, name)
-        monkeypatch.setattr(module, name, lambda *a, _k=kernel, _n=name: used.append(_n) or _k(*a))
+    kernel = fastscan_coarse.coarse_probes_tiled
+    monkeypatch.setattr(kmeans, "coarse_probes_tiled", lambda *a: used.append(a[2] - a[1]) or kernel(*a))
     code = METRIC_L2 if metric == "l2" else METRIC_IP
-    centroids = np.ascontiguousarray(wordnet_train[:64])
+    centroids = np.ascontiguousarray(wordnet_train[:nlist])
+    tiles = np.zeros((-(-nlist // 16), 384, 16), np.float32)
+    fastscan_coarse.fill_tiles(centroids, tiles)
     c_sq = np.einsum("ij,ij->i", centroids, centroids).astype(np.float32)
     q = np.ascontiguousarray(queries[:nq])
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
     try:
-        lists, scores = module.probe_lists(q, centroids, np.ascontiguousarray(centroids.T), c_sq, code, 16)
+        lists, scores = module.probe_lists(q, tiles, np.ascontiguousarray(centroids.T), c_sq, code, 16)
     finally:
-        numba.set_num_threads(threads)
-    assert set(used) == {"finish_probes" if path == "blas" else "coarse_probes_blocked"}
+        numba.set_num_threads(before)
+    assert sum(used) == nq and max(used) <= 64  # every query once, in groups of at most 64
     ref_lists, ref_scores = np.full((nq, 16), -1, np.int64), np.full((nq, 16), np.inf, np.float32)
     coarse_probes_serial(q, np.ascontiguousarray(centroids.T), c_sq, code, ref_lists, ref_scores)
     assert (lists == ref_lists).mean() > 0.99
@@ -507,10 +566,13 @@ def test_warmup_runs_for_all_metrics():
 
 
 def test_memory_per_vector_is_within_faiss_plus_4_bytes(wordnet_train):
-    """Lists: m/2 code bytes + a 4-byte slot + the 8-byte id (faiss: m/2 + 8), plus block padding."""
+    """Lists: m/2 code bytes + a 4-byte slot + the 8-byte id (faiss: m/2 + 8), plus the code blocks'
+    padding (as faiss'); the slots are not padded, in memory or saved."""
     index = make("ip", wordnet_train, nlist=16, keep_vectors=False)
+    assert index._list_slots.nbytes == 4 * 5000 and index.list_capacity() == 5000  # one add: no spare room
     _, arrays = index.get_state()
+    assert arrays["list_slots"].nbytes == 4 * 5000
     list_bytes = arrays["list_codes"].nbytes + arrays["list_slots"].nbytes + arrays["slot_to_id"].nbytes
-    padding = 16 * 31 * (M // 2 + 4) / 5000  # at most 31 empty positions per list
+    padding = 16 * 31 * (M // 2) / 5000  # at most 31 empty code positions per list
     assert list_bytes / 5000 <= M / 2 + 8 + 4 + padding
     assert index.code_size == M // 2 + 4

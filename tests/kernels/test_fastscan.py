@@ -107,16 +107,17 @@ def test_pack_lists_groups_rows_by_list_in_order():
     list_ids[list_ids == 3] = 4  # list 3 stays empty
     lists = pack_lists(codec, codes, list_ids, 5)
     assert lists.sizes.tolist() == np.bincount(list_ids, minlength=5).tolist()
+    assert lists.slots.shape == (90,)  # slots are not padded to blocks: one per vector
     for lst in range(5):
         first = int(lists.block_offsets[lst]) * 32
         size = int(lists.sizes[lst])
         assert int(lists.block_offsets[lst + 1] - lists.block_offsets[lst]) == -(-size // 32)
-        rows = lists.slots[first:first + size]
+        assert int(lists.slot_offsets[lst + 1] - lists.slot_offsets[lst]) == size
+        rows = lists.slots[int(lists.slot_offsets[lst]):int(lists.slot_offsets[lst]) + size]
         np.testing.assert_array_equal(rows, np.flatnonzero(list_ids == lst))
         got = np.empty((size, 4), np.uint8)
         fs.read_codes(lists.packed, first, got)
         np.testing.assert_array_equal(got, codes[rows])
-        assert (lists.slots[first + size:int(lists.block_offsets[lst + 1]) * 32] == -1).all()
 
 
 # ---- block sums -------------------------------------------------------------------------------
@@ -452,7 +453,8 @@ def test_grouped_batch_scan_returns_the_per_query_results(metric, by_residual, n
     def grouped(k, vectors):
         out = (np.full((45, k), np.inf, np.float32), np.full((45, k), -1, np.int64))
         fs.fastscan_search(code, by_residual, q, probe_lists, probe_scores, codec.codebooks_t, codec.cb_sq_norms,
-                           centroids, no_terms, lists.packed, lists.slots, lists.block_offsets, lists.sizes, 40,
+                           centroids, no_terms, lists.packed, lists.slots, lists.block_offsets, lists.slot_offsets,
+                           lists.sizes, 40,
                            vectors, *out, n_slices)
         return out
 

@@ -111,16 +111,16 @@ def test_kmeans_objective_close_to_faiss(wordnet_train):
     assert ours <= objective * (1 + 1e-4)
 
 
-def test_blas_and_direct_assignment_agree(wordnet_train, monkeypatch):
+def test_tiled_and_direct_assignment_agree(wordnet_train, monkeypatch):
     x = wordnet_train[:2000]
     centroids = x[::50].copy()
     for metric in ("l2", "ip"):
-        monkeypatch.setattr(km, "BLAS_MIN_WORK", 1)
-        blas_labels, blas_scores = km.assign(x, centroids, metric)
-        monkeypatch.setattr(km, "BLAS_MIN_WORK", 1 << 40)
+        monkeypatch.setattr(km, "TILED_MIN_WORK", 1)
+        tiled_labels, tiled_scores = km.assign(x, centroids, metric)
+        monkeypatch.setattr(km, "TILED_MIN_WORK", 1 << 40)
         direct_labels, direct_scores = km.assign(x, centroids, metric)
-        assert (blas_labels == direct_labels).mean() > 0.999  # ties/rounding only
-        np.testing.assert_allclose(blas_scores, direct_scores, rtol=1e-4, atol=1e-4)
+        assert (tiled_labels == direct_labels).mean() > 0.999  # ties/rounding only
+        np.testing.assert_allclose(tiled_scores, direct_scores, rtol=1e-4, atol=1e-4)
         exact = (
             ((x[:, None] - centroids[None]) ** 2).sum(-1) if metric == "l2" else -(x @ centroids.T)
         )

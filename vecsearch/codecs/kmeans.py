@@ -1,37 +1,74 @@
 """k-means clustering (seeded, sampled or k-means++ init, Lloyd iterations, empty-cluster repair).
 
 The coarse quantizer of IVF-PQ and the sub-quantizers of :class:`vecsearch.ProductQuantizer` are
-trained here. Assignment uses the BLAS trick (``||x||^2 - 2 x.c + ||c||^2`` from a matrix product)
-when ``d * k`` is large and the direct numba kernel otherwise (see ``BLAS_MIN_WORK``).
+trained here. Assignment takes the inner products from the tiled kernel
+(:mod:`vecsearch.kernels.fastscan_coarse`: 16 rows x 16 centroids per register block) when
+``d * k`` is large and from the direct numba kernel otherwise (see ``TILED_MIN_WORK``);
+:func:`nearest_centroids` also gives the IVF fast-scan index its probes.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
 
-from ..validation import metric_code
 from ..kernels.clustering import (
     assign_direct,
-    assign_from_dots,
     centroid_sq_norms,
     kmeanspp_init,
     split_empty_clusters,
     update_centroids,
 )
+from ..kernels.fastscan_coarse import GROUP_QUERIES, TILE, coarse_probes_tiled, fill_tiles
+from ..parallel import run_chunks, workers_for
+from ..validation import metric_code
 
-# The BLAS assignment is used when d * k (multiply-adds per row) reaches this. Measured on the
-# idle 2-core box, n = 116,659 (direct numba kernel vs numpy matmul + numba argmin, seconds):
-#   d=64  k=1024: 0.18 vs 0.24    d=128 k=1024: 0.35 vs 0.32    d=384 k=256:  0.13 vs 0.16
-#   d=96  k=1024: 0.28 vs 0.28    d=192 k=1024: 0.52 vs 0.38    d=384 k=1024: 1.02 vs 0.56
-# so PQ sub-spaces and small codebooks stay in numba and the coarse IVF quantizer uses BLAS.
-BLAS_MIN_WORK = 128 * 1024
-# Elements of one (rows x centroids) dot-product block of the BLAS assignment (128 MB of float32).
-# Fewer, larger blocks mean fewer hand-overs between OpenBLAS' and numba's threads: 116k x 1024
-# assignment 0.58 s with 64 MB blocks, 0.54 s with 128 MB (idle 2-core box; the product alone 0.43 s).
-BLAS_BLOCK_ELEMENTS = 1 << 25
+# The tiled assignment is used when d * k (multiply-adds per row) reaches this; PQ sub-spaces and
+# small codebooks stay in the direct kernel. (Measured on the idle 2-core box, n = 116,659, direct
+# kernel vs a BLAS product: d=384 k=1024 1.02 vs 0.56 s, d=96 k=1024 0.28 vs 0.28 s. The tiled
+# kernel replaced the BLAS product: numpy's OpenBLAS threads spin after each call and slowed the
+# numba kernels that followed on a busy 2-core box; 1M x 384, k=4096 training took 2.6x faiss' time.)
+TILED_MIN_WORK = 128 * 1024
 INITS = ("random", "kmeans++")
+
+
+def centroid_tiles(centroids: np.ndarray) -> np.ndarray:
+    """``centroids`` f32 (k, d) in the tiled layout of :func:`nearest_centroids`: f32 (ceil(k / 16), d, 16)."""
+    tiles = np.zeros((-(-centroids.shape[0] // TILE), centroids.shape[1], TILE), np.float32)
+    fill_tiles(np.ascontiguousarray(centroids, np.float32), tiles)
+    return tiles
+
+
+def nearest_centroids(x: np.ndarray, tiles: np.ndarray, c_sq_norms: np.ndarray, code: int,
+                      n_nearest: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_nearest`` nearest centroids of every row of ``x`` (n, d) f32: ``(int64, f32)`` (n, n_nearest),
+    best first (squared L2 or negative inner product; -1 / +inf past k centroids).
+
+    ``tiles`` from :func:`centroid_tiles`, ``c_sq_norms`` f32 (k,), ``code`` a metric code. Groups
+    of ``GROUP_QUERIES`` rows are taken by the threads one at a time (a thread that loses its core
+    for a while does not hold up the others).
+    """
+    n = x.shape[0]
+    lists = np.full((n, n_nearest), -1, np.int64)
+    scores = np.full((n, n_nearest), np.inf, np.float32)
+    n_groups = -(-n // GROUP_QUERIES)
+    groups = itertools.count()  # shared by the threads; next() is atomic under the GIL
+
+    def work(_lo: int, _hi: int, _worker: int) -> None:
+        block = np.empty((GROUP_QUERIES, tiles.shape[1]), np.float32)
+        dots = np.empty((GROUP_QUERIES, tiles.shape[0] * TILE), np.float32)
+        for g in groups:
+            if g >= n_groups:
+                return
+            coarse_probes_tiled(x, g * GROUP_QUERIES, min(n, (g + 1) * GROUP_QUERIES), tiles, c_sq_norms, code,
+                                block, dots, lists, scores)
+
+    workers = min(workers_for(n), n_groups)
+    if workers:
+        run_chunks(work, workers, workers)
+    return lists, scores
 
 
 def sample_training_rows(
@@ -60,17 +97,11 @@ def assign(
     scores = np.empty(n, np.float32)
     c_sq = np.empty(k, np.float32)
     centroid_sq_norms(centroids, c_sq)
-    if d * k < BLAS_MIN_WORK:
+    if d * k < TILED_MIN_WORK:
         assign_direct(x, np.ascontiguousarray(centroids.T), c_sq, code, labels, scores)
         return labels, scores
-    block = max(256, BLAS_BLOCK_ELEMENTS // max(k, 1))
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        xb = x[start:stop]
-        dots = xb @ centroids.T
-        x_sq = np.einsum("ij,ij->i", xb, xb)
-        assign_from_dots(dots, x_sq, c_sq, code, labels[start:stop], scores[start:stop])
-    return labels, scores
+    nearest, best = nearest_centroids(x, centroid_tiles(centroids), c_sq, code, 1)
+    return nearest[:, 0].copy(), best[:, 0].copy()
 
 
 def init_centroids(x: np.ndarray, k: int, init: str, rng: np.random.Generator) -> np.ndarray:

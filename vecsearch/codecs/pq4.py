@@ -44,14 +44,15 @@ GROUPED_CHUNK = 4096
 class FastScanLists(NamedTuple):
     """Inverted lists in the fast-scan layout (see :mod:`vecsearch.kernels.fastscan`).
 
-    ``packed`` uint8 ``(n_blocks, m_pad, 16)``; ``slots`` int32 ``(n_blocks * 32,)`` row number of
-    every position (-1 = padding); ``block_offsets`` int64 ``(nlist + 1,)`` first block of each
-    list; ``sizes`` int64 ``(nlist,)`` vectors per list.
+    ``packed`` uint8 ``(n_blocks, m_pad, 16)``; ``slots`` int32 ``(slot_offsets[-1],)`` row number of
+    every vector; ``block_offsets`` / ``slot_offsets`` int64 ``(nlist + 1,)`` first block / slot of
+    each list; ``sizes`` int64 ``(nlist,)`` vectors per list.
     """
 
     packed: np.ndarray
     slots: np.ndarray
     block_offsets: np.ndarray
+    slot_offsets: np.ndarray
     sizes: np.ndarray
 
 
@@ -219,9 +220,9 @@ class PQ4Codec:
         """Flat fast-scan of the first ``n_codes`` codes of ``packed``: best ``n_cand`` (default ``k``)
         by quantized ADC, re-scored exactly with ``vectors`` (n_codes, dim) f32 when given."""
         packed = self._packed(packed, n_codes)
-        slots = np.full(packed.shape[0] * BLOCK, -1, np.int32)
-        slots[:n_codes] = np.arange(n_codes, dtype=np.int32)
-        lists = FastScanLists(packed, slots, np.array([0, packed.shape[0]], np.int64), np.array([n_codes], np.int64))
+        slots = np.arange(n_codes, dtype=np.int32)
+        lists = FastScanLists(packed, slots, np.array([0, packed.shape[0]], np.int64), np.array([0, n_codes], np.int64),
+                              np.array([n_codes], np.int64))
         q = _queries(queries, self.dim)
         probes = np.zeros((q.shape[0], 1), np.int64)
         return fastscan_search(self, lists, q, probes, np.zeros((q.shape[0], 1), np.float32), k=k, metric=metric,
@@ -251,12 +252,14 @@ def pack_lists(codec: PQ4Codec, codes: Any, list_ids: Any, nlist: int) -> FastSc
     sizes = np.bincount(list_ids, minlength=nlist).astype(np.int64)
     block_offsets = np.zeros(nlist + 1, np.int64)
     np.cumsum(-(-sizes // BLOCK), out=block_offsets[1:])
+    slot_offsets = np.zeros(nlist + 1, np.int64)
+    np.cumsum(sizes, out=slot_offsets[1:])
     order = np.argsort(list_ids, kind="stable").astype(np.int64)
     packed = np.zeros((int(block_offsets[-1]), codec.m_pad, KSUB), np.uint8)
-    slots = np.full(int(block_offsets[-1]) * BLOCK, -1, np.int32)
+    slots = np.full(int(slot_offsets[-1]), -1, np.int32)
     if codes.shape[0]:
-        _pack_lists_kernel(codes, order, block_offsets, sizes, packed, slots)
-    return FastScanLists(packed, slots, block_offsets, sizes)
+        _pack_lists_kernel(codes, order, block_offsets, slot_offsets, sizes, packed, slots)
+    return FastScanLists(packed, slots, block_offsets, slot_offsets, sizes)
 
 
 def fastscan_search(codec: PQ4Codec, lists: FastScanLists, queries: Any, probe_lists: Any, probe_scores: Any, *,
@@ -308,7 +311,7 @@ def fastscan_search(codec: PQ4Codec, lists: FastScanLists, queries: Any, probe_l
     if grouped is None:
         grouped = nq >= GROUPED_MIN_QUERIES
     args = (codec.codebooks_t, codec.cb_sq_norms, cent, terms, lists.packed, lists.slots, lists.block_offsets,
-            lists.sizes, int(n_cand), vecs)
+            lists.slot_offsets, lists.sizes, int(n_cand), vecs)
     if nq == 1:
         fastscan_search_serial(code, bool(by_residual), q, probe_lists, probe_scores, *args, out_scores, out_rows)
         return SearchOutput(out_scores, out_rows)

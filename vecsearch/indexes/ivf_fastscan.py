@@ -5,13 +5,16 @@ Reference behaviour: faiss ``IndexIVFPQFastScan`` (+ ``IndexRefineFlat`` for the
 scan: :mod:`vecsearch.kernels.fastscan`; growable lists: :mod:`vecsearch.kernels.fastscan_lists`.
 
 Memory per vector in the lists: ``m_pad / 2`` code bytes + a 4-byte slot, plus the 8-byte external
-id of the id map (faiss: ``m / 2`` + an 8-byte id in the lists); lists are padded to blocks of 32
-vectors, as in faiss. ``keep_vectors=True`` adds ``4 * dim`` bytes. For L2 the per-list table
-``nlist * m * 16`` float32 is precomputed (not saved).
+id of the id map (faiss: ``m / 2`` + an 8-byte id in the lists); the code lists are padded to
+blocks of 32 vectors, as in faiss, the slots are not (a list built by one ``add`` has no spare
+room). ``keep_vectors=True`` adds ``4 * dim`` bytes. Not saved, derived at load: the centroids in
+the tiled layout of the coarse kernel (``nlist * dim`` float32 again) and, for L2, the per-list
+table ``nlist * m * 16`` float32.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -19,20 +22,13 @@ import numpy as np
 from pydantic import Field
 
 from ..base import Index
-from ..codecs.kmeans import assign, kmeans, sample_training_rows
+from ..codecs.kmeans import assign, centroid_tiles, kmeans, nearest_centroids, sample_training_rows
 from ..codecs.pq4 import GROUPED_CHUNK, GROUPED_MIN_QUERIES, PQ4Codec
 from ..filtering.planner import FilterCapabilities
 from ..io import copy_on_write
 from ..kernels.distances import METRIC_L2
-from ..kernels.fastscan import fastscan_search, fastscan_search_serial, search_slice
-from ..kernels.fastscan_ivf import (
-    QUERY_BLOCK,
-    append_codes,
-    coarse_probes_blocked,
-    finish_probes,
-    relayout_blocks,
-    remove_from_lists,
-)
+from ..kernels.fastscan import fastscan_search_serial, search_slice
+from ..kernels.fastscan_ivf import append_codes, relayout_blocks, remove_from_lists
 from ..kernels.fastscan_simd import BLOCK, KSUB
 from ..kernels.ivf import coarse_probes, coarse_probes_serial, l2_list_tables
 from ..parallel import run_chunks, run_serial, workers_for
@@ -56,11 +52,14 @@ COMPACT_MIN_REMOVED = 1024
 LIST_GROWTH = 0.25
 # Target dimensions per 4-bit sub-quantizer (faiss PQ96x4fs on 384 dims).
 DIMS_PER_SUBQUANTIZER = 4
-# Batches of at least this many queries (on more than one thread) take the coarse inner products
-# from a BLAS product: at nlist 4096 x 384 dims, 1,000 queries, 2 threads, ~40 ms against ~110 ms
-# for coarse_probes_blocked (faiss' coarse step ~50 ms), measured beside a running 1M build.
-PROBE_BLAS_MIN_QUERIES = 64
-PROBE_BLAS_BLOCK_ELEMENTS = 1 << 22  # queries x lists per BLAS product: bounds the scores to 16 MB
+# A batch on several threads is scanned in chunks of queries the threads take in turn, about this
+# many per thread (numba's prange split the batch once: a thread that lost its core held it up);
+# grouped chunks keep at least GROUPED_MIN_CHUNK queries (queries probing one list share its loads).
+SCAN_CHUNKS_PER_THREAD = 4
+GROUPED_MIN_CHUNK = 32
+# Batches of at least this many queries take the coarse scores from the tiled kernel (16 queries
+# per register block: smaller batches would mostly multiply padding rows).
+PROBE_TILED_MIN_QUERIES = 8
 
 
 class IVFFastScanBuildParams(StrictModel):
@@ -87,43 +86,23 @@ def suggested_m(dim: int) -> int:
     return min(divisors, key=lambda m: (abs(dim / m - DIMS_PER_SUBQUANTIZER), -m))
 
 
-def probe_lists(queries: np.ndarray, centroids: np.ndarray, centroids_t: np.ndarray, c_sq_norms: np.ndarray,
+def probe_lists(queries: np.ndarray, tiles: np.ndarray, centroids_t: np.ndarray, c_sq_norms: np.ndarray,
                 metric_code: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``nprobe`` nearest lists of ``queries`` (nq, d) f32: ``(lists int64, scores f32)`` (nq, nprobe).
 
-    ``centroids`` f32 (nlist, d) and its transpose ``centroids_t``, ``c_sq_norms`` f32 (nlist,).
-    Batches of ``PROBE_BLAS_MIN_QUERIES`` or more on more than one thread: the inner products from
-    one BLAS product per block of queries (numpy's OpenBLAS threads, as the exact search's batches),
-    the lists picked by :func:`finish_probes` on the block's chunks. Batches of ``QUERY_BLOCK``
-    queries or more otherwise: :func:`coarse_probes_blocked` on the batch's chunks (one per thread);
-    smaller ones the per-query kernel, on the calling thread for a single query.
+    ``tiles`` f32 ``(ceil(nlist / 16), d, 16)`` (:func:`vecsearch.codecs.kmeans.centroid_tiles`),
+    ``centroids_t`` f32 ``(d, nlist)``, ``c_sq_norms`` f32 ``(nlist,)``. Batches of
+    ``PROBE_TILED_MIN_QUERIES`` or more: :func:`vecsearch.codecs.kmeans.nearest_centroids` (the tiled
+    kernel, groups of 64 queries taken by the threads in turn); smaller ones the per-query kernel,
+    on the calling thread for one query.
     """
     nq = queries.shape[0]
+    if nq >= PROBE_TILED_MIN_QUERIES:
+        return nearest_centroids(queries, tiles, c_sq_norms, metric_code, nprobe)
     lists = np.full((nq, nprobe), -1, np.int64)
     scores = np.full((nq, nprobe), np.inf, np.float32)
-    if nq < QUERY_BLOCK:
-        kernel = coarse_probes_serial if run_serial(nq) else coarse_probes
-        kernel(queries, centroids_t, c_sq_norms, metric_code, lists, scores)
-        return lists, scores
-    workers = workers_for(nq)
-    if nq >= PROBE_BLAS_MIN_QUERIES and workers > 1:
-        rows = max(QUERY_BLOCK, PROBE_BLAS_BLOCK_ELEMENTS // max(centroids_t.shape[1], 1))
-        for lo in range(0, nq, rows):
-            hi = min(nq, lo + rows)
-            dots = queries[lo:hi] @ centroids_t  # (hi - lo, nlist) f32
-
-            def finish(a: int, b: int, _worker: int, lo: int = lo, dots: np.ndarray = dots) -> None:
-                finish_probes(dots, a, b, queries[lo:], c_sq_norms, metric_code, lists[lo:], scores[lo:])
-
-            run_chunks(finish, hi - lo, workers)
-        return lists, scores
-    n_blocks = -(-nq // QUERY_BLOCK)
-
-    def probe(lo: int, hi: int, _worker: int) -> None:
-        coarse_probes_blocked(queries, lo * QUERY_BLOCK, min(nq, hi * QUERY_BLOCK), centroids, c_sq_norms,
-                              metric_code, lists, scores)
-
-    run_chunks(probe, n_blocks, workers)
+    kernel = coarse_probes_serial if run_serial(nq) else coarse_probes
+    kernel(queries, centroids_t, c_sq_norms, metric_code, lists, scores)
     return lists, scores
 
 
@@ -175,6 +154,7 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         self._packed = np.zeros((0, self._codec.m_pad, KSUB), np.uint8)
         self._list_slots = np.zeros(0, np.int32)
         self._block_offsets = np.zeros(p.nlist + 1, np.int64)
+        self._slot_offsets = np.zeros(p.nlist + 1, np.int64)
         self._sizes = np.zeros(p.nlist, np.int64)
         self._vectors = np.zeros((0, self.dim), np.float32)
 
@@ -205,8 +185,8 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         return self._sizes.copy()
 
     def list_capacity(self) -> int:
-        """Vector positions the lists hold now, spare room included (``>= ntotal``)."""
-        return int(self._packed.shape[0] * BLOCK)
+        """Vectors the lists have room for now, spare room included (``>= ntotal``)."""
+        return int(self._slot_offsets[-1])
 
     def describe(self) -> str:
         p = self.params
@@ -258,6 +238,7 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
 
     def _set_centroids(self, centroids: np.ndarray) -> None:
         self._centroids_t = np.ascontiguousarray(np.asarray(centroids).T)
+        self._tiles = centroid_tiles(centroids)
         self._c_sq_norms = np.einsum("ij,ij->i", centroids, centroids).astype(np.float32)
         p = self.params
         if self._by_residual and p.nlist * p.m * KSUB * 4 <= L2_TABLE_MAX_BYTES:
@@ -280,7 +261,7 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
             codes = self._codec.encode(part - self._centroids[labels[lo:hi]] if self._by_residual else part)
             new_slots = np.arange(start + lo, start + hi, dtype=np.int32)
             append_codes(codes, new_slots, labels[lo:hi], self._packed, self._list_slots, self._block_offsets,
-                         self._sizes)
+                         self._slot_offsets, self._sizes)
         self._ids.append(ids)
 
     def _reserve(self, new_lists: np.ndarray) -> None:
@@ -290,28 +271,27 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         (an index built by one ``add`` is tight).
         """
         need = self._sizes + np.bincount(new_lists, minlength=self.params.nlist)
-        blocks = np.diff(self._block_offsets)
-        full = need > blocks * BLOCK
+        capacity = np.diff(self._slot_offsets)
+        full = need > capacity
         if not full.any():
             return
         target = np.where(self._sizes > 0, need + (need * LIST_GROWTH).astype(np.int64), need)
-        self._relayout(np.where(full, -(-target // BLOCK), blocks))
+        self._set_lists(*self._copy_lists(np.where(full, target, capacity)))
 
-    def _relayout(self, blocks: np.ndarray) -> None:
-        """Move the lists into a new layout of ``blocks`` int64 (nlist,) blocks each (>= their used blocks)."""
-        packed, slots, offsets = self._copy_lists(blocks)
-        self._packed, self._list_slots, self._block_offsets = packed, slots, offsets
+    def _set_lists(self, packed: np.ndarray, slots: np.ndarray, block_offsets: np.ndarray,
+                   slot_offsets: np.ndarray) -> None:
+        self._packed, self._list_slots = packed, slots
+        self._block_offsets, self._slot_offsets = block_offsets, slot_offsets
 
-    def _copy_lists(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        offsets = np.zeros(self.params.nlist + 1, np.int64)
-        np.cumsum(blocks, out=offsets[1:])
-        packed = np.zeros((int(offsets[-1]), self._codec.m_pad, KSUB), np.uint8)
-        slots = np.full(int(offsets[-1]) * BLOCK, -1, np.int32)
-        relayout_blocks(self._packed, self._list_slots, self._block_offsets, self._sizes, offsets, packed, slots)
-        return packed, slots, offsets
-
-    def _tight_blocks(self) -> np.ndarray:
-        return -(-self._sizes // BLOCK)
+    def _copy_lists(self, capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The lists in a new layout with room for ``capacity`` int64 (nlist,) vectors each (>= sizes):
+        ``(packed, slots, block_offsets, slot_offsets)``."""
+        slot_offsets, block_offsets = list_offsets(capacity)
+        packed = np.zeros((int(block_offsets[-1]), self._codec.m_pad, KSUB), np.uint8)
+        slots = np.full(int(slot_offsets[-1]), -1, np.int32)
+        relayout_blocks(self._packed, self._list_slots, self._block_offsets, self._slot_offsets, self._sizes,
+                        block_offsets, slot_offsets, packed, slots)
+        return packed, slots, block_offsets, slot_offsets
 
     def _store_vectors(self, start: int, x: np.ndarray) -> None:
         needed = start + x.shape[0]
@@ -325,7 +305,8 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
     def _remove_slots(self, slots: np.ndarray) -> None:
         removed = np.zeros(self._ids.n_slots, np.bool_)
         removed[slots] = True
-        dropped = remove_from_lists(self._packed, self._list_slots, self._block_offsets, self._sizes, removed)
+        dropped = remove_from_lists(self._packed, self._list_slots, self._block_offsets, self._slot_offsets,
+                                    self._sizes, removed)
         if dropped != slots.shape[0]:  # every live slot sits in exactly one list
             raise RuntimeError(f"IVFFastScanIndex.remove: {slots.shape[0]} slots removed, {dropped} list entries")
         self._ids.mark_deleted(slots)
@@ -343,13 +324,12 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         keep = np.flatnonzero(~self._ids.deleted)
         n_dropped = self._ids.n_slots - keep.shape[0]
         if self.is_trained:
-            packed, slots, offsets = self._copy_lists(self._tight_blocks())
-            if n_dropped:
+            packed, slots, block_offsets, slot_offsets = self._copy_lists(self._sizes)
+            if n_dropped:  # tight lists: every slot is used
                 slot_map = np.full(self._ids.n_slots, -1, np.int32)
                 slot_map[keep] = np.arange(keep.shape[0], dtype=np.int32)
-                used = slots >= 0
-                slots[used] = slot_map[slots[used]]
-            self._packed, self._list_slots, self._block_offsets = packed, slots, offsets
+                slots = slot_map[slots]
+            self._set_lists(packed, slots, block_offsets, slot_offsets)
         if n_dropped:
             if self.params.keep_vectors:
                 self._vectors = np.ascontiguousarray(self._vectors[keep])
@@ -373,8 +353,8 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         # probe at least the lists that hold ~2k vectors on average (large k, post-filter fetches)
         enough = math.ceil(2 * k * p.nlist / max(self._ids.n_live, 1))
         nprobe = min(max(params.nprobe or p.nprobe, enough), p.nlist)
-        lists, coarse = probe_lists(queries, self._centroids, self._centroids_t, self._c_sq_norms,
-                                    self._metric_code, nprobe)
+        lists, coarse = probe_lists(queries, self._tiles, self._centroids_t, self._c_sq_norms, self._metric_code,
+                                    nprobe)
         vectors = self._vectors if rerank else self._vectors[:0]
         return self._scan(queries, lists, coarse, k, n_cand, vectors)
 
@@ -387,21 +367,33 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         out_slots = np.full((nq, k), -1, np.int64)
         code, by_residual = self._metric_code, self._by_residual
         args = (self._codec.codebooks_t, self._codec.cb_sq_norms, self._centroids, self._l2_terms, self._packed,
-                self._list_slots, self._block_offsets, self._sizes, n_cand, vectors)
+                self._list_slots, self._block_offsets, self._slot_offsets, self._sizes, n_cand, vectors)
         # the grouped scan shares tables across queries: not for L2 by residual (a table per list)
         grouped = nq >= GROUPED_MIN_QUERIES and not (code == METRIC_L2 and by_residual)
-        if run_serial(nq) and not grouped:
-            fastscan_search_serial(code, by_residual, queries, lists, coarse, *args, out_scores, out_slots)
-        elif run_serial(nq):
-            for lo in range(0, nq, GROUPED_CHUNK):
-                search_slice(code, by_residual, queries, lo, min(nq, lo + GROUPED_CHUNK), lists, coarse, *args,
-                             out_scores, out_slots)
+        workers = workers_for(nq)
+        # chunks of queries the threads take in turn (SCAN_CHUNKS_PER_THREAD each on average): a
+        # thread that loses its core on a busy machine does not hold the batch up
+        size = max(1, min(GROUPED_CHUNK, -(-nq // (SCAN_CHUNKS_PER_THREAD * workers)) if workers > 1 else nq))
+        if grouped:
+            size = max(size, min(nq, GROUPED_MIN_CHUNK))
+        n_chunks = -(-nq // size)
+        chunks = itertools.count()  # shared by the threads; next() is atomic under the GIL
+
+        def scan(_lo: int, _hi: int, _worker: int) -> None:
+            for c in chunks:
+                if c >= n_chunks:
+                    return
+                lo, hi = c * size, min(nq, (c + 1) * size)
+                if grouped:
+                    search_slice(code, by_residual, queries, lo, hi, lists, coarse, *args, out_scores, out_slots)
+                else:
+                    fastscan_search_serial(code, by_residual, queries[lo:hi], lists[lo:hi], coarse[lo:hi], *args,
+                                           out_scores[lo:hi], out_slots[lo:hi])
+
+        if workers == 1:
+            scan(0, nq, 0)  # the calling thread: no pool hand-over for a single query
         else:
-            n_slices = workers_for(nq) if grouped else 0
-            for lo in range(0, nq, GROUPED_CHUNK):
-                part = slice(lo, lo + GROUPED_CHUNK)
-                fastscan_search(code, by_residual, queries[part], lists[part], coarse[part], *args, out_scores[part],
-                                out_slots[part], n_slices)
+            run_chunks(scan, min(workers, n_chunks), min(workers, n_chunks))
         if code == METRIC_L2:
             np.maximum(out_scores, np.float32(0.0), out=out_scores)
         return out_slots, out_scores
@@ -416,11 +408,10 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
     # ---- persistence -----------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_trained("save")
-        tight = self._tight_blocks()
-        if np.array_equal(np.diff(self._block_offsets), tight):
+        if np.array_equal(np.diff(self._slot_offsets), self._sizes):
             packed, slots, offsets = self._packed, self._list_slots, self._block_offsets
-        else:  # spare blocks are not saved
-            packed, slots, offsets = self._copy_lists(tight)
+        else:  # spare room is not saved
+            packed, slots, offsets, _ = self._copy_lists(self._sizes)
         arrays = {"centroids": self._centroids, "codebooks": self._codec.codebooks, "list_codes": packed,
                   "list_slots": slots, "list_block_offsets": offsets, "list_sizes": self._sizes}
         if self.params.keep_vectors:
@@ -449,16 +440,15 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         if offsets[0] != 0 or (np.diff(offsets) < 0).any() or offsets[-1] != n_blocks:
             raise ValueError(f"list_block_offsets: expected non-decreasing offsets from 0 to the {n_blocks} blocks "
                              f"of list_codes, got {offsets[0]} .. {offsets[-1]}")
-        lists = {"list_codes": ((n_blocks, m_pad, KSUB), np.uint8), "list_slots": ((n_blocks * BLOCK,), np.int32)}
+        lists = {"list_codes": ((n_blocks, m_pad, KSUB), np.uint8)}
         if p.keep_vectors:
             lists["vectors"] = ((n_slots, dim), np.float32)
         check_array_shapes(arrays, lists)
         expected.update(lists)
-        unexpected = sorted(set(arrays) - set(expected))
+        unexpected = sorted(set(arrays) - set(expected) - {"list_slots"})  # its shape: check_fastscan_lists
         if unexpected:
-            raise ValueError(f"{unexpected[0]}: unexpected array (keep_vectors={p.keep_vectors}; known: {sorted(expected)})")
-        slots = copy_on_write(arrays["list_slots"])
-        problem = check_fastscan_lists(slots, offsets, sizes, n_slots)
+            raise ValueError(f"{unexpected[0]}: unexpected array (keep_vectors={p.keep_vectors}; known: {sorted({*expected, 'list_slots'})})")
+        slots, problem = check_fastscan_lists(arrays.get("list_slots"), offsets, sizes, n_slots)
         if problem:
             raise ValueError(problem)
         check_stored_vectors(np.asarray(arrays["centroids"]), "centroids", "l2")
@@ -467,8 +457,8 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
             check_stored_vectors(np.asarray(arrays["vectors"]), "vectors", metric)
             index._vectors = copy_on_write(arrays["vectors"])
         index.codec.set_codebooks(np.array(arrays["codebooks"]))
-        index._packed, index._list_slots = copy_on_write(arrays["list_codes"]), slots
-        index._block_offsets, index._sizes = offsets, sizes
+        index._set_lists(copy_on_write(arrays["list_codes"]), copy_on_write(slots), offsets, list_offsets(sizes)[0])
+        index._sizes = sizes
         index._set_centroids(copy_on_write(arrays["centroids"]))
         return index
 
@@ -520,27 +510,47 @@ def check_array_shapes(arrays: dict[str, np.ndarray], expected: dict[str, tuple[
             raise ValueError(f"{name}: expected {np.dtype(dtype)} {shape}, got {got}")
 
 
-def check_fastscan_lists(slots: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, n_slots: int) -> str:
-    """Lists in the fast-scan layout: ``offsets`` int64 (nlist + 1,) from 0, non-decreasing, ending at
-    the number of blocks; ``sizes`` int64 (nlist,) within each list's ``32 * blocks``; every used
-    position of ``slots`` int32 a slot in [0, n_slots), each slot at most once; padding -1.
-    Returns "" or a message naming the array (the caller raises it)."""
-    n_blocks = slots.shape[0] // BLOCK
-    if offsets[0] != 0 or (np.diff(offsets) < 0).any() or offsets[-1] != n_blocks:
-        return f"list_block_offsets: expected non-decreasing block offsets from 0 to {n_blocks}"
+def list_offsets(capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(slot_offsets, block_offsets)`` int64 (nlist + 1,) of lists with room for ``capacity`` int64
+    (nlist,) vectors each (``ceil(capacity / 32)`` blocks)."""
+    slot_offsets = np.zeros(capacity.shape[0] + 1, np.int64)
+    np.cumsum(capacity, out=slot_offsets[1:])
+    block_offsets = np.zeros(capacity.shape[0] + 1, np.int64)
+    np.cumsum(-(-capacity // BLOCK), out=block_offsets[1:])
+    return slot_offsets, block_offsets
+
+
+def check_fastscan_lists(slots: np.ndarray | None, offsets: np.ndarray, sizes: np.ndarray,
+                         n_slots: int) -> tuple[np.ndarray | None, str]:
+    """Lists as saved: ``offsets`` int64 (nlist + 1,) block offsets from 0, non-decreasing, ending at
+    the number of blocks; ``sizes`` int64 (nlist,) within each list's ``32 * blocks``; ``slots`` int32
+    (sum(sizes),) the lists' slots one list after the other, each in [0, n_slots) at most once.
+    Saves from before the slots were unpadded hold (n_blocks * 32,) slots with -1 past each list's
+    size; they are read into the new layout. Returns ``(slots, "")`` or ``(None, message naming the
+    array)`` (the caller raises it)."""
+    n_blocks = int(offsets[-1])
+    if offsets[0] != 0 or (np.diff(offsets) < 0).any():
+        return None, "list_block_offsets: expected non-decreasing block offsets from 0"
     if (sizes < 0).any() or (sizes > np.diff(offsets) * BLOCK).any():
         bad = int(np.flatnonzero((sizes < 0) | (sizes > np.diff(offsets) * BLOCK))[0])
-        return f"list_sizes: list {bad} claims {int(sizes[bad])} vectors in {int(offsets[bad + 1] - offsets[bad])} blocks"
-    starts = offsets[:-1] * BLOCK
-    edges = np.zeros(slots.shape[0] + 1, np.int64)  # +1 where a list's used positions start, -1 where they end
-    np.add.at(edges, starts, 1)
-    np.add.at(edges, starts + sizes, -1)
-    used = np.cumsum(edges[:-1]) > 0
-    if (slots[~used] != -1).any():
-        return f"list_slots: position {int(np.flatnonzero(~used & (slots != -1))[0])} is past its list's size but holds a slot"
-    held = slots[used]
-    if held.size and (held.min() < 0 or held.max() >= n_slots):
-        return f"list_slots: slot {int(held[(held < 0) | (held >= n_slots)][0])} outside 0..{n_slots - 1}"
-    if held.size and np.bincount(held, minlength=n_slots).max() > 1:
-        return "list_slots: a slot appears in more than one list position"
-    return ""
+        return None, (f"list_sizes: list {bad} claims {int(sizes[bad])} vectors in "
+                      f"{int(offsets[bad + 1] - offsets[bad])} blocks")
+    n_used = int(sizes.sum())
+    if slots is None or slots.dtype != np.int32 or slots.ndim != 1:
+        got = "missing" if slots is None else f"{slots.dtype} {slots.shape}"
+        return None, f"list_slots: expected int32 ({n_used},), got {got}"
+    if slots.shape[0] == n_blocks * BLOCK != n_used:  # the padded layout of earlier saves
+        starts = offsets[:-1] * BLOCK - np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        used = np.repeat(starts, sizes) + np.arange(n_used)
+        padding = np.ones(slots.shape[0], np.bool_)
+        padding[used] = False
+        if (slots[padding] != -1).any():
+            return None, f"list_slots: position {int(np.flatnonzero(padding & (slots != -1))[0])} is past its list's size but holds a slot"
+        slots = slots[used]
+    if slots.shape[0] != n_used:
+        return None, f"list_slots: expected int32 ({n_used},) (the lists' sizes), got {slots.dtype} {slots.shape}"
+    if slots.size and (slots.min() < 0 or slots.max() >= n_slots):
+        return None, f"list_slots: slot {int(slots[(slots < 0) | (slots >= n_slots)][0])} outside 0..{n_slots - 1}"
+    if slots.size and np.bincount(slots, minlength=n_slots).max() > 1:
+        return None, "list_slots: a slot appears in more than one list position"
+    return slots, ""

@@ -19,8 +19,11 @@ Bytes per vector: ``m_pad / 2`` (faiss: ``roundup(m, 2) / 2``).
 
 Inverted lists in this layout: list ``l`` owns blocks ``block_offsets[l] .. block_offsets[l+1]``
 (int64 ``(nlist + 1,)``) of which the first ``sizes[l]`` (int64 ``(nlist,)``) positions are
-vectors; ``slots`` int32 ``(n_blocks * 32,)`` maps every position to the caller's row number
-(-1 for padding). A flat (non-IVF) code array is one list.
+vectors; position ``i`` of list ``l`` has the caller's row number ``slots[slot_offsets[l] + i]``
+(``slots`` int32, ``slot_offsets`` int64 ``(nlist + 1,)``; a list's slot range holds at least its
+size and at most its ``32 * blocks`` positions, unused ones -1). The slots are not padded to
+blocks: 4 bytes per vector, not per position (faiss pads its 8-byte ids neither).
+A flat (non-IVF) code array is one list.
 
 Quantized tables (faiss ``quantize_LUT_and_bias``)
 --------------------------------------------------
@@ -112,13 +115,14 @@ def read_codes(packed, first, out):
 
 
 @jit
-def pack_lists(codes, order, block_offsets, sizes, packed, slots):
+def pack_lists(codes, order, block_offsets, slot_offsets, sizes, packed, slots):
     """Pack ``codes`` uint8 ``(n, m)`` into inverted lists: list ``l`` gets rows
     ``order[sum(sizes[:l]) : sum(sizes[:l + 1])]`` (``order`` int64 ``(n,)``, rows grouped by list).
 
-    ``block_offsets`` int64 ``(nlist + 1,)`` and ``sizes`` int64 ``(nlist,)`` describe the target
-    layout; ``packed`` uint8 ``(block_offsets[-1], m_pad, 16)`` must be zeroed and ``slots`` int32
-    ``(block_offsets[-1] * 32,)`` filled with -1 by the caller; ``slots`` receives the row numbers.
+    ``block_offsets`` / ``slot_offsets`` int64 ``(nlist + 1,)`` and ``sizes`` int64 ``(nlist,)``
+    describe the target layout; ``packed`` uint8 ``(block_offsets[-1], m_pad, 16)`` must be zeroed
+    and ``slots`` int32 ``(slot_offsets[-1],)`` filled with -1 by the caller; ``slots`` receives the
+    row numbers.
     """
     src = 0
     for lst in range(sizes.shape[0]):
@@ -126,7 +130,7 @@ def pack_lists(codes, order, block_offsets, sizes, packed, slots):
         for i in range(sizes[lst]):
             row = order[src + i]
             write_codes(codes[row:row + 1], packed, first + i)
-            slots[first + i] = row
+            slots[slot_offsets[lst] + i] = row
         src += sizes[lst]
 
 
@@ -242,9 +246,10 @@ def sum_threshold(top, bias):
 
 # ---- scans ------------------------------------------------------------------------------------
 @jit
-def scan_blocks(lut_q, lut_offset, packed, first_block, n_codes, bias, slots, heap_s, heap_i, sums):
+def scan_blocks(lut_q, lut_offset, packed, first_block, n_codes, bias, slots, first_slot, heap_s, heap_i, sums):
     """Push the codes of ``n_codes`` positions from block ``first_block`` on into the max-heap
-    ``heap_s`` f32 / ``heap_i`` int64 (keys ``sum + bias``, ids ``slots[position]``).
+    ``heap_s`` f32 / ``heap_i`` int64 (keys ``sum + bias``, ids ``slots[first_slot + i]`` for the
+    ``i``-th position scanned).
 
     Only sums below the heap's current top (as a uint16 threshold, rechecked per block) leave
     the SIMD compare; faiss' ``HeapHandler`` does the same.
@@ -265,7 +270,7 @@ def scan_blocks(lut_q, lut_offset, packed, first_block, n_codes, bias, slots, he
             mask &= mask - np.uint64(1)
             key = np.float32(sums[t]) + bias
             if key < heap_s[0]:
-                maxheap_replace_top(heap_s, heap_i, n_cand, key, np.int64(slots[block * BLOCK + t]))
+                maxheap_replace_top(heap_s, heap_i, n_cand, key, np.int64(slots[first_slot + b * BLOCK + t]))
 
 
 @jit
@@ -298,7 +303,7 @@ def query_luts(metric, by_residual, q, probe_lists, probe_scores, codebooks_t, c
 
 @jit
 def fastscan_query(metric, by_residual, q, probe_lists, probe_scores, codebooks_t, cb_sq_norms, centroids,
-                   l2_terms, packed, slots, block_offsets, sizes, n_cand, vectors, out_scores, out_slots):
+                   l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors, out_scores, out_slots):
     """One query of :func:`fastscan_search`: tables, list scans, then re-rank or dequantization."""
     ksub = codebooks_t.shape[2]
     m_pad = packed.shape[1]
@@ -317,7 +322,7 @@ def fastscan_query(metric, by_residual, q, probe_lists, probe_scores, codebooks_
             continue
         tab = p if per_list else 0
         scan_blocks(lut_q, tab * m_pad * ksub, packed, block_offsets[lst], sizes[lst], bias_q[p], slots,
-                    heap_s, heap_i, sums)
+                    slot_offsets[lst], heap_s, heap_i, sums)
     finish_query(metric, q, heap_s, heap_i, scale, offset, vectors, out_scores, out_slots)
 
 
@@ -352,19 +357,19 @@ def finish_query(metric, q, heap_s, heap_i, scale, offset, vectors, out_scores, 
 
 @jit
 def fastscan_search_serial(metric, by_residual, queries, probe_lists, probe_scores, codebooks_t, cb_sq_norms,
-                           centroids, l2_terms, packed, slots, block_offsets, sizes, n_cand, vectors, out_scores,
-                           out_slots):
+                           centroids, l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors,
+                           out_scores, out_slots):
     """:func:`fastscan_search` on the calling thread (single queries: no parallel region to start)."""
     for qi in range(queries.shape[0]):
         fastscan_query(metric, by_residual, queries[qi], probe_lists[qi], probe_scores[qi], codebooks_t, cb_sq_norms,
-                       centroids, l2_terms, packed, slots, block_offsets, sizes, n_cand, vectors, out_scores[qi],
-                       out_slots[qi])
+                       centroids, l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors,
+                       out_scores[qi], out_slots[qi])
 
 
 # ---- grouped batch scan -----------------------------------------------------------------------
 @jit
-def scan_group(lut_all, packed, first_block, n_codes, slots, queries_g, biases_g, heap_s, heap_i, offsets_g,
-               thresholds_g, sums_g, masks_g):
+def scan_group(lut_all, packed, first_block, n_codes, slots, first_slot, queries_g, biases_g, heap_s, heap_i,
+               offsets_g, thresholds_g, sums_g, masks_g):
     """:func:`scan_blocks` for ``QUERY_GROUP`` queries of a batch probing the same list: each
     code load serves all of them. ``queries_g`` int64 / ``biases_g`` f32 ``(QUERY_GROUP,)`` are
     the queries (rows of ``heap_s`` / ``heap_i`` ``(nq, n_cand)``) and their list biases;
@@ -392,11 +397,12 @@ def scan_group(lut_all, packed, first_block, n_codes, slots, queries_g, biases_g
                 mask &= mask - np.uint64(1)
                 key = np.float32(sums_g[g, t]) + biases_g[g]
                 if key < heap_s[qi, 0]:
-                    maxheap_replace_top(heap_s[qi], heap_i[qi], n_cand, key, np.int64(slots[block * BLOCK + t]))
+                    maxheap_replace_top(heap_s[qi], heap_i[qi], n_cand, key,
+                                        np.int64(slots[first_slot + b * BLOCK + t]))
 
 
 @jit
-def scan_slice(probe_lists, bias_all, lut_all, packed, slots, block_offsets, sizes, heap_s, heap_i):
+def scan_slice(probe_lists, bias_all, lut_all, packed, slots, block_offsets, slot_offsets, sizes, heap_s, heap_i):
     """Scan the probed lists of a slice of queries list by list, ``QUERY_GROUP`` queries at a time.
 
     ``probe_lists`` int64 ``(n, nprobe)``, their biases ``bias_all`` f32 ``(n, nprobe)`` and tables
@@ -453,19 +459,20 @@ def scan_slice(probe_lists, bias_all, lut_all, packed, slots, block_offsets, siz
                 for g in range(QUERY_GROUP):
                     queries_g[g] = pair_q[i + g]
                     biases_g[g] = pair_bias[i + g]
-                scan_group(lut_all, packed, block_offsets[lst] + first, n_codes, slots, queries_g, biases_g, heap_s,
-                           heap_i, offsets_g, thresholds_g, sums_g, masks_g)
+                scan_group(lut_all, packed, block_offsets[lst] + first, n_codes, slots,
+                           slot_offsets[lst] + first * BLOCK, queries_g, biases_g, heap_s, heap_i, offsets_g,
+                           thresholds_g, sums_g, masks_g)
                 i += QUERY_GROUP
             while i < stop:  # fewer than a group left: one query at a time
                 qi = pair_q[i]
                 scan_blocks(lut_all, qi * table_bytes, packed, block_offsets[lst] + first, n_codes, pair_bias[i],
-                            slots, heap_s[qi], heap_i[qi], sums_g[0])
+                            slots, slot_offsets[lst] + first * BLOCK, heap_s[qi], heap_i[qi], sums_g[0])
                 i += 1
 
 
 @jit
 def search_slice(metric, by_residual, queries, q0, q1, probe_lists, probe_scores, codebooks_t, cb_sq_norms, centroids,
-                 l2_terms, packed, slots, block_offsets, sizes, n_cand, vectors, out_scores, out_slots):
+                 l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors, out_scores, out_slots):
     """Queries ``q0 .. q1 - 1`` of the grouped :func:`fastscan_search`: their tables, :func:`scan_slice`,
     then re-rank or dequantization. Shared tables only (not L2 by residual)."""
     n = q1 - q0
@@ -480,7 +487,8 @@ def search_slice(metric, by_residual, queries, q0, q1, probe_lists, probe_scores
                                            lut_all[i:i + 1], bias_all[i])
     heap_s = np.full((n, n_cand), np.inf, np.float32)
     heap_i = np.full((n, n_cand), -1, np.int64)
-    scan_slice(probe_lists[q0:q1], bias_all, lut_all, packed, slots, block_offsets, sizes, heap_s, heap_i)
+    scan_slice(probe_lists[q0:q1], bias_all, lut_all, packed, slots, block_offsets, slot_offsets, sizes, heap_s,
+               heap_i)
     for i in range(n):
         finish_query(metric, queries[q0 + i], heap_s[i], heap_i[i], scales[i], offsets[i], vectors,
                      out_scores[q0 + i], out_slots[q0 + i])
@@ -488,7 +496,8 @@ def search_slice(metric, by_residual, queries, q0, q1, probe_lists, probe_scores
 
 @jit_parallel
 def fastscan_search(metric, by_residual, queries, probe_lists, probe_scores, codebooks_t, cb_sq_norms, centroids,
-                    l2_terms, packed, slots, block_offsets, sizes, n_cand, vectors, out_scores, out_slots, n_slices):
+                    l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors, out_scores, out_slots,
+                    n_slices):
     """Fast-scan search over inverted lists in the packed layout; parallel over queries.
 
     ``metric`` METRIC_L2 / METRIC_IP; ``by_residual``: codes encode ``x - centroid`` of their list
@@ -499,8 +508,9 @@ def fastscan_search(metric, by_residual, queries, probe_lists, probe_scores, cod
     Codec: ``codebooks_t`` f32 ``(m, dsub, 16)``, ``cb_sq_norms`` f32 ``(m, 16)``; for L2 by
     residual ``l2_terms`` f32 ``(nlist, m, 16)`` from :func:`vecsearch.kernels.ivf.l2_list_tables`
     or shape ``(0, m, 16)`` to build each list's table from ``centroids`` f32 ``(nlist, d)``.
-    Lists: ``packed`` uint8 ``(n_blocks, m_pad, 16)``, ``slots`` int32 ``(n_blocks * 32,)``,
-    ``block_offsets`` int64 ``(nlist + 1,)``, ``sizes`` int64 ``(nlist,)`` (module docstring).
+    Lists: ``packed`` uint8 ``(n_blocks, m_pad, 16)``, ``slots`` int32 ``(slot_offsets[-1],)``,
+    ``block_offsets`` / ``slot_offsets`` int64 ``(nlist + 1,)``, ``sizes`` int64 ``(nlist,)``
+    (module docstring).
     The best ``n_cand`` keys are kept per query; with ``vectors`` f32 ``(n_slots, d)`` non-empty
     they are re-scored exactly and the best ``k`` kept, else the best ``k`` keys are dequantized.
     Writes ``out_scores`` f32 / ``out_slots`` int64 ``(nq, k)``, pre-filled +inf / -1, best first.
@@ -518,12 +528,12 @@ def fastscan_search(metric, by_residual, queries, probe_lists, probe_scores, cod
     for item in prange(n_items):  # one parallel loop: each one costs seconds of compile time
         if per_query:
             fastscan_query(metric, by_residual, queries[item], probe_lists[item], probe_scores[item], codebooks_t,
-                           cb_sq_norms, centroids, l2_terms, packed, slots, block_offsets, sizes, n_cand, vectors,
-                           out_scores[item], out_slots[item])
+                           cb_sq_norms, centroids, l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand,
+                           vectors, out_scores[item], out_slots[item])
         else:
             search_slice(metric, by_residual, queries, item * nq // n_items, (item + 1) * nq // n_items,
                          probe_lists, probe_scores, codebooks_t, cb_sq_norms, centroids, l2_terms, packed, slots,
-                         block_offsets, sizes, n_cand, vectors, out_scores, out_slots)
+                         block_offsets, slot_offsets, sizes, n_cand, vectors, out_scores, out_slots)
 
 
 @jit_parallel

@@ -91,7 +91,7 @@ def take_best_lists(buf, hi, hs):
                 bits = np.int64(-2147483648) - bits
             keys[c] = (bits << 32) | c
         keys.sort()
-        for j in range(n):
+        for j in range(min(n, nlist)):  # nprobe > nlist: the rest stay -1 / +inf
             c = keys[j] & 0xFFFFFFFF
             if buf[c] < np.inf:
                 hi[j] = c
