@@ -1,6 +1,9 @@
 """Filtered search: recall@10 and QPS per selectivity and filter shape, ours vs hnswlib and faiss.
 
-On the real data (wordnet-minilm train + attrs.npz, cosine), for selectivities 50% .. 0.01% and
+On the real data (wordnet-minilm train + attrs.npz, cosine; all rows, or with --part the tuning /
+held-out part of ``vecsearch.benchmark.wordnet.held_out_split``; test_id or, --query-kind ood,
+test_ood queries), our HNSW at its class defaults unless --M/--ef-construction/--ef/--storage say
+otherwise (the peers are built with the same M and ef_construction), for selectivities 50% .. 0.05% and
 filter shapes
   random      a range over a random permutation column (independent of the query),
   correlated  a range of ``proj`` (position along the first principal direction) around the query,
@@ -28,7 +31,7 @@ planner with the best fixed strategy (recall >= 0.95) and with each peer at the 
 interpolated on the peer's ef sweep ("r<0.xx": the peer never reaches it); with --ivf a second
 summary does the same for our IVF-PQ planner against faiss IndexIVFPQ (nprobe sweep).
 
-    python bench/bench_filtered.py [--n 116659] [--queries 200] [--ef 64] [--ivf]
+    python bench/bench_filtered.py [--part full|tuning|held-out] [--query-kind id|ood] [--queries 200] [--ivf]
 
 Prints a table and writes bench/results/bench_filtered.json (with the load average).
 """
@@ -54,7 +57,7 @@ from vecsearch.benchmark.evaluation import interpolated_qps, pad_ids, recall_at_
 from vecsearch.benchmark.report import format_table
 from vecsearch.benchmark.results import ResultsFile
 
-SELECTIVITIES = [0.5, 0.1, 0.01, 0.001, 0.0001]
+SELECTIVITIES = [0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.001, 0.0005]
 SHOWN = ("shape", "selectivity", "matches", "method", "recall_at_10", "qps", "cpu_qps")
 COLUMNS = ("pos", "lexfile", "n_lemmas", "gloss_len", "has_example", "proj", "rand")
 RECALL_FLOOR = 0.95
@@ -67,9 +70,20 @@ IVF_RECALL_SLACK = 0.01
 
 
 def load(args):
-    x = wordnet.load_train(args.n, data_dir=args.data)
-    q = wordnet.load_queries("id", args.queries, data_dir=args.data)
-    attrs = wordnet.load_attributes(x.shape[0], data_dir=args.data)
+    """``(x, q, attrs, direction)`` of ``--part`` (all rows, or a part of
+    :func:`~vecsearch.benchmark.wordnet.held_out_split`: tune on one, report the other) with
+    ``--query-kind`` queries; ``--n`` keeps the first rows of the part."""
+    if args.part == "full":
+        x = wordnet.load_train(args.n, data_dir=args.data)
+        q = wordnet.load_queries(args.query_kind, args.queries, data_dir=args.data)
+        attrs = wordnet.load_attributes(x.shape[0], data_dir=args.data)
+    else:
+        parts = wordnet.held_out_split(
+            args.query_kind, n=args.n, n_queries=args.queries, data_dir=args.data
+        )
+        part = parts[0] if args.part == "tuning" else parts[1]
+        x, q = part.train, part.test
+        attrs = wordnet.part_attributes(part, data_dir=args.data)
     direction = np.linalg.svd(x[:20000] - x[:20000].mean(0), full_matrices=False)[2][0]
     attrs["proj"] = (x @ direction).astype(np.float64)
     attrs["rand"] = np.random.default_rng(0).permutation(x.shape[0]).astype(np.int64)
@@ -222,14 +236,18 @@ def build_indexes(args, x, attrs, wanted) -> tuple[dict, dict]:
     columns = {c: attrs[c] for c in COLUMNS}
     built, seconds = {}, {}
     t0 = time.perf_counter()
+    # Unset knobs keep the class defaults (what a user gets).
+    knobs = {
+        "M": args.M,
+        "ef_construction": args.ef_construction,
+        "ef_search": args.ef,
+        "storage": args.storage,
+    }
     built["ours_hnsw"] = vs.HNSWIndex(
-        d,
-        "cosine",
-        M=args.M,
-        ef_construction=args.ef_construction,
-        ef_search=args.ef,
-        storage=args.storage,
+        d, "cosine", **{key: v for key, v in knobs.items() if v is not None}
     )
+    # The peers are built with the same M and ef_construction.
+    args.M, args.ef_construction = built["ours_hnsw"].M, built["ours_hnsw"].ef_construction
     built["ours_hnsw"].add(x, attributes=columns, progress=False)
     seconds["ours_hnsw"] = time.perf_counter() - t0
     if wanted("hnswlib"):
@@ -371,15 +389,33 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="database rows (default: all)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--M", type=int, default=16)
+    parser.add_argument(
+        "--part",
+        choices=("full", "tuning", "held-out"),
+        default="full",
+        help="database rows: all of train.npy, or its tuning (first 80%%) / held-out (last 20%%) part",
+    )
+    parser.add_argument(
+        "--query-kind", choices=("id", "ood"), default="id", help="test_id or test_ood queries"
+    )
+    parser.add_argument(
+        "--M", type=int, default=None, help="default: the class default (the peers too)"
+    )
     parser.add_argument(
         "--storage",
         choices=("lvq8", "float32"),
-        default="lvq8",
+        default=None,
         help="our HNSW's storage (default: the class default, lvq8 walk + float32 re-rank)",
     )
-    parser.add_argument("--ef-construction", type=int, default=100)
-    parser.add_argument("--ef", type=int, default=64)
+    parser.add_argument(
+        "--ef-construction",
+        type=int,
+        default=None,
+        help="default: the class default (the peers too)",
+    )
+    parser.add_argument(
+        "--ef", type=int, default=None, help="our ef_search (default: the class default)"
+    )
     parser.add_argument(
         "--peer-ef", default="16,32,64,128,256,512", help="efSearch sweep for faiss HNSW"
     )
@@ -454,6 +490,15 @@ def main() -> None:
         lambda name: (
             not prefixes or any(name.startswith(p) or p.startswith(name) for p in prefixes)
         ),
+    )
+    ours = built["ours_hnsw"]
+    results.settings.update(
+        M=ours.M,
+        ef_construction=ours.ef_construction,
+        ef=ours.ef_search,
+        storage=ours.storage,
+        n_rows=n,
+        n_queries=int(q.shape[0]),
     )
     for name, build_s in seconds.items():
         results.add({"section": "build", "method": name, "build_s": build_s})

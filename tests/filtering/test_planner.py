@@ -3,6 +3,7 @@ no index), so each threshold of FilterTuning is exercised at its boundary."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import pytest
@@ -52,12 +53,37 @@ def test_ivf_scans_exactly_up_to_its_threshold_and_only_with_stored_vectors():
 
 
 def test_a_code_scanning_graph_scans_more_matches_than_an_exact_one():
-    at_exact_limit, at_code_limit = FakeFilter(T.prefilter_max_matches + 1), FakeFilter(T.code_scan_prefilter_max_matches)
-    assert choose_strategy(LEANVEC, FakeFilter(T.prefilter_max_matches), T) == "prefilter"
+    n_live = 200_000  # 2.5-4%: above walk_min_selectivity, so only the match count decides
+    at_exact_limit = FakeFilter(T.prefilter_max_matches + 1, n_live)
+    at_code_limit = FakeFilter(T.code_scan_prefilter_max_matches, n_live)
+    assert choose_strategy(LEANVEC, FakeFilter(T.prefilter_max_matches, n_live), T) == "prefilter"
     assert choose_strategy(LEANVEC, at_exact_limit, T) != "prefilter"
     assert choose_strategy(HNSW, at_exact_limit, T) == "prefilter"
     assert choose_strategy(HNSW, at_code_limit, T) == "prefilter"
-    assert choose_strategy(HNSW, FakeFilter(T.code_scan_prefilter_max_matches + 1), T) != "prefilter"
+    assert choose_strategy(HNSW, FakeFilter(T.code_scan_prefilter_max_matches + 1, n_live), T) != "prefilter"
+
+
+@pytest.mark.parametrize("caps", [HNSW, LEANVEC], ids=["hnsw", "leanvec"])
+def test_below_walk_min_selectivity_a_graph_scans_however_many_rows_match(caps):
+    n_live = 100_000_000
+    at_limit = round(T.walk_min_selectivity * n_live)
+    assert at_limit > T.fallback_scan_max(True)  # far past every count threshold
+    assert choose_strategy(caps, FakeFilter(at_limit, n_live), T) == "filtered_walk"
+    assert choose_strategy(caps, FakeFilter(at_limit - 1, n_live), T) == "prefilter"
+
+
+def test_below_walk_min_selectivity_a_graph_that_cannot_scan_still_walks():
+    walk_only = FilterCapabilities(graph_walk=True)
+    assert choose_strategy(walk_only, FakeFilter(10_000, 100_000_000), T) == "filtered_walk"
+
+
+@pytest.mark.parametrize("scale", [T.beam_ef_scale, T.walk_ef_scale], ids=["beam", "walk"])
+def test_filtered_beams_widen_from_any_filter_monotonically_up_to_their_cap(scale):
+    widths = [scale(s) for s in (1.0, 0.5, 0.2, 0.1, 0.05, 0.01, 1e-4, 0.0)]
+    assert widths[0] == 1.0
+    assert widths[1] > 1.0  # a 50% filter already needs a wider beam (recall 0.950 -> 0.971 on WordNet OOD)
+    assert all(a <= b for a, b in itertools.pairwise(widths))
+    assert widths[-1] == max(T.beam_ef_boost_max if scale == T.beam_ef_scale else T.walk_ef_boost_max, 1.0)
 
 
 @pytest.mark.parametrize("selectivity,expected", [(0.5, "beam_collect"), (T.beam_min_selectivity, "beam_collect"),

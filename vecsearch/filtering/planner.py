@@ -82,7 +82,8 @@ def choose_strategy(caps: FilterCapabilities, allowed: Any, tuning: FilterTuning
     * graph with a beam, from ``beam_min_selectivity`` up -> ``beam_collect``, or ``prefilter`` when
       the feedback says the beam keeps doubting this filter (anti-correlated) and the scan is affordable;
     * ``postfilter`` from ``postfilter_min_selectivity`` up or when nothing approximate exists;
-    * else the ACORN walk.
+    * else the ACORN walk, unless fewer than ``walk_min_selectivity`` pass (the walk's passing subgraph
+      falls apart) and the rows can be scanned: then ``prefilter``, however many match.
     """
     count, selectivity = allowed.count, allowed.selectivity
     if caps.list_scan:
@@ -96,7 +97,9 @@ def choose_strategy(caps: FilterCapabilities, allowed: Any, tuning: FilterTuning
         return "prefilter" if beam_mostly_doubted(caps, allowed, tuning) else "beam_collect"
     if selectivity >= tuning.postfilter_min_selectivity or not caps.approximate:
         return "postfilter"
-    return "filtered_walk" if caps.graph_walk else available_strategies(caps)[0]
+    if caps.graph_walk:
+        return "prefilter" if caps.prefilter and selectivity < tuning.walk_min_selectivity else "filtered_walk"
+    return available_strategies(caps)[0]
 
 
 def beam_mostly_doubted(caps: FilterCapabilities, allowed: Any, tuning: FilterTuning) -> bool:

@@ -131,12 +131,10 @@ class GraphFilteredSearch(Index):
 
     def _filtered_walk(self, queries: np.ndarray, k: int, params: Any, allowed: AllowedSlots,
                        ef_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        """ACORN-1 walk; the beam widens by ``walk_ef_boost_max`` below 10% selectivity (or ``ef_scale``)."""
+        """ACORN-1 walk; its beam widens by ``tuning.walk_ef_scale(selectivity)`` (at least ``ef_scale``)."""
         tuning = self.filter_tuning
         ef = max(params.ef if params.ef is not None else self.ef_search, k)
-        boost = max(ef_scale, min(tuning.walk_ef_boost_max,
-                                  tuning.postfilter_min_selectivity / max(allowed.selectivity, 1e-9)))
-        ef = math.ceil(ef * boost)
+        ef = math.ceil(ef * max(ef_scale, tuning.walk_ef_scale(allowed.selectivity)))
         policy = acorn_policy(allowed.mask, walk_seeds(allowed, tuning.walk_seeds))
         slots, scores, _ = self._walk(queries, k, ef, policy, self._n_rerank(k, ef, params))
         return slots, scores
@@ -153,8 +151,7 @@ class GraphFilteredSearch(Index):
         selectivity = max(allowed.selectivity, 1e-9)
         ef = max(params.ef if params.ef is not None else self.ef_search, k)
         if ef_scale is None:
-            ratio = tuning.beam_full_selectivity / selectivity
-            ef_scale = min(tuning.beam_ef_boost_max, max(1.0, ratio**tuning.beam_ef_exponent))
+            ef_scale = tuning.beam_ef_scale(selectivity)
         ef = math.ceil(ef * ef_scale)
         nq = queries.shape[0]
         min_local = tuning.beam_min_local_ratio * allowed.selectivity
