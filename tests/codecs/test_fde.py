@@ -225,3 +225,25 @@ def test_token_set_errors_name_the_set_and_problem():
     with pytest.raises(TypeError, match="numeric"):
         encode_documents([np.array([["a", "b"]])], cfg)
     assert encode_documents([], cfg, dim=8).shape == (0, cfg.output_dim)
+
+
+@pytest.mark.parametrize(
+    "cfg", [CONFIGS[0], CONFIGS[2], CONFIGS[-1]], ids=["plain", "sketch", "nofill-norm"]
+)
+def test_one_set_on_the_calling_thread_equals_the_batch_path_and_the_reference(slice_sets, cfg):
+    from vecsearch.codecs.fde import SERIAL_MAX_TOKENS
+
+    docs, queries = slice_sets
+    batch_d = encode_documents(
+        docs[:40], cfg
+    )  # > SERIAL_MAX_TOKENS tokens: BLAS + parallel kernels
+    assert sum(d.shape[0] for d in docs[:40]) > SERIAL_MAX_TOKENS
+    one_by_one = np.concatenate([encode_documents([d], cfg) for d in docs[:40]])
+    np.testing.assert_allclose(one_by_one, batch_d, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        one_by_one, reference_fde(docs[:40], cfg, is_query=False), rtol=1e-4, atol=1e-5
+    )
+    single_q = np.concatenate([encode_queries([q], cfg) for q in queries[:10]])
+    np.testing.assert_allclose(
+        single_q, reference_fde(queries[:10], cfg, is_query=True), rtol=1e-4, atol=1e-5
+    )

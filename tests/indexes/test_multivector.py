@@ -271,3 +271,81 @@ def test_filtered_search_with_no_match_returns_padding(mv):
     index.add(mv["docs"], attributes={"bucket": np.arange(200) % 4})
     res = index.search(mv["queries"], 5, where=vs.F.bucket == 9)
     assert (res.ids == -1).all() and np.isposinf(res.distances).all()
+
+
+# ---- fde="auto" (the class default): the first add chooses the FDE and the candidate count ----------
+def test_default_index_chooses_on_first_add_and_reaches_0_9(mv):
+    index = MultiVectorIndex(384)
+    assert repr(index).endswith("fde='auto')") and index.fde_choice is None
+    index.add(mv["docs"])
+    choice = index.fde_choice
+    assert choice is not None and choice.reached and index.fde == choice.config
+    assert index.search_defaults == {"candidates": choice.candidates}
+    assert index.inner_index.dim == index.fde.output_dim
+    res = index.search(mv["queries"], 10)  # nothing but the defaults
+    # measured: 0.928 (candidates=40 of 200 documents); 10 candidates give 0.62, so this can fail
+    assert recall_at_k(res.ids, mv["truth"]) >= 0.9
+    # later adds keep the chosen configuration; the candidates stay the same fraction of the corpus
+    chosen, first = index.fde, choice.candidates
+    index.add(mv["docs_list"] * 2)  # 200 + 400 documents
+    assert index.fde == chosen and index.ntotal == 600
+    assert index.search_defaults == {"candidates": int(np.ceil(first / 200 * 600 - 1e-9))}
+    index.set_search_defaults({"candidates": 25})  # someone else's value is never rescaled
+    index.add(mv["docs_list"][:10])
+    assert index.search_defaults == {"candidates": 25}
+
+
+def test_explicit_fde_or_candidates_is_never_overridden(mv):
+    index = MultiVectorIndex(384, fde=MINILM_TUNED)
+    index.add(mv["docs"])
+    assert index.fde == MINILM_TUNED and index.fde_choice is None and index.search_defaults == {}
+    mean = MultiVectorIndex(384, candidate_source="mean")
+    mean.add(mv["docs"])
+    assert mean.fde_choice is None and mean.search_defaults == {}
+    auto = MultiVectorIndex(384)
+    auto.set_search_defaults({"candidates": 7})
+    auto.add(mv["docs"])
+    assert auto.fde_choice is not None and auto.search_defaults == {"candidates": 7}
+    with pytest.raises(ValueError, match="fde: expected 'auto'"):
+        MultiVectorIndex(384, fde="paper")
+
+
+def test_small_first_add_takes_the_fallback_without_measuring(mv):
+    from vecsearch.codecs.fde_auto import AUTO_GRID
+
+    index = MultiVectorIndex(384)
+    index.add(mv["docs_list"][:20])
+    assert index.fde == AUTO_GRID[0] and index.search_defaults == {}
+    assert index.fde_choice is not None and index.fde_choice.candidates is None
+
+
+def test_auto_index_saves_its_choice_and_an_empty_one_stays_auto(mv, tmp_path):
+    index = MultiVectorIndex(384)
+    index.add(mv["docs"])
+    index.save(tmp_path / "chosen")
+    loaded = vs.load(tmp_path / "chosen")
+    assert loaded.fde == index.fde and loaded.search_defaults == index.search_defaults
+    np.testing.assert_array_equal(loaded.search(mv["queries"], 10).ids, index.search(mv["queries"], 10).ids)
+    loaded.add(mv["docs_list"])  # the saved fraction keeps scaling the candidates
+    assert loaded.search_defaults["candidates"] > index.search_defaults["candidates"]
+    MultiVectorIndex(384).save(tmp_path / "empty")
+    empty = vs.load(tmp_path / "empty")
+    assert repr(empty).endswith("fde='auto')")
+    empty.add(mv["docs"])
+    assert empty.fde == index.fde and empty.search_defaults == index.search_defaults
+
+
+def test_state_with_documents_but_fde_auto_is_rejected(mv):
+    index = MultiVectorIndex(384, fde=FDEConfig(reps=2, k_sim=2, d_proj=8))
+    index.add(mv["docs_list"][:5])
+    header, arrays = index.get_state()
+    header["params"]["fde"] = "auto"
+    with pytest.raises(ValueError, match="params.fde: 'auto'"):
+        vs.Index.from_state(header, arrays)
+    header["params"]["fde"] = index.fde.model_dump()
+    for bad in ({"fraction": 2.0, "value": 3}, {"fraction": 0.1}, {"fraction": 0.1, "value": 0}, 5):
+        header["params"]["auto_candidates"] = bad
+        with pytest.raises(ValueError, match="params.auto_candidates"):
+            vs.Index.from_state(header, arrays)
+    del header["params"]["auto_candidates"]  # files written before it existed
+    assert vs.Index.from_state(header, arrays).ntotal == 5

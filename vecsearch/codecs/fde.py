@@ -37,11 +37,20 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from ..kernels.fde_encode import count_sketch, fde_aggregate, sign_codes
+from ..kernels.fde_encode import (
+    count_sketch,
+    fde_aggregate,
+    fde_aggregate_serial,
+    project_rows,
+    sign_codes,
+)
 from ..params import StrictModel, parse_params
 
 # Tokens per encoding chunk: bounds the temporary psi array (chunk x reps x d_proj float32).
 _CHUNK_ELEMENTS = 1 << 23
+# At most this many tokens (a query or a few) are encoded on the calling thread, no BLAS or numba
+# threads: waking them took ~8 ms per call on a busy 2-core machine, more than the work.
+SERIAL_MAX_TOKENS = 256
 
 
 class FDEConfig(StrictModel):
@@ -52,9 +61,11 @@ class FDEConfig(StrictModel):
     ``seed`` for every random draw, ``fill_empty`` fills empty document buckets (paper default),
     ``normalize_doc_blocks`` scales each non-zero document block to unit norm (our option).
 
-    On MiniLM token vectors (bench/bench_muvera.py) these retrieve better than the paper's
-    ``(reps=20, k_sim=5, d_proj=16)`` at the same size: fewer buckets (``k_sim=3``), more
-    repetitions, ``fill_empty=False`` and ``normalize_doc_blocks=True``; see :data:`MINILM_TUNED`.
+    The field defaults are the paper's ``(reps=20, k_sim=5, d_proj=16)``. ``MultiVectorIndex`` does not
+    use them by default: its ``fde="auto"`` measures a small grid on the documents being indexed
+    (:mod:`vecsearch.codecs.fde_auto`). On MiniLM token vectors fewer buckets (``k_sim=3``), more
+    repetitions, ``fill_empty=False`` and ``normalize_doc_blocks=True`` retrieve better than the
+    paper's shape at the same size (:data:`MINILM_TUNED`, bench/bench_muvera.py).
     """
 
     reps: int = Field(20, ge=1, le=4096)
@@ -251,16 +262,18 @@ def encode_token_sets(
         j = min(max(j, i + 1), n)
         lo, hi = offsets[i], offsets[j]
         tokens = vectors[lo:hi]
+        serial = hi - lo <= SERIAL_MAX_TOKENS
         codes = np.empty((hi - lo, R), np.int32)
         if k > 0:
-            sign_codes(np.ascontiguousarray(tokens @ random_state.hyperplanes), R, k, codes)
+            sign_codes(_product(tokens, random_state.hyperplanes, serial), R, k, codes)
         else:
             codes[:] = 0
         if random_state.projection is None:
             psi = tokens.reshape(hi - lo, 1, dim)
         else:
-            psi = np.ascontiguousarray(tokens @ random_state.projection).reshape(hi - lo, R, dp)
-        fde_aggregate(
+            psi = _product(tokens, random_state.projection, serial).reshape(hi - lo, R, dp)
+        aggregate = fde_aggregate_serial if serial else fde_aggregate
+        aggregate(
             codes,
             psi,
             offsets[i : j + 1] - lo,
@@ -274,7 +287,22 @@ def encode_token_sets(
     if config.final_dim is None:
         return raw
     out = np.zeros((n, config.final_dim), np.float32)
+    if n <= 4:  # a query: on the calling thread (see SERIAL_MAX_TOKENS)
+        for r in range(n):
+            out[r] = np.bincount(
+                random_state.sketch_buckets, random_state.sketch_signs * raw[r], config.final_dim
+            )
+        return out
     count_sketch(raw, random_state.sketch_buckets, random_state.sketch_signs, out)
+    return out
+
+
+def _product(x: np.ndarray, matrix: np.ndarray, serial: bool) -> np.ndarray:
+    """``x @ matrix`` float32 C-contiguous: BLAS, or on the calling thread when ``serial``."""
+    if not serial:
+        return np.ascontiguousarray(x @ matrix, dtype=np.float32)
+    out = np.empty((x.shape[0], matrix.shape[1]), np.float32)
+    project_rows(x, matrix, out)
     return out
 
 

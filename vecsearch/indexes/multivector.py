@@ -4,7 +4,9 @@ Documents and queries are token sets. ``add`` stores every document's tokens (CS
 single vector per document in an inner single-vector index (metric ``ip``):
 
 * ``candidate_source="fde"`` (MUVERA): the document's FDE (:mod:`vecsearch.codecs.fde`); a query fetches
-  ``candidates`` documents by ``<FDE(Q), FDE(P)>``.
+  ``candidates`` documents by ``<FDE(Q), FDE(P)>``. With ``fde="auto"`` (the default) the first ``add``
+  measures a few FDE shapes on pseudo-queries made of its documents' own tokens and keeps the cheapest
+  reaching the target recall, with the candidate count it needs (:mod:`vecsearch.codecs.fde_auto`).
 * ``candidate_source="tokens"`` (the single-vector heuristic): every document token is indexed; each
   query token fetches its ``token_k`` nearest tokens and the owning documents are unioned, ranked by
   an optimistic Chamfer estimate (a query token whose list missed a document counts the
@@ -42,6 +44,7 @@ from ..codecs.fde import (
     encode_token_sets,
     fde_random_state,
 )
+from ..codecs.fde_auto import AUTO_GRID, FDEChoice, choose_fde, fit_to_dim
 from ..io import copy_on_write
 from ..kernels.chamfer import ball_carve, chamfer_candidates
 from ..params import StrictModel, clamp_search_params, parse_params
@@ -110,7 +113,10 @@ def _make_inner(inner: str, dim: int, params: dict[str, Any]) -> Index:
 class MultiVectorIndex(Index, type_name="multivector"):
     """Multi-vector index: token sets in, candidates from an inner single-vector index, exact Chamfer re-rank.
 
-    ``dim`` token dimension; ``fde`` an :class:`FDEConfig` (or dict) for ``candidate_source="fde"``;
+    ``dim`` token dimension; ``fde`` an :class:`FDEConfig` (or dict) for ``candidate_source="fde"``, or
+    ``"auto"`` (default): chosen by :func:`~vecsearch.codecs.fde_auto.choose_fde` on the first ``add``
+    (which then also sets ``search_defaults["candidates"]``, kept the same fraction of the corpus as
+    it grows until someone else sets it; the measurement is :attr:`fde_choice`, not saved);
     ``inner`` the single-vector index kind (``"flat"`` exact, ``"hnsw"``, ``"ivfpq"`` which trains
     on the first ``add`` batch); ``candidate_source`` one of ``"fde"``, ``"tokens"``, ``"mean"``;
     ``inner_params`` go to the inner index constructor (e.g. ``M=16, ef_construction=100``).
@@ -133,7 +139,7 @@ class MultiVectorIndex(Index, type_name="multivector"):
         self,
         dim: int,
         *,
-        fde: Any = None,
+        fde: Any = "auto",
         inner: str = "flat",
         candidate_source: str = "fde",
         **inner_params: Any,
@@ -143,7 +149,14 @@ class MultiVectorIndex(Index, type_name="multivector"):
             raise ValueError(
                 f"candidate_source: expected one of {CANDIDATE_SOURCES}, got {candidate_source!r}"
             )
-        self.fde = as_fde_config(fde)
+        if isinstance(fde, str) and fde != "auto":
+            raise ValueError(f"fde: expected 'auto', an FDEConfig or a dict of its fields, got {fde!r}")
+        # "auto" and nothing added yet: the first add chooses (AUTO_GRID[0] until then)
+        self._fde_pending = isinstance(fde, str) and candidate_source == "fde"
+        self.fde = fit_to_dim(AUTO_GRID[0], self.dim) if isinstance(fde, str) else as_fde_config(fde)
+        self.fde_choice: FDEChoice | None = None
+        # {"fraction": chosen candidates / documents, "value": last value set}, while it is the auto choice
+        self._auto_candidates: dict[str, Any] | None = None
         self.inner_kind = inner
         self.candidate_source = candidate_source
         self.inner_params = dict(inner_params)
@@ -219,6 +232,8 @@ class MultiVectorIndex(Index, type_name="multivector"):
         n = offsets.shape[0] - 1
         first_slot = self._ids.n_slots
         slots = np.arange(first_slot, first_slot + n, dtype=np.int64)
+        if self._fde_pending and first_slot == 0:
+            self._choose_fde(vectors, offsets)
         if self.candidate_source == "tokens":
             inner_vectors = vectors
             inner_ids = np.arange(self._n_tok, self._n_tok + vectors.shape[0], dtype=np.int64)
@@ -236,6 +251,20 @@ class MultiVectorIndex(Index, type_name="multivector"):
         self._inner.add(inner_vectors, ids=inner_ids)
         self._append_tokens(vectors, offsets)
         self._ids.append(ids)
+        auto = self._auto_candidates
+        if auto is not None and self.search_defaults.get("candidates") == auto["value"]:
+            auto["value"] = max(1, int(np.ceil(auto["fraction"] * self.ntotal - 1e-9)))
+            self.search_defaults = {**self.search_defaults, "candidates": auto["value"]}
+
+    def _choose_fde(self, vectors: np.ndarray, offsets: np.ndarray) -> None:
+        """``fde="auto"``: measure on the first batch, then encode with the chosen config from now on."""
+        choice = choose_fde(vectors, offsets)
+        self.fde, self.fde_choice, self._fde_pending = choice.config, choice, False
+        self._fde_state = fde_random_state(self.fde, self.dim)
+        self._inner = _make_inner(self.inner_kind, self.fde.output_dim, self.inner_params)
+        if choice.candidates is not None and "candidates" not in self.search_defaults:
+            self.search_defaults = {**self.search_defaults, "candidates": choice.candidates}
+            self._auto_candidates = {"fraction": choice.candidates / choice.n_docs, "value": choice.candidates}
 
     def _append_tokens(self, vectors: np.ndarray, offsets: np.ndarray) -> None:
         needed = self._n_tok + vectors.shape[0]
@@ -465,7 +494,8 @@ class MultiVectorIndex(Index, type_name="multivector"):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         inner_header, inner_arrays = self._inner.get_state()
         params = {
-            "fde": self.fde.model_dump(),
+            "fde": "auto" if self._fde_pending else self.fde.model_dump(),
+            "auto_candidates": self._auto_candidates,
             "inner": self.inner_kind,
             "candidate_source": self.candidate_source,
             "inner_params": self.inner_params,
@@ -481,12 +511,20 @@ class MultiVectorIndex(Index, type_name="multivector"):
     @classmethod
     def _from_state(cls, dim: int, metric: str, params: dict[str, Any], arrays: dict[str, np.ndarray],
                     n_slots: int) -> MultiVectorIndex:
-        params = {"inner_params": {}, **params}  # files written before inner_params was saved
-        keys = {"fde", "inner", "candidate_source", "inner_params", "inner_index"}
+        params = {"inner_params": {}, "auto_candidates": None, **params}  # files written before these were saved
+        keys = {"fde", "inner", "candidate_source", "inner_params", "inner_index", "auto_candidates"}
         if set(params) != keys:
             raise ValueError(f"params: expected the keys {sorted(keys)}, got {sorted(params)}")
         if metric != "ip":
             raise ValueError(f"metric: a MultiVectorIndex ranks by Chamfer similarity (metric 'ip'), got {metric!r}")
+        if params["fde"] == "auto" and n_slots > 0:
+            raise ValueError("params.fde: 'auto' (not chosen yet) is only valid for an empty index")
+        auto = params["auto_candidates"]
+        if auto is not None and not (isinstance(auto, dict) and set(auto) == {"fraction", "value"}
+                                     and isinstance(auto["value"], int) and auto["value"] >= 1
+                                     and isinstance(auto["fraction"], float) and 0 < auto["fraction"] <= 1):
+            raise ValueError(f"params.auto_candidates: expected None or {{'fraction': float in (0, 1], "
+                             f"'value': int >= 1}}, got {auto!r}")
         for name in ("inner_params", "inner_index"):
             if not isinstance(params[name], dict):
                 raise ValueError(f"params.{name}: expected a dict, got {type(params[name]).__name__}")
@@ -506,6 +544,7 @@ class MultiVectorIndex(Index, type_name="multivector"):
                              f"{vecs.shape[0]}, every document with a token")
         check_stored_vectors(vecs, "token_vectors", "ip")
         index._tok_vecs, index._tok_offsets, index._n_tok = copy_on_write(vecs), np.array(offs), vecs.shape[0]
+        index._auto_candidates = None if auto is None else dict(auto)
         inner_header.setdefault("metric", "ip")  # files written before inner headers named it
         expected_dim = index._inner.dim
         inner_type = inner_header.get("type")
@@ -534,7 +573,7 @@ class MultiVectorIndex(Index, type_name="multivector"):
     def __repr__(self) -> str:
         return (
             f"MultiVectorIndex(dim={self.dim}, ntotal={self.ntotal}, candidate_source={self.candidate_source!r}, "
-            f"inner={self.inner_kind!r}, fde={self.fde!r})"
+            f"inner={self.inner_kind!r}, fde={'auto' if self._fde_pending else self.fde!r})"
         )
 
     @classmethod
@@ -549,3 +588,4 @@ class MultiVectorIndex(Index, type_name="multivector"):
             index.search(queries, 3, candidates=5, token_k=2)
             index.search(queries, 3, candidates=5, ball_carving=0.7)
         encode_queries(queries, FDEConfig(reps=2, k_sim=2, d_proj=4, final_dim=16))
+        encode_documents([data] * 3, FDEConfig(reps=2, k_sim=2, d_proj=4))  # > SERIAL_MAX_TOKENS: parallel path

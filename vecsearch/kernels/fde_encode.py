@@ -46,6 +46,53 @@ def sign_codes(projections, n_reps, k_sim, out):
             out[t, r] = code
 
 
+@jit(inline="always")
+def _aggregate_set(
+    codes, psi, start, stop, n_buckets, is_query, fill_empty, normalize_blocks, row, counts
+):
+    """One set's FDE into ``row`` (see :func:`fde_aggregate`); ``counts`` (n_buckets,) int64 scratch."""
+    n_reps = codes.shape[1]
+    dp = psi.shape[2]
+    shared_psi = psi.shape[1] == 1
+    for r in range(n_reps):
+        rp = 0 if shared_psi else r
+        counts[:] = 0
+        rep_base = r * n_buckets * dp
+        for t in range(start, stop):
+            b = codes[t, r]
+            counts[b] += 1
+            o = rep_base + b * dp
+            for j in range(dp):
+                row[o + j] += psi[t, rp, j]
+        if is_query:
+            continue
+        for b in range(n_buckets):
+            o = rep_base + b * dp
+            c = counts[b]
+            if c > 1:
+                inv = np.float32(1.0) / np.float32(c)
+                for j in range(dp):
+                    row[o + j] *= inv
+            elif c == 0 and fill_empty:
+                best = start
+                best_dist = 1 << 30
+                for t in range(start, stop):
+                    d = popcount(b ^ codes[t, r])
+                    if d < best_dist:
+                        best_dist = d
+                        best = t
+                for j in range(dp):
+                    row[o + j] = psi[best, rp, j]
+            if normalize_blocks:
+                sq = np.float32(0.0)
+                for j in range(dp):
+                    sq += row[o + j] * row[o + j]
+                if sq > 0:
+                    inv_norm = np.float32(1.0) / np.sqrt(sq)
+                    for j in range(dp):
+                        row[o + j] *= inv_norm
+
+
 @jit_parallel
 def fde_aggregate(codes, psi, offsets, n_buckets, is_query, fill_empty, normalize_blocks, out):
     """Aggregate token sets into FDEs.
@@ -60,51 +107,58 @@ def fde_aggregate(codes, psi, offsets, n_buckets, is_query, fill_empty, normaliz
     ``normalize_blocks`` every non-zero document block is then scaled to unit L2 norm.
     Parallel over sets.
     """
-    n_reps = codes.shape[1]
-    dp = psi.shape[2]
-    shared_psi = psi.shape[1] == 1
     for i in prange(offsets.shape[0] - 1):
-        start = offsets[i]
-        stop = offsets[i + 1]
         counts = np.zeros(n_buckets, np.int64)
-        row = out[i]
-        for r in range(n_reps):
-            rp = 0 if shared_psi else r
-            counts[:] = 0
-            rep_base = r * n_buckets * dp
-            for t in range(start, stop):
-                b = codes[t, r]
-                counts[b] += 1
-                o = rep_base + b * dp
-                for j in range(dp):
-                    row[o + j] += psi[t, rp, j]
-            if is_query:
-                continue
-            for b in range(n_buckets):
-                o = rep_base + b * dp
-                c = counts[b]
-                if c > 1:
-                    inv = np.float32(1.0) / np.float32(c)
-                    for j in range(dp):
-                        row[o + j] *= inv
-                elif c == 0 and fill_empty:
-                    best = start
-                    best_dist = 1 << 30
-                    for t in range(start, stop):
-                        d = popcount(b ^ codes[t, r])
-                        if d < best_dist:
-                            best_dist = d
-                            best = t
-                    for j in range(dp):
-                        row[o + j] = psi[best, rp, j]
-                if normalize_blocks:
-                    sq = np.float32(0.0)
-                    for j in range(dp):
-                        sq += row[o + j] * row[o + j]
-                    if sq > 0:
-                        inv_norm = np.float32(1.0) / np.sqrt(sq)
-                        for j in range(dp):
-                            row[o + j] *= inv_norm
+        _aggregate_set(
+            codes,
+            psi,
+            offsets[i],
+            offsets[i + 1],
+            n_buckets,
+            is_query,
+            fill_empty,
+            normalize_blocks,
+            out[i],
+            counts,
+        )
+
+
+@jit
+def fde_aggregate_serial(
+    codes, psi, offsets, n_buckets, is_query, fill_empty, normalize_blocks, out
+):
+    """:func:`fde_aggregate` on the calling thread: a query or a few sets, where waking numba's
+    threads costs more than the work (milliseconds on a busy machine)."""
+    counts = np.zeros(n_buckets, np.int64)
+    for i in range(offsets.shape[0] - 1):
+        _aggregate_set(
+            codes,
+            psi,
+            offsets[i],
+            offsets[i + 1],
+            n_buckets,
+            is_query,
+            fill_empty,
+            normalize_blocks,
+            out[i],
+            counts,
+        )
+
+
+@jit
+def project_rows(x, matrix, out):
+    """``out = x @ matrix`` on the calling thread: ``x`` (N, d), ``matrix`` (d, m), ``out`` (N, m) float32.
+
+    For a few token rows, where a multi-threaded BLAS call waits for its threads longer than the
+    product takes.
+    """
+    for t in range(x.shape[0]):
+        for c in range(matrix.shape[1]):
+            out[t, c] = 0.0
+        for a in range(x.shape[1]):
+            v = x[t, a]
+            for c in range(matrix.shape[1]):
+                out[t, c] += v * matrix[a, c]
 
 
 @jit_parallel
