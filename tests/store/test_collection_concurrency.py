@@ -11,11 +11,17 @@ import pytest
 from vecsearch.store.collection import Collection
 
 RUN_SECONDS = 2.0
+# ... and at least this many writes and queries (at most MAX_SECONDS): on a cold numba cache the first
+# writes wait for compilation, and the checks need enough of both (a checkpoint needs ~100 kB of log).
+MIN_WRITES = 20
+MIN_QUERIES = 30
+MAX_SECONDS = 90.0
 BASE = 1000
 
 
 def _stress(col: Collection, vectors: np.ndarray, exact: bool) -> dict:
-    """Run 3 query threads and 1 writer for RUN_SECONDS; returns what was checked."""
+    """Run 3 query threads and 1 writer for RUN_SECONDS and until MIN_WRITES / MIN_QUERIES are done
+    (at most MAX_SECONDS); returns what was checked."""
     rng = np.random.default_rng(0)
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -94,6 +100,10 @@ def _stress(col: Collection, vectors: np.ndarray, exact: bool) -> dict:
     for t in threads:
         t.start()
     time.sleep(RUN_SECONDS)
+    deadline = time.monotonic() + MAX_SECONDS
+    while (stats["writes"] < MIN_WRITES or stats["queries"] < MIN_QUERIES) and not stop.is_set() \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     stop.set()
     for t in threads:
         t.join(timeout=60)
