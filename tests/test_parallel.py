@@ -19,7 +19,7 @@ def test_run_shared_covers_every_item_exactly_once(n_items, n_workers, grain):
     lock = threading.Lock()
 
     def fn(start, stop, worker):
-        assert 0 < stop - start <= grain or n_workers == 1  # one worker: the whole range in one call
+        assert 0 < stop - start <= grain
         with lock:
             workers.add(worker)
             for i in range(start, stop):

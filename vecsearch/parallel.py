@@ -84,9 +84,9 @@ def run_shared(fn: Callable[[int, int, int], None], n_items: int, n_workers: int
     grain = max(1, int(grain))
     n_chunks = -(-n_items // grain)
     n_workers = max(1, min(n_workers, n_chunks))
-    if n_workers == 1:
-        if n_items > 0:
-            fn(0, n_items, 0)
+    if n_workers == 1:  # the calling thread alone: no pool hand-over
+        for start in range(0, n_items, grain):
+            fn(start, min(n_items, start + grain), 0)
         return
     counter = itertools.count()  # next() on it is atomic: each chunk goes to exactly one worker
 

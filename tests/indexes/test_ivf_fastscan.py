@@ -391,7 +391,7 @@ def test_single_queries_never_enter_a_parallel_region(built, queries, monkeypatc
     def parallel_kernel(*args, **kwargs):
         raise AssertionError("a single query left the calling thread")
 
-    for name in ("run_chunks", "coarse_probes", "nearest_centroids"):
+    for name in ("run_shared", "coarse_probes", "nearest_centroids"):
         monkeypatch.setattr(module, name, parallel_kernel)
     singles = [index.search(one, K) for q in queries[:20] for one in (q, q[None, :])]
     ids = np.vstack([r.ids for r in singles])
@@ -416,8 +416,9 @@ def test_a_batch_split_into_chunks_over_two_threads_answers_as_one_thread(built,
         alone = index.search(q, K)
         numba.set_num_threads(2)
         calls = []
-        run_chunks = module.run_chunks
-        monkeypatch.setattr(module, "run_chunks", lambda fn, n, w: calls.append(w) or run_chunks(fn, n, w))
+        run_shared = module.run_shared
+        monkeypatch.setattr(module, "run_shared",
+                            lambda fn, n, w, grain: calls.append(w) or run_shared(fn, n, w, grain))
         split = index.search(q, K)
     finally:
         numba.set_num_threads(before)

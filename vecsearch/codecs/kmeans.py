@@ -9,7 +9,6 @@ trained here. Assignment takes the inner products from the tiled kernel
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from ..kernels.clustering import (
     update_centroids,
 )
 from ..kernels.fastscan_coarse import GROUP_QUERIES, TILE, coarse_probes_tiled, fill_tiles
-from ..parallel import run_chunks, workers_for
+from ..parallel import run_shared, workers_for
 from ..validation import metric_code
 
 # The tiled assignment is used when d * k (multiply-adds per row) reaches this; PQ sub-spaces and
@@ -54,20 +53,15 @@ def nearest_centroids(x: np.ndarray, tiles: np.ndarray, c_sq_norms: np.ndarray, 
     lists = np.full((n, n_nearest), -1, np.int64)
     scores = np.full((n, n_nearest), np.inf, np.float32)
     n_groups = -(-n // GROUP_QUERIES)
-    groups = itertools.count()  # shared by the threads; next() is atomic under the GIL
-
-    def work(_lo: int, _hi: int, _worker: int) -> None:
-        block = np.empty((GROUP_QUERIES, tiles.shape[1]), np.float32)
-        dots = np.empty((GROUP_QUERIES, tiles.shape[0] * TILE), np.float32)
-        for g in groups:
-            if g >= n_groups:
-                return
-            coarse_probes_tiled(x, g * GROUP_QUERIES, min(n, (g + 1) * GROUP_QUERIES), tiles, c_sq_norms, code,
-                                block, dots, lists, scores)
-
     workers = min(workers_for(n), n_groups)
+    blocks = np.empty((max(workers, 1), GROUP_QUERIES, tiles.shape[1]), np.float32)  # per-thread scratch
+    dots = np.empty((max(workers, 1), GROUP_QUERIES, tiles.shape[0] * TILE), np.float32)
+
+    def work(lo: int, hi: int, worker: int) -> None:
+        coarse_probes_tiled(x, lo, hi, tiles, c_sq_norms, code, blocks[worker], dots[worker], lists, scores)
+
     if workers:
-        run_chunks(work, workers, workers)
+        run_shared(work, n, workers, grain=GROUP_QUERIES)
     return lists, scores
 
 

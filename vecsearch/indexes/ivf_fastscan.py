@@ -14,7 +14,6 @@ table ``nlist * m * 16`` float32.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any
 
@@ -31,7 +30,7 @@ from ..kernels.fastscan import fastscan_search_serial, search_slice
 from ..kernels.fastscan_ivf import append_codes, relayout_blocks, remove_from_lists
 from ..kernels.fastscan_simd import BLOCK, KSUB
 from ..kernels.ivf import coarse_probes, coarse_probes_serial, l2_list_tables
-from ..parallel import run_chunks, run_serial, workers_for
+from ..parallel import run_serial, run_shared, workers_for
 from ..params import MAX_WIDTH, StrictModel, parse_params
 from ..validation import check_stored_vectors
 from .ivf_lists import IVFListsMixin
@@ -376,24 +375,19 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         size = max(1, min(GROUPED_CHUNK, -(-nq // (SCAN_CHUNKS_PER_THREAD * workers)) if workers > 1 else nq))
         if grouped:
             size = max(size, min(nq, GROUPED_MIN_CHUNK))
-        n_chunks = -(-nq // size)
-        chunks = itertools.count()  # shared by the threads; next() is atomic under the GIL
 
-        def scan(_lo: int, _hi: int, _worker: int) -> None:
-            for c in chunks:
-                if c >= n_chunks:
-                    return
-                lo, hi = c * size, min(nq, (c + 1) * size)
-                if grouped:
-                    search_slice(code, by_residual, queries, lo, hi, lists, coarse, *args, out_scores, out_slots)
-                else:
-                    fastscan_search_serial(code, by_residual, queries[lo:hi], lists[lo:hi], coarse[lo:hi], *args,
-                                           out_scores[lo:hi], out_slots[lo:hi])
+        def scan(lo: int, hi: int, _worker: int) -> None:
+            if grouped:
+                search_slice(code, by_residual, queries, lo, hi, lists, coarse, *args, out_scores, out_slots)
+            else:
+                fastscan_search_serial(code, by_residual, queries[lo:hi], lists[lo:hi], coarse[lo:hi], *args,
+                                       out_scores[lo:hi], out_slots[lo:hi])
 
-        if workers == 1:
-            scan(0, nq, 0)  # the calling thread: no pool hand-over for a single query
+        if workers == 1:  # the calling thread: never the pool for a single query
+            for lo in range(0, nq, size):
+                scan(lo, min(nq, lo + size), 0)
         else:
-            run_chunks(scan, min(workers, n_chunks), min(workers, n_chunks))
+            run_shared(scan, nq, workers, grain=size)
         if code == METRIC_L2:
             np.maximum(out_scores, np.float32(0.0), out=out_scores)
         return out_slots, out_scores
