@@ -254,21 +254,18 @@ def fill(index, train, n_rows, chunk=50_000) -> None:
         index.add(synthetic_rows(train, min(chunk, n_rows - start), start))
 
 
+def flat_pair(dim: int, metric: str, **options) -> ShardedIndex:
+    """One Flat shard held by two replicas (one CPU each), healing off: the failure sections' index."""
+    return ShardedIndex("Flat", n_shards=1, replicas=2, dim=dim, metric=metric, actor_options=ONE_CPU,
+                        auto_heal=False, **options)
+
+
 def run_heal(args, train, results) -> None:
     sizes = [float(g) for g in args.heal_gb.split(",")]
     row_bytes = train.shape[1] * 4 + 9  # float32 vector + id map row
     indexes = {}
     for size in sizes:
-        index = ShardedIndex(
-            "Flat",
-            n_shards=1,
-            replicas=2,
-            dim=train.shape[1],
-            metric="l2",
-            actor_options=ONE_CPU,
-            timeout_s=1800,
-            auto_heal=False,
-        )
+        index = flat_pair(train.shape[1], "l2", timeout_s=1800)
         fill(index, train, int(size * GB / row_bytes))
         indexes[size] = index
         print(f"  heal: {size} GB shard ready ({index.ntotal} rows)", flush=True)
@@ -333,17 +330,7 @@ def run_heal(args, train, results) -> None:
 def run_slow(args, train, queries, results) -> None:
     """One-query latency with one of two replicas slowed down, hedged (adaptive) and not hedged."""
     for label, hedge_after_s in (("adaptive hedging", None), ("no hedging (60 s)", 60.0)):
-        index = ShardedIndex(
-            "Flat",
-            n_shards=1,
-            replicas=2,
-            dim=train.shape[1],
-            metric="cosine",
-            actor_options=ONE_CPU,
-            timeout_s=600,
-            auto_heal=False,
-            hedge_after_s=hedge_after_s,
-        )
+        index = flat_pair(train.shape[1], "cosine", timeout_s=600, hedge_after_s=hedge_after_s)
         index.add(train)
         for q in queries[:20]:  # warm both replicas and the latency model
             index.search(q, args.k)
