@@ -106,6 +106,7 @@ def test_time_interleaved_takes_the_methods_in_turn_and_keeps_every_round():
     timings = time_interleaved(calls, 3)
     assert order == ["a", "b"] * 4  # one untimed call each, then three rounds in turn
     assert [len(t.wall_s) for t in timings.values()] == [3, 3]
+    assert [len(t.thread_s) for t in timings.values()] == [3, 3]  # the calling thread's CPU seconds too
     assert timings["a"].output == 1 and timings["b"].best_s <= timings["b"].median_s
     assert timings["a"].rate(100) == pytest.approx(100 / min(timings["a"].wall_s))
     order.clear()

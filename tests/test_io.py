@@ -183,7 +183,7 @@ def test_mapped_index_and_read_only_queries_reuse_the_compiled_kernels(tmp_path,
     elif kind == "ivfpq":
         index = vs.IVFPQIndex(384, "l2", nlist=8, m=16, keep_vectors=True)
         index.train(x)
-        kernels = (kivf.ivfpq_search_serial, kivf.ivfpq_search)
+        kernels = (kivf.ivfpq_search,)
     else:
         index = vs.LeanVecIndex(384, "l2", reduced_dim=32, M=8, ef_construction=32)
         index.train(x)

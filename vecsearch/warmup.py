@@ -28,10 +28,10 @@ from .kernels._jit import CACHE_ENABLED
 # Types that share compiled kernels go to the same process (LeanVec walks HNSW's graph kernels;
 # IVF-PQ and IVF fast-scan train with the same k-means and re-rank with Flat's kernels), in this
 # order. COLD_SECONDS: each type's compile CPU seconds after the types before it in its group
-# (2-core machine at load ~4, 2026-12-07: LeanVec after HNSW compiles nothing new), used only to
+# (2-core machine, quiet, 2026-12-07 07:20 UTC: LeanVec after HNSW compiles nothing new), used only to
 # balance the groups across processes.
 SHARED_KERNELS = (("hnsw", "leanvec"), ("flat", "ivfpq", "ivf_fastscan"))
-COLD_SECONDS = {"hnsw": 44.0, "leanvec": 0.5, "flat": 8.0, "ivfpq": 35.0, "ivf_fastscan": 19.0, "multivector": 14.0}
+COLD_SECONDS = {"hnsw": 40.0, "leanvec": 0.5, "flat": 8.0, "ivfpq": 32.0, "ivf_fastscan": 18.0, "multivector": 8.0}
 
 
 def warmup(verbose: bool = False, processes: int | None = None) -> float:

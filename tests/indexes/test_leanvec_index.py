@@ -224,10 +224,21 @@ def test_a_trained_projection_is_reused_across_indexes(
         LeanVecIndex(384, "ip", reduced_dim=16).set_projection(projection, x)
 
 
-def test_default_reduced_dim_keeps_every_dimension_up_to_384_and_halves_above():
+def test_default_reduced_dim_is_two_thirds_in_multiples_of_64_and_none_for_small_dims():
     from vecsearch.indexes.leanvec import auto_reduced_dim
 
-    assert LeanVecIndex(384, "cosine").params.reduced_dim is None
+    assert LeanVecIndex(384, "cosine").params.reduced_dim == 256
     assert LeanVecIndex(32, "cosine").params.reduced_dim is None
-    assert LeanVecIndex(768, "cosine").params.reduced_dim == 384
-    assert auto_reduced_dim(1536) == 768 and auto_reduced_dim(1000) == 496
+    assert LeanVecIndex(192, "cosine").params.reduced_dim is None
+    assert LeanVecIndex(768, "cosine").params.reduced_dim == 512
+    assert auto_reduced_dim(1536) == 1024 and auto_reduced_dim(1000) == 640
+    assert all(auto_reduced_dim(d) % 64 == 0 and auto_reduced_dim(d) < d for d in range(193, 4097))
+
+def test_default_rerank_widens_only_when_the_reduction_cuts_deeper_than_the_default():
+    from vecsearch.indexes.leanvec import default_rerank
+
+    assert default_rerank(10, 64, 384, 256) == 20  # the code walks' max(2k, 20) at the default reduction
+    assert default_rerank(10, 64, 384, 384) == 20  # no reduction
+    assert default_rerank(10, 128, 384, 128) == 40  # a third of the dims: twice the pool
+    assert default_rerank(10, 30, 384, 64) == 30  # never past the beam
+    assert default_rerank(50, 200, 384, 256) == 100

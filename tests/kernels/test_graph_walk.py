@@ -216,3 +216,37 @@ def test_greedy_descent_ends_at_a_local_minimum_of_the_storage_scores(graph):
                                     s.visited, s.epochs, 0, s.cand_s[0], s.cand_i[0], s.top_s[0], s.top_i[0])
         assert d <= d_entry
         assert d == pytest.approx(float(((x[node] - qi) ** 2).sum()), rel=1e-5)
+
+
+def test_only_bundles_of_rare_encodings_carry_the_type_that_compiles_them():
+    # make_storage marks float16 / 4-bit LVQ bundles by the dtype of their u16 field, so kernels
+    # compiled for float32 / LVQ8 bundles leave the rare encodings' scoring out (first-use compile time)
+    common = [make_storage(STORE_F32, MODE_L2, f32=np.zeros((2, 4), np.float32)),
+              make_storage(STORE_LVQ8, MODE_IP, codes=np.zeros((2, 8), np.uint8)), NO_STORAGE]
+    rare = [make_storage(STORE_F16, MODE_L2, u16=np.zeros((2, 4), np.uint16)),
+            make_storage(STORE_LVQ4, MODE_IP, codes=np.zeros((2, 6), np.uint8)),
+            make_storage(STORE_LVQ4X8, MODE_L2, codes=np.zeros((2, 10), np.uint8))]
+    assert {st.u16.dtype for st in common} == {np.dtype(np.int16)}
+    assert {st.u16.dtype for st in rare} == {np.dtype(np.uint16)}
+
+
+def test_a_default_hnsw_index_runs_without_compiling_the_rare_encodings(tmp_path):
+    # a fresh numba cache: every kernel the default index uses is compiled here, and a callee that
+    # is compiled registers a signature with its dispatcher (code loaded from a cache would not)
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, vecsearch as vs\n"
+        "from vecsearch.kernels import storage\n"
+        "x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)\n"
+        "h = vs.HNSWIndex(16, 'cosine'); h.add(x, progress=False); h.search(x[:3], 5); h.search(x[0], 5)\n"
+        "print(len(storage.score_row.signatures), len(storage.other_score.signatures))\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True,
+                         env=env)
+    score_row, other_score = out.stdout.split()
+    assert int(score_row) >= 1  # the scoring was compiled in this process
+    assert other_score == "0"  # float32 / LVQ8 bundles never compile the float16 / 4-bit scoring

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -103,12 +103,15 @@ class Timing:
 
     ``wall_s``/``cpu_s``: wall-clock and process-CPU seconds of each timed call (CPU time counts
     every thread of the process: the steadier figure on a shared machine for single-threaded
-    work, meaningless for multi-threaded work). ``output``: the last call's return value.
+    work, meaningless for multi-threaded work). ``thread_s``: CPU seconds of the calling thread
+    alone (single-threaded work: a library's idle helper threads, e.g. BLAS spinning, and other
+    processes do not count). ``output``: the last call's return value.
     ``error``: ``"Type: message"`` when a call raised (the method then left the rounds).
     """
 
     wall_s: list[float]
     cpu_s: list[float]
+    thread_s: list[float] = field(default_factory=list)
     output: Any = None
     error: str | None = None
 
@@ -161,15 +164,17 @@ def time_interleaved(
         if timing.error is not None:
             return
         try:
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, h0 = time.perf_counter(), time.process_time(), time.thread_time()
             timing.output = calls[key]()
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            thread = time.thread_time() - h0
         except Exception as exc:  # noqa: BLE001 - one failing method must not stop the others
             timing.error = f"{type(exc).__name__}: {exc}"
             return
         if timed:
             timing.wall_s.append(wall)
             timing.cpu_s.append(cpu)
+            timing.thread_s.append(thread)
 
     if warmup == "once":
         for key in calls:

@@ -27,7 +27,9 @@ from ..kernels.lvq_codes import (
     lvq_encode,
     lvq_scores,
 )
+from ..parallel import run_shared, workers_for
 
+ENCODE_GRAIN = 4096  # vectors per chunk handed to a thread by encode()
 _F16 = None
 
 
@@ -129,7 +131,12 @@ class LVQCodec:
         if n == 0:
             return rows
         delta, low = self.scales(x)
-        lvq_encode(self.kind, x, self.mu, delta.astype(np.float32), low.astype(np.float32), rows)
+        deltas, lows = delta.astype(np.float32), low.astype(np.float32)
+
+        def encode_chunk(start: int, stop: int, _worker: int) -> None:
+            lvq_encode(self.kind, x, self.mu, deltas, lows, rows, start, stop)
+
+        run_shared(encode_chunk, n, workers_for(n), grain=ENCODE_GRAIN)
         nb = self.code_bytes()
         rows[:, nb : nb + 2] = delta.view(np.uint8).reshape(n, 2)
         rows[:, nb + 2 : nb + 4] = low.view(np.uint8).reshape(n, 2)

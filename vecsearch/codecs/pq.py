@@ -16,6 +16,7 @@ import numpy as np
 
 from ..kernels.clustering import train_subspaces
 from ..kernels.pq_tables import adc_scores, pq_decode, pq_encode, pq_tables
+from ..parallel import run_shared, workers_for
 from .kmeans import sample_training_rows
 
 
@@ -144,7 +145,11 @@ class ProductQuantizer:
             centroids = np.ascontiguousarray(
                 x[init_rows].reshape(self.ksub, self.m, self.dsub).transpose(1, 0, 2), np.float32
             )
-        train_subspaces(x, rows, centroids, self.niter)
+
+        def train(start: int, stop: int, _worker: int) -> None:
+            train_subspaces(x, rows, centroids, self.niter, start, stop)
+
+        run_shared(train, self.m, workers_for(self.m), grain=1)
         return self.set_codebooks(centroids)
 
     def encode(self, x: Any) -> np.ndarray:

@@ -24,14 +24,24 @@ import numpy as np
 MAX_SAMPLE = 100_000
 
 
+_BLAS_CONTROLLER = None
+# Query batches of at least this many rows are projected on one BLAS thread (entering the limit costs
+# ~10 us: more than a single query's product, nothing next to a batch's walk).
+ONE_THREAD_MIN_ROWS = 32
+
+
 def _single_threaded_blas():
-    """Run the D x D matrix work on one BLAS thread: at D=384 threads only add sync cost, and on a
-    busy machine OpenBLAS's spinning threads made Frank-Wolfe 13x slower (measured)."""
+    """Run BLAS on one thread inside the block: the D x D matrix work of training (at D=384 threads only
+    add sync cost, and on a busy machine OpenBLAS's spinning threads made Frank-Wolfe 13x slower) and
+    the projection of a query batch (the spinning threads took cores from the graph walk after it)."""
+    global _BLAS_CONTROLLER
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional dependency
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # a dependency, but the projection still works without it
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if _BLAS_CONTROLLER is None:
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
 
 
 @dataclass
@@ -67,6 +77,9 @@ class LeanVecProjection:
         q = np.asarray(q, np.float32)
         if self.kind == "id" and metric == "l2":
             q = q - self.mu
+        if q.ndim == 2 and q.shape[0] >= ONE_THREAD_MIN_ROWS:
+            with _single_threaded_blas():
+                return np.ascontiguousarray(q @ self.query_matrix, dtype=np.float32)
         return np.ascontiguousarray(q @ self.query_matrix, dtype=np.float32)
 
     def approx_inner_products(self, q: np.ndarray, x: np.ndarray) -> np.ndarray:

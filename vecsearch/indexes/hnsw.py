@@ -22,14 +22,10 @@ from ..codecs.lvq import LVQ8, f16_values
 from ..io import copy_on_write
 from ..kernels.storage import NO_STORAGE, STORE_F32, STORE_LVQ8, Storage, make_storage
 from ..params import HNSWBuildParams, HNSWSearchParams, parse_params
-from .graph import EF_GRID, GraphIndex
+from .graph import EF_GRID, GraphIndex, code_walk_rerank
 
 _DEFAULT_SEARCH_PARAMS = HNSWSearchParams()
 _EF_PARAMS: dict[int, HNSWSearchParams] = {}  # parsed ef=... of recent calls (immutable models)
-# A code walk re-scores its best max(WALK_RERANK_PER_K * k, WALK_RERANK_MIN) nodes exactly (116k
-# WordNet, ef 64: 20 re-scored gave the same recall@10 as re-scoring all 64).
-WALK_RERANK_PER_K = 2
-WALK_RERANK_MIN = 20
 # The LVQ mean is refitted (and every code re-encoded) when the index has doubled since the last
 # fit, until it was fitted on this many vectors: early adds may be few and unrepresentative.
 LVQ_REFIT_UNTIL = 65_536
@@ -151,7 +147,7 @@ class HNSWIndex(GraphIndex, type_name="hnsw"):
         return self._float_storage() if self._codes_kept() else NO_STORAGE
 
     def _n_rerank(self, k: int, ef: int, params: Any) -> int:
-        return min(ef, max(WALK_RERANK_PER_K * k, WALK_RERANK_MIN)) if self._codes_kept() else 0
+        return code_walk_rerank(k, ef) if self._codes_kept() else 0
 
     def _exact_vectors(self) -> np.ndarray:
         return self._vectors

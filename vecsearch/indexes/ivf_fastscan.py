@@ -8,8 +8,9 @@ Memory per vector in the lists: ``m_pad / 2`` code bytes + a 4-byte slot, plus t
 id of the id map (faiss: ``m / 2`` + an 8-byte id in the lists); the code lists are padded to
 blocks of 32 vectors, as in faiss, the slots are not (a list built by one ``add`` has no spare
 room). ``keep_vectors=True`` adds ``4 * dim`` bytes. Not saved, derived at load: the centroids in
-the tiled layout of the coarse kernel (``nlist * dim`` float32 again) and, for L2, the per-list
-table ``nlist * m * 16`` float32.
+the tiled layout of the coarse kernel (``nlist * dim`` float32 again), the PCA-reduced centroids of
+the two-stage probe (:mod:`.ivf_coarse`, ``(nlist + dim) * coarse_rank`` float32; its rank is saved)
+and, for L2, the per-list table ``nlist * m * 16`` float32.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ from ..kernels.ivf import coarse_probes, coarse_probes_serial, l2_list_tables
 from ..parallel import run_serial, run_shared, workers_for
 from ..params import MAX_WIDTH, StrictModel, parse_params
 from ..validation import check_stored_vectors
+from .ivf_coarse import (
+    CHECK_NPROBES,
+    CHOICE_QUERIES,
+    STATE_ARRAYS,
+    ReducedProbe,
+    candidates,
+    choose_rank,
+    saved_probe,
+    state_arrays,
+)
+from .ivf_coarse import warmup as coarse_warmup
 from .ivf_lists import IVFListsMixin
 from .ivfpq import L2_TABLE_MAX_BYTES, suggested_nlist
 
@@ -86,17 +98,20 @@ def suggested_m(dim: int) -> int:
 
 
 def probe_lists(queries: np.ndarray, tiles: np.ndarray, centroids_t: np.ndarray, c_sq_norms: np.ndarray,
-                metric_code: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+                metric_code: int, nprobe: int, reduced: ReducedProbe | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``nprobe`` nearest lists of ``queries`` (nq, d) f32: ``(lists int64, scores f32)`` (nq, nprobe).
 
     ``tiles`` f32 ``(ceil(nlist / 16), d, 16)`` (:func:`vecsearch.codecs.kmeans.centroid_tiles`),
     ``centroids_t`` f32 ``(d, nlist)``, ``c_sq_norms`` f32 ``(nlist,)``. Batches of
-    ``PROBE_TILED_MIN_QUERIES`` or more: :func:`vecsearch.codecs.kmeans.nearest_centroids` (the tiled
-    kernel, groups of 64 queries taken by the threads in turn); smaller ones the per-query kernel,
-    on the calling thread for one query.
+    ``PROBE_TILED_MIN_QUERIES`` or more: the two-stage probe of ``reduced`` when given and ``nprobe``
+    is at most the largest it was checked at (:mod:`.ivf_coarse`), else
+    :func:`vecsearch.codecs.kmeans.nearest_centroids` (the tiled kernel, groups of 64 queries taken
+    by the threads in turn); smaller ones the per-query kernel, on the calling thread for one query.
     """
     nq = queries.shape[0]
     if nq >= PROBE_TILED_MIN_QUERIES:
+        if reduced is not None and nprobe <= max(CHECK_NPROBES) and candidates(nprobe) < c_sq_norms.shape[0]:
+            return reduced.probe(queries, metric_code, nprobe)
         return nearest_centroids(queries, tiles, c_sq_norms, metric_code, nprobe)
     lists = np.full((nq, nprobe), -1, np.int64)
     scores = np.full((nq, nprobe), np.inf, np.float32)
@@ -149,6 +164,7 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
                                seed=p.seed + 1)
         self._by_residual = self.metric == "l2"
         self._centroids: np.ndarray | None = None
+        self._reduced: ReducedProbe | None = None  # the two-stage coarse probe (None: exact)
         self._l2_terms = np.zeros((0, p.m, KSUB), np.float32)
         self._packed = np.zeros((0, self._codec.m_pad, KSUB), np.uint8)
         self._list_slots = np.zeros(0, np.int32)
@@ -182,6 +198,21 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
     def list_sizes(self) -> np.ndarray:
         """Number of vectors in each inverted list, int64 ``(nlist,)``."""
         return self._sizes.copy()
+
+    @property
+    def coarse_rank(self) -> int:
+        """Dimensions of the reduced centroids batch searches rank the lists in before the exact
+        re-score (:mod:`vecsearch.indexes.ivf_coarse`); 0: the exact probe. Measured at train time."""
+        return self._reduced.rank if self._reduced is not None else 0
+
+    def set_coarse_rank(self, rank: int) -> None:
+        """Use the two-stage coarse probe at ``rank`` dimensions (a multiple of 16 up to ``dim``), or the
+        exact probe (0). For comparisons: :meth:`train` chooses the rank by measurement."""
+        self._check_trained("set_coarse_rank")
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not (rank == 0 or (
+                rank % 16 == 0 and 16 <= rank <= self.dim)):
+            raise ValueError(f"rank: expected 0 or a multiple of 16 in [16, {self.dim}], got {rank!r}")
+        self._reduced = ReducedProbe(self._centroids, self._c_sq_norms, int(rank)) if rank else None
 
     def list_capacity(self) -> int:
         """Vectors the lists have room for now, spare room included (``>= ntotal``)."""
@@ -229,13 +260,18 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         if self._by_residual:
             sample = sample - centroids[assign(sample, centroids, kmetric)[0]]
         self._codec.fit(sample)
-        self._set_centroids(centroids)
+        rows = np.random.default_rng(p.seed + 3).choice(x.shape[0], min(CHOICE_QUERIES, x.shape[0]), replace=False)
+        self._set_centroids(centroids, sample=x[np.sort(rows)])
         return self
 
     def _kmeans_metric(self) -> str:
         return "l2" if self.metric == "l2" else "ip"
 
-    def _set_centroids(self, centroids: np.ndarray) -> None:
+    def _set_centroids(self, centroids: np.ndarray, *, sample: np.ndarray | None = None, rank: int | None = None,
+                       basis: np.ndarray | None = None) -> None:
+        """Derive the probe layouts of ``centroids`` f32 (nlist, dim); the two-stage probe at ``rank``
+        (with a saved ``basis`` (dim, rank)), or at the rank :func:`choose_rank` measures with
+        ``sample`` (nq, dim) as queries."""
         self._centroids_t = np.ascontiguousarray(np.asarray(centroids).T)
         self._tiles = centroid_tiles(centroids)
         self._c_sq_norms = np.einsum("ij,ij->i", centroids, centroids).astype(np.float32)
@@ -244,6 +280,9 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
             self._l2_terms = np.empty((p.nlist, p.m, KSUB), np.float32)
             l2_list_tables(centroids, self._codec.codebooks_t, self._codec.cb_sq_norms, self._l2_terms)
         self._centroids = centroids
+        if rank is None:
+            rank = choose_rank(centroids, self._c_sq_norms, self._metric_code, sample, self._tiles)[0]
+        self._reduced = ReducedProbe(centroids, self._c_sq_norms, rank, basis) if rank else None
 
     # ---- add / remove / compact ----------------------------------------------------------------
     def _add(self, vectors: np.ndarray, ids: np.ndarray, **kwargs: Any) -> None:
@@ -353,7 +392,7 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         enough = math.ceil(2 * k * p.nlist / max(self._ids.n_live, 1))
         nprobe = min(max(params.nprobe or p.nprobe, enough), p.nlist)
         lists, coarse = probe_lists(queries, self._tiles, self._centroids_t, self._c_sq_norms, self._metric_code,
-                                    nprobe)
+                                    nprobe, self._reduced)
         vectors = self._vectors if rerank else self._vectors[:0]
         return self._scan(queries, lists, coarse, k, n_cand, vectors)
 
@@ -407,7 +446,8 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         else:  # spare room is not saved
             packed, slots, offsets, _ = self._copy_lists(self._sizes)
         arrays = {"centroids": self._centroids, "codebooks": self._codec.codebooks, "list_codes": packed,
-                  "list_slots": slots, "list_block_offsets": offsets, "list_sizes": self._sizes}
+                  "list_slots": slots, "list_block_offsets": offsets, "list_sizes": self._sizes,
+                  **state_arrays(self._reduced)}
         if self.params.keep_vectors:
             arrays["vectors"] = self._vectors[: self._ids.n_slots]
         return self.params.model_dump(), arrays
@@ -439,9 +479,11 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
             lists["vectors"] = ((n_slots, dim), np.float32)
         check_array_shapes(arrays, lists)
         expected.update(lists)
-        unexpected = sorted(set(arrays) - set(expected) - {"list_slots"})  # its shape: check_fastscan_lists
+        optional = {"list_slots", *STATE_ARRAYS}  # list_slots' shape: check_fastscan_lists
+        unexpected = sorted(set(arrays) - set(expected) - optional)
         if unexpected:
-            raise ValueError(f"{unexpected[0]}: unexpected array (keep_vectors={p.keep_vectors}; known: {sorted({*expected, 'list_slots'})})")
+            raise ValueError(f"{unexpected[0]}: unexpected array (keep_vectors={p.keep_vectors}; known: {sorted({*expected, *optional})})")
+        rank, basis = saved_probe(arrays, dim)
         slots, problem = check_fastscan_lists(arrays.get("list_slots"), offsets, sizes, n_slots)
         if problem:
             raise ValueError(problem)
@@ -453,7 +495,10 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         index.codec.set_codebooks(np.array(arrays["codebooks"]))
         index._set_lists(copy_on_write(arrays["list_codes"]), copy_on_write(slots), offsets, list_offsets(sizes)[0])
         index._sizes = sizes
-        index._set_centroids(copy_on_write(arrays["centroids"]))
+        # saves from before the two-stage probe: measured now, the stored vectors (else the centroids) as queries
+        proxies = index._vectors[:n_slots:max(1, n_slots // CHOICE_QUERIES)] if p.keep_vectors and n_slots else None
+        index._set_centroids(copy_on_write(arrays["centroids"]), rank=rank, basis=basis,
+                             sample=np.asarray(arrays["centroids"] if proxies is None else proxies))
         return index
 
     def _check_restored(self) -> None:
@@ -492,6 +537,7 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
             index.remove([0])
             index.compact()
             index.get_state()
+        coarse_warmup(data)  # the two-stage probe (nlist >= MIN_NLIST only: not reached above)
 
 
 def check_array_shapes(arrays: dict[str, np.ndarray], expected: dict[str, tuple[tuple[int, ...], Any]]) -> None:

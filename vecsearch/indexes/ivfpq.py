@@ -31,17 +31,19 @@ from ..kernels.ivf import (
     coarse_probes_serial,
     compact_lists,
     ivfpq_search,
-    ivfpq_search_serial,
     l2_list_tables,
     relayout_lists,
     select_probes,
 )
-from ..kernels.ivf_masked import ivfpq_search_masked, ivfpq_search_masked_serial
-from ..parallel import run_serial
+from ..kernels.ivf_masked import ivfpq_search_masked
+from ..parallel import run_serial, run_shared, workers_for
 from ..params import IVFPQBuildParams, IVFPQSearchParams, parse_params
 from ..validation import check_stored_vectors
 from .checks import check_ivf_lists
 from .ivf_lists import IVFListsMixin
+
+# Queries per chunk a thread takes in a batch search (a chunk is ~16 x tens of microseconds of work).
+SEARCH_GRAIN = 16
 
 # The L2 (list, sub-space, codeword) table is precomputed when it fits in this many bytes
 # (nlist=1024, m=48, nbits=8 -> 50 MB); beyond it the terms are computed per probed list.
@@ -373,25 +375,14 @@ class IVFPQIndex(IVFListsMixin, Index, type_name="ivfpq"):
         )
         out_scores = np.full((q.shape[0], k), np.inf, np.float32)
         out_slots = np.full((q.shape[0], k), -1, np.int64)
-        kernel = ivfpq_search_serial if run_serial(q.shape[0]) else ivfpq_search
-        kernel(
-            q,
-            lists,
-            coarse,
-            self._centroids,
-            self._pq.codebooks_t,
-            self._pq.cb_sq_norms,
-            self._l2_table,
-            self._codes,
-            self._slots,
-            self._offsets,
-            self._sizes,
-            self._metric_code,
-            n_cand,
-            vectors,
-            out_scores,
-            out_slots,
-        )
+        centroids, codebooks_t, cb_sq_norms = self._centroids, self._pq.codebooks_t, self._pq.cb_sq_norms
+
+        def scan(start: int, stop: int, _worker: int) -> None:
+            ivfpq_search(q, lists, coarse, centroids, codebooks_t, cb_sq_norms, self._l2_table, self._codes,
+                         self._slots, self._offsets, self._sizes, self._metric_code, n_cand, vectors, out_scores,
+                         out_slots, start, stop)
+
+        run_shared(scan, q.shape[0], workers_for(q.shape[0]), grain=SEARCH_GRAIN)
         if self._metric_code == METRIC_L2:
             np.maximum(out_scores, np.float32(0.0), out=out_scores)
         return out_slots, out_scores
@@ -441,13 +432,17 @@ class IVFPQIndex(IVFListsMixin, Index, type_name="ivfpq"):
         n_cand = k * rerank if rerank else k
         vectors = self._vectors[: self._ids.n_slots] if rerank else np.empty((0, self.dim), np.float32)
         out_scores, out_slots = empty_heaps(q.shape[0], k)
-        kernel = ivfpq_search_masked_serial if run_serial(q.shape[0]) else ivfpq_search_masked
         factors = np.empty(q.shape[0], np.float32)
-        kernel(q, self._centroids_t, self._c_sq_norms, n_probe_max, min_probe, target, float(allowed.selectivity),
-               float(tuning.ivf_min_near_ratio), float(tuning.ivf_near_min_expected), float(widen_max),
-               int(tuning.ivf_doubtful_rerank_factor), self._centroids, self._pq.codebooks_t, self._pq.cb_sq_norms,
-               self._l2_table, self._codes, self._slots, self._offsets, self._sizes,
-               self._metric_code, allowed.mask, n_cand, vectors, out_scores, out_slots, factors)
+        thresholds = (float(allowed.selectivity), float(tuning.ivf_min_near_ratio), float(tuning.ivf_near_min_expected),
+                      float(widen_max), int(tuning.ivf_doubtful_rerank_factor))
+
+        def scan(start: int, stop: int, _worker: int) -> None:
+            ivfpq_search_masked(q, self._centroids_t, self._c_sq_norms, n_probe_max, min_probe, target, *thresholds,
+                                self._centroids, self._pq.codebooks_t, self._pq.cb_sq_norms, self._l2_table, self._codes,
+                                self._slots, self._offsets, self._sizes, self._metric_code, allowed.mask, n_cand,
+                                vectors, out_scores, out_slots, factors, start, stop)
+
+        run_shared(scan, q.shape[0], workers_for(q.shape[0]), grain=SEARCH_GRAIN)
         if self._metric_code == METRIC_L2:
             np.maximum(out_scores, np.float32(0.0), out=out_scores)
         return out_slots, out_scores, factors

@@ -6,12 +6,13 @@ Pipeline (Tepper et al. 2024; Aguerrebere et al. 2023; see ALGORITHMS.md):
 * ``train(x, queries=None)``: LeanVec-ID (PCA) or, when a query sample is given, LeanVec-OOD
   (Frank-Wolfe) to ``reduced_dim``; then the LVQ mean of the primary vectors and, for an LVQ8
   secondary, of the full vectors. ``reduced_dim="auto"`` (default) chooses the dimension from
-  ``dim`` (:func:`auto_reduced_dim`: no reduction up to 384 dimensions, half above); ``None`` skips the
-  projection (LVQ on full vectors).
+  ``dim`` (:func:`auto_reduced_dim`: about two thirds of it, a multiple of 64; none up to 192 dimensions);
+  ``None`` skips the projection (LVQ on full vectors).
 * ``add``: projects and encodes the primary vectors, stores the secondary (float32 / float16 /
   LVQ8, full dimension) and inserts the points into the HNSW graph, built on the primary codes.
 * ``search(q, k, ef=None, rerank=None)``: the graph walk of width ``ef`` scores the primary codes of
-  the projected query; its best ``rerank`` candidates (default: the whole beam) are re-scored with
+  the projected query; its best ``rerank`` candidates (default: :func:`default_rerank`, ``max(2k, 20)``
+  at the default reduction, at most ``ef``) are re-scored with
   the secondary vectors. ``rerank > ef`` keeps the best ``rerank`` nodes scored anywhere in the walk
   (a wider re-rank without a wider walk).
 
@@ -37,27 +38,42 @@ from ..kernels.storage import (
     Storage,
     make_storage,
 )
-from ..params import LeanVecBuildParams, LeanVecSearchParams, parse_params
-from .graph import EF_GRID, GraphIndex
+from ..params import LEANVEC_DEFAULT_M, LeanVecBuildParams, LeanVecSearchParams, parse_params
+from .graph import EF_GRID, GraphIndex, code_walk_rerank
 
 _ROW_ARRAYS = ("_prim_rows", "_prim_f32", "_sqnorms", "_sec_f32", "_sec_f16", "_sec_rows")
 
 
-# Up to this many dimensions the default keeps them all (LVQ8 codes of the full vectors). Measured with
-# bench/bench_leanvec.py --part tuning (93k WordNet MiniLM 384-d vectors, one-word out-of-distribution
-# queries, LeanVec-OOD, M=16, one thread, QPS at recall@10 0.95 vs hnswlib): reduced to 128 dims 0.99x,
-# 192 1.45x, 256 1.48x, while LVQ8 on the full 384 dims (bench/bench_graph.py, same part) 2.49x: the
-# projection's ranking loss on such queries costs more beam width than the smaller codes save.
-FULL_DIM_UP_TO = 384
+# The default reduced dimension: about REDUCED_SHARE of ``dim``, a multiple of VECTOR_BLOCK. Measured with
+# bench/bench_leanvec.py (WordNet MiniLM 384-d, one-word out-of-distribution queries, LeanVec-OOD, M=16,
+# one thread, QPS at recall@10 0.95 against hnswlib; bench/results/leanvec_dims_*.json): see the
+# README's LeanVec section for the figures. Dimensions that are not a multiple of 64 pay for a scalar
+# tail in the LVQ8 inner product (LLVM's vector loop takes 64 codes a step): on the held-out part 252
+# dims ran 1.50x hnswlib at ef 56, 240 1.64x, 288 1.73x, 256 1.96x. Up to NO_REDUCTION_UP_TO dimensions
+# there is too little to cut: full-dimension LVQ8.
+REDUCED_SHARE = 2 / 3
+VECTOR_BLOCK = 64
+NO_REDUCTION_UP_TO = 192
 
 
 def auto_reduced_dim(dim: int) -> int | None:
-    """The default reduced dimension for ``dim``-dimensional data: none (full-dimension LVQ8 codes) up to
-    :data:`FULL_DIM_UP_TO` dimensions, above it half of ``dim`` rounded to a multiple of 16 (the upper
-    end of SVS's D/4 to D/2 guidance: at 384-d more dimensions measured faster at equal recall)."""
-    if dim <= FULL_DIM_UP_TO:
+    """The default reduced dimension for ``dim``-dimensional data: ``REDUCED_SHARE * dim`` rounded to a
+    multiple of :data:`VECTOR_BLOCK` (384 -> 256, 768 -> 512, 1536 -> 1024), or ``None`` (full-dimension
+    LVQ8 codes) up to :data:`NO_REDUCTION_UP_TO` dimensions."""
+    if dim <= NO_REDUCTION_UP_TO:
         return None
-    return int(16 * round(dim / 2 / 16))
+    reduced = VECTOR_BLOCK * max(1, round(dim * REDUCED_SHARE / VECTOR_BLOCK))
+    return reduced if reduced < dim else None
+
+
+def default_rerank(k: int, ef: int, dim: int, reduced_dim: int) -> int:
+    """Default re-rank pool: the code walks' :func:`~vecsearch.indexes.graph.code_walk_rerank`, widened in
+    proportion when the reduction cuts deeper than the default's (``reduced_dim`` below two thirds of
+    ``dim``: the reduced scores rank less reliably). WordNet 384-d: at 256 dims re-scoring 20 nodes gave
+    the recall@10 of re-scoring the whole beam to 0.0007 (held-out part, ef 48-64); at 128 dims (PCA)
+    20 lost recall at ef 128 (0.9485 against >= 0.95 with the whole beam)."""
+    widen = max(1.0, dim * REDUCED_SHARE / reduced_dim)
+    return min(ef, int(np.ceil(code_walk_rerank(k, ef) * widen)))
 
 
 class LeanVecIndex(GraphIndex, type_name="leanvec"):
@@ -77,8 +93,8 @@ class LeanVecIndex(GraphIndex, type_name="leanvec"):
     )
 
     def __init__(self, dim: int, metric: str = "l2", *, reduced_dim: int | str | None = "auto",
-                 primary: str = "lvq8", secondary: str = "float32", M: int = 16, ef_construction: int = 200,
-                 ef_search: int = 64, seed: int = 0):
+                 primary: str = "lvq8", secondary: str = "float32", M: int = LEANVEC_DEFAULT_M,
+                 ef_construction: int = 200, ef_search: int = 64, seed: int = 0):
         super().__init__(dim, metric)
         values = {"reduced_dim": reduced_dim, "primary": primary, "secondary": secondary, "M": M,
                   "ef_construction": ef_construction, "ef_search": ef_search, "seed": seed}
@@ -274,7 +290,7 @@ class LeanVecIndex(GraphIndex, type_name="leanvec"):
 
     def _n_rerank(self, k: int, ef: int, params: Any) -> int:
         rerank = getattr(params, "rerank", None)
-        return ef if rerank is None else max(rerank, k)
+        return default_rerank(k, ef, self.dim, self.reduced_dim) if rerank is None else max(rerank, k)
 
     def _exact_vectors(self) -> np.ndarray | None:
         """The float32 secondary vectors (full dimension, by slot) when kept: the exact filtered scan."""

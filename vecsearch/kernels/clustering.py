@@ -271,16 +271,17 @@ def lloyd_direct(x, centroids, niter, metric):
     return total
 
 
-@jit_parallel
-def train_subspaces(x, rows, centroids, niter):
-    """Train one squared-L2 k-means per sub-space, in parallel over sub-spaces.
+@jit
+def train_subspaces(x, rows, centroids, niter, start, stop):
+    """Train one squared-L2 k-means per sub-space for sub-spaces ``start .. stop - 1``.
 
     ``x`` (n, m*dsub) f32; ``rows`` (n_train,) int64 the training rows; ``centroids``
-    (m, k, dsub) f32 holds the initial centroids and receives the trained ones.
+    (m, k, dsub) f32 holds the initial centroids and receives the trained ones. Serial: the caller
+    hands sub-space ranges to its threads (a ``prange`` version cost ~2 s more compilation).
     """
-    m, _, dsub = centroids.shape
+    _, _, dsub = centroids.shape
     n_train = rows.shape[0]
-    for j in prange(m):
+    for j in range(start, stop):
         sub = np.empty((n_train, dsub), np.float32)
         for i in range(n_train):
             r = rows[i]

@@ -103,6 +103,34 @@ def tile_block_dots(typingctx, block, row0, tiles, tile, dots):
 
 
 @jit
+def fill_block(queries, q0, q1, block):
+    """Copy queries ``q0 .. q1 - 1`` of ``queries`` f32 ``(nq, d)`` into the first rows of ``block`` f32
+    ``(GROUP_QUERIES, d)`` and zero the rest of their 16-row register block; returns the rows used
+    (``q1 - q0`` rounded up to a multiple of 16)."""
+    n_here = q1 - q0
+    n_rows = (n_here + TILE_QUERIES - 1) // TILE_QUERIES * TILE_QUERIES
+    d = queries.shape[1]
+    for j in range(n_rows):
+        for t in range(d):
+            block[j, t] = queries[q0 + j, t] if j < n_here else np.float32(0.0)
+    return n_rows
+
+
+@jit
+def block_dots(block, n_rows, tiles, dots):
+    """``dots[j, 16 i + l] = <block[j], tiles[i, :, l]>`` for the first ``n_rows`` (a multiple of 16)
+    rows of ``block`` f32 ``(GROUP_QUERIES, d)`` and every tile of ``tiles`` f32 ``(n_tiles, d, 16)``;
+    ``dots`` f32 ``(GROUP_QUERIES, >= 16 * n_tiles)``. Chunks of ``CHUNK_TILES`` tiles are read once
+    for all the rows (they stay in L2 meanwhile), as in :func:`coarse_probes_tiled` (which keeps its
+    own copy of these loops: the exact probe is left exactly as it was measured)."""
+    n_tiles = tiles.shape[0]
+    for c0 in range(0, n_tiles, CHUNK_TILES):
+        for row0 in range(0, n_rows, TILE_QUERIES):
+            for tile in range(c0, min(n_tiles, c0 + CHUNK_TILES)):
+                tile_block_dots(block, row0, tiles, tile, dots)
+
+
+@jit
 def coarse_probes_tiled(queries, q0, q1, tiles, c_sq_norms, metric, block, dots, out_lists, out_scores):
     """The ``nprobe`` nearest centroids of queries ``q0 .. q1 - 1`` (``q1 - q0 <= GROUP_QUERIES``).
 

@@ -120,7 +120,7 @@ def add_link(g, st, alpha, target, source, level, max_links, tmp_s, tmp_i, tmp_o
     tmp_s[cnt] = score_row(kind, mode, f32, u16, codes, norms, f16, qt, bufs[1], t_sum, t_mu, np.int64(source))
     sort_small(tmp_s, tmp_i, cnt + 1)
     n_keep = select_heuristic(st, alpha, tmp_i, tmp_s, cnt + 1, max_links, tmp_out, bufs)
-    write_list(g, target, level, tmp_out, n_keep)
+    write_list(g, np.int64(target), np.int64(level), tmp_out, n_keep)  # one compiled signature
 
 
 # ---- insertion ----------------------------------------------------------------------------------

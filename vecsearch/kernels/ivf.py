@@ -292,26 +292,12 @@ def _ivfpq_query(q, lists, list_scores, centroids, codebooks_t, cb_sq_norms, l2_
             oi[c] = hi[c]
 
 
-@jit_parallel
-def ivfpq_search(
-    queries,
-    probe_lists,
-    probe_scores,
-    centroids,
-    codebooks_t,
-    cb_sq_norms,
-    l2_table,
-    codes,
-    slots,
-    offsets,
-    sizes,
-    metric,
-    n_cand,
-    vectors,
-    out_scores,
-    out_slots,
-):
-    """IVF-PQ search: ADC over the probed lists, optionally exact re-rank of the best candidates.
+@jit
+def ivfpq_search(queries, probe_lists, probe_scores, centroids, codebooks_t, cb_sq_norms, l2_table, codes, slots,
+                 offsets, sizes, metric, n_cand, vectors, out_scores, out_slots, start, stop):
+    """IVF-PQ search of queries ``start .. stop - 1``: ADC over the probed lists, optionally exact re-rank
+    of the best candidates. Serial: the index hands row ranges to its threads
+    (:func:`vecsearch.parallel.run_shared`; a ``prange`` twin of this kernel cost ~2 s of compilation).
 
     ``queries`` (nq, d) f32; ``probe_lists`` (nq, nprobe) int64 (-1 = none) with their coarse
     scores ``probe_scores`` (nq, nprobe) f32 (``||q - c||^2`` for L2, ``-<q, c>`` for IP);
@@ -322,17 +308,7 @@ def ivfpq_search(
     ``k`` kept. Writes ``out_scores`` (nq, k) f32 and ``out_slots`` (nq, k) int64, pre-filled with
     +inf / -1, best first.
     """
-    for qi in prange(queries.shape[0]):
-        _ivfpq_query(queries[qi], probe_lists[qi], probe_scores[qi], centroids, codebooks_t, cb_sq_norms,
-                     l2_table, codes, slots, offsets, sizes, metric, n_cand, vectors, out_scores[qi],
-                     out_slots[qi])
-
-
-@jit
-def ivfpq_search_serial(queries, probe_lists, probe_scores, centroids, codebooks_t, cb_sq_norms, l2_table,
-                        codes, slots, offsets, sizes, metric, n_cand, vectors, out_scores, out_slots):
-    """:func:`ivfpq_search` on the calling thread: the single-query path (no parallel region to start)."""
-    for qi in range(queries.shape[0]):
+    for qi in range(start, stop):
         _ivfpq_query(queries[qi], probe_lists[qi], probe_scores[qi], centroids, codebooks_t, cb_sq_norms,
                      l2_table, codes, slots, offsets, sizes, metric, n_cand, vectors, out_scores[qi],
                      out_slots[qi])

@@ -21,9 +21,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
 
-from ._jit import jit, jit_parallel
+from ._jit import jit
 from .distances import METRIC_L2, score
 from .heaps import maxheap_replace_top, maxheap_sort
 from .ivf import centroid_scores, list_l2_lut, query_tables, take_best_lists
@@ -136,11 +135,11 @@ def _ivf_masked_query(q, centroids_t, c_sq_norms, n_probe_max, min_probe, target
     return factor
 
 
-@jit_parallel
+@jit
 def ivfpq_search_masked(queries, centroids_t, c_sq_norms, n_probe_max, min_probe, target, selectivity,
                         min_near_ratio, near_min_expected, widen_max, doubt_rerank, centroids, codebooks_t,
                         cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
-                        out_scores, out_slots, out_factor):
+                        out_scores, out_slots, out_factor, start, stop):
     """IVF-PQ search over the ``allowed`` slots only: the ADC runs on rows whose slot passes.
 
     ``centroids_t`` (d, nlist) f32 and ``c_sq_norms`` (nlist,) f32 rank the lists; a query scans at
@@ -153,23 +152,13 @@ def ivfpq_search_masked(queries, centroids_t, c_sq_norms, n_probe_max, min_probe
     or (0, m, ksub); ``vectors`` (n_slots, d) f32 re-ranks the best ADC candidates exactly when
     non-empty, else the ``n_cand`` (>= k) best ADC scores are returned). Outputs (nq, k) f32 /
     int64 pre-filled +inf / -1, best first, and ``out_factor`` f32 (nq,): each query's widening
-    factor (1.0: not doubtful). Parallel over queries.
+    factor (1.0: not doubtful). Queries ``start .. stop - 1``, serially: the index hands row ranges to
+    its threads (a ``prange`` twin of this kernel cost ~4 s of compilation).
     """
-    for qi in prange(queries.shape[0]):
+    for qi in range(start, stop):
         out_factor[qi] = _ivf_masked_query(queries[qi], centroids_t, c_sq_norms, n_probe_max, min_probe, target,
                                            selectivity, min_near_ratio, near_min_expected, widen_max, doubt_rerank,
                                            centroids, codebooks_t, cb_sq_norms, l2_table, codes, slots, offsets,
                                            sizes, metric, allowed, n_cand, vectors, out_scores[qi], out_slots[qi])
 
 
-@jit
-def ivfpq_search_masked_serial(queries, centroids_t, c_sq_norms, n_probe_max, min_probe, target, selectivity,
-                               min_near_ratio, near_min_expected, widen_max, doubt_rerank, centroids, codebooks_t,
-                               cb_sq_norms, l2_table, codes, slots, offsets, sizes, metric, allowed, n_cand, vectors,
-                               out_scores, out_slots, out_factor):
-    """:func:`ivfpq_search_masked` on the calling thread (one or a few queries)."""
-    for qi in range(queries.shape[0]):
-        out_factor[qi] = _ivf_masked_query(queries[qi], centroids_t, c_sq_norms, n_probe_max, min_probe, target,
-                                           selectivity, min_near_ratio, near_min_expected, widen_max, doubt_rerank,
-                                           centroids, codebooks_t, cb_sq_norms, l2_table, codes, slots, offsets,
-                                           sizes, metric, allowed, n_cand, vectors, out_scores[qi], out_slots[qi])

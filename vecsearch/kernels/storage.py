@@ -17,7 +17,9 @@ Modes (scores: smaller is better): ``MODE_L2`` squared L2; ``MODE_IP`` negative 
 ``MODE_L2_VIA_IP`` ``||x||^2 - 2 <q, x>`` with exact squared norms ``norms`` float32 (n,) (LeanVec-OOD
 under ``l2``, where only inner products are approximated by the reduced vectors).
 
-Unused arrays of a bundle are empty with the same dtype and rank, so every bundle has one numba type.
+Unused arrays of a bundle are empty with the same dtype and rank, so bundles have two numba types: the
+common encodings' (float32, LVQ8, none) and the rare ones' (float16, 4-bit LVQ), told apart by the
+dtype of ``u16`` so that kernels compiled for the common bundles leave the rare encodings out.
 Kernels receive a bundle as a plain tuple (``tuple(storage)``, see :mod:`vecsearch.kernels.graph_walk`)
 and read its fields by unpacking, in the order of :class:`Storage`.
 """
@@ -27,10 +29,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from ._jit import jit
 from .distances import METRIC_IP, METRIC_L2, dot, sq_l2
-from .lvq_codes import lvq8_ip, lvq8_l2, lvq_decode_row, lvq_ip, lvq_l2
+from .lvq_codes import lvq8_decode_row, lvq8_ip, lvq8_l2, lvq_decode_row, lvq_ip, lvq_l2
 from .prefetch import prefetch_at
 
 STORE_NONE = -1
@@ -39,6 +43,7 @@ STORE_F16 = 1
 STORE_LVQ8 = 2
 STORE_LVQ4 = 3
 STORE_LVQ4X8 = 4
+RARE_KINDS = (STORE_F16, STORE_LVQ4, STORE_LVQ4X8)  # see _COMMON_U16
 
 # MODE_L2 and MODE_IP equal the kernel metric codes METRIC_L2 / METRIC_IP of
 # :mod:`vecsearch.kernels.distances`: an index's metric code is the mode of its exact storages.
@@ -61,7 +66,12 @@ class Storage(NamedTuple):
 
 
 _EMPTY_F32_2D = np.empty((0, 1), np.float32)
+# The ``u16`` field also tells numba, by its dtype, whether a bundle may hold a rare encoding (float16
+# rows, the 4-bit LVQ kinds): uint16 for those, int16 (always empty) for float32 / LVQ8 / no rows. A
+# kernel compiled for the common bundles then leaves out :func:`other_score` (see :func:`rare_score`):
+# a first ``HNSWIndex.add`` + ``search`` compiles the rare encodings only when an index uses one.
 _EMPTY_U16 = np.empty((0, 1), np.uint16)
+_COMMON_U16 = np.empty((0, 1), np.int16)
 _EMPTY_U8 = np.empty((0, 1), np.uint8)
 _EMPTY_F32 = np.empty(0, np.float32)
 
@@ -69,10 +79,11 @@ _EMPTY_F32 = np.empty(0, np.float32)
 def make_storage(kind: int, mode: int, *, f32: np.ndarray | None = None, u16: np.ndarray | None = None,
                  codes: np.ndarray | None = None, mu: np.ndarray | None = None, norms: np.ndarray | None = None,
                  f16: np.ndarray | None = None) -> Storage:
-    """A :class:`Storage` with the arrays ``kind`` reads and empty ones elsewhere (one numba type for all)."""
+    """A :class:`Storage` with the arrays ``kind`` reads and empty ones elsewhere (one numba type for the
+    common encodings, one for the rare ones: see ``_COMMON_U16``)."""
     return Storage(int(kind), int(mode),
                    _EMPTY_F32_2D if f32 is None else f32,
-                   _EMPTY_U16 if u16 is None else u16,
+                   (_EMPTY_U16 if int(kind) in RARE_KINDS else _COMMON_U16) if u16 is None else u16,
                    _EMPTY_U8 if codes is None else codes,
                    _EMPTY_F32 if mu is None else mu,
                    _EMPTY_F32 if norms is None else norms,
@@ -126,7 +137,7 @@ def score_row(kind, mode, f32, u16, codes, norms, f16, q, qm, q_sum, q_mu, node)
         else:
             d = -lvq8_ip(q, q_sum, q_mu, codes[node], f16)
     else:
-        d = other_score(kind, mode, u16, codes, f16, q, qm, q_sum, q_mu, node)
+        d = rare_score(kind, mode, u16, codes, f16, q, qm, q_sum, q_mu, node)
     if mode == MODE_L2_VIA_IP:  # d holds -<q, x> here
         d = norms[node] + np.float32(2.0) * d
     return d
@@ -152,6 +163,24 @@ def other_score(kind, mode, u16, codes, f16, q, qm, q_sum, q_mu, node):
             return lvq_l2(lvq_kind(kind), qm, row, f16)
         ip = lvq_ip(lvq_kind(kind), q, q_sum, q_mu, row, f16)
     return -ip  # MODE_L2_VIA_IP's norm term is added by score_row
+
+
+def rare_score(kind, mode, u16, codes, f16, q, qm, q_sum, q_mu, node):
+    """:func:`other_score` in kernels compiled for bundles that may hold a rare encoding (``u16`` uint16),
+    ``+inf`` in those compiled for the common ones (``u16`` int16: :func:`make_storage` never gives them a
+    rare kind), so those never compile :func:`other_score` (numba resolves this per argument type)."""
+    raise NotImplementedError("rare_score runs only inside numba kernels")
+
+
+@overload(rare_score)
+def _rare_score_for(kind, mode, u16, codes, f16, q, qm, q_sum, q_mu, node):
+    if isinstance(u16, types.Array) and u16.dtype == types.uint16:
+        def score(kind, mode, u16, codes, f16, q, qm, q_sum, q_mu, node):
+            return other_score(kind, mode, u16, codes, f16, q, qm, q_sum, q_mu, node)
+    else:
+        def score(kind, mode, u16, codes, f16, q, qm, q_sum, q_mu, node):
+            return np.float32(np.inf)
+    return score
 
 
 @jit(inline="always")
@@ -202,6 +231,13 @@ def prefetch_codes(codes, node):
         prefetch_at(codes, node, b)
 
 
+@jit(inline="always")
+def prefetch_f32_row(f32, node):
+    """Start loading every cache line of float32 row ``node`` of ``f32`` (n, d)."""
+    for j in range(0, f32.shape[1], 16):
+        prefetch_at(f32, node, j)
+
+
 @jit
 def prefetch_row_of(kind, f32, u16, codes, node):
     """Start loading row ``node`` (every cache line of a code row; the first of a float row: the
@@ -223,12 +259,32 @@ def decode_row(st, node, out):
         row32 = f32[node]
         for j in range(out.shape[0]):  # a loop, not out[:] = ...: a slice assignment compiles numba's
             out[j] = row32[j]  # broadcast-error formatting (~5 s of first-use compile)
-    elif kind == STORE_F16:
-        row16 = u16[node]
-        for j in range(out.shape[0]):
-            out[j] = f16[row16[j]]
+    elif kind == STORE_LVQ8:
+        lvq8_decode_row(codes[node], mu, f16, out)
     else:
-        lvq_decode_row(lvq_kind(kind), codes[node], mu, f16, out)
+        rare_decode(kind, u16, codes, mu, f16, node, out)
+
+
+def rare_decode(kind, u16, codes, mu, f16, node, out):
+    """:func:`decode_row` of the rare encodings (float16, 4-bit LVQ), compiled only for bundles that may
+    hold one (see :func:`rare_score`)."""
+    raise NotImplementedError("rare_decode runs only inside numba kernels")
+
+
+@overload(rare_decode)
+def _rare_decode_for(kind, u16, codes, mu, f16, node, out):
+    if isinstance(u16, types.Array) and u16.dtype == types.uint16:
+        def decode(kind, u16, codes, mu, f16, node, out):
+            if kind == STORE_F16:
+                row16 = u16[node]
+                for j in range(out.shape[0]):
+                    out[j] = f16[row16[j]]
+            else:
+                lvq_decode_row(lvq_kind(kind), codes[node], mu, f16, out)
+    else:
+        def decode(kind, u16, codes, mu, f16, node, out):
+            return None
+    return decode
 
 
 @jit(inline="always")
