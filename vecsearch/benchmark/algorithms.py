@@ -352,8 +352,10 @@ def peers_for(
     if kind == "flat" and "faiss" in peers:
         out.append(FaissAlgorithm("flat", {}, {}))
     elif kind in ("hnsw", "leanvec"):
-        # LeanVec is the same HNSW graph as HNSWIndex (over other storage): peers with the same M.
-        bp = {"M": build_params.get("M", 16), "ef_construction": build_params.get("ef_construction", 200)}
+        # HNSW: peers with the same M. LeanVec (the same graph over reduced codes, M=24 by default):
+        # the peers of HNSW's default M=16, as the issues judge it (their labels dedupe with HNSW's).
+        m = build_params.get("M", 16) if kind == "hnsw" else 16
+        bp = {"M": m, "ef_construction": build_params.get("ef_construction", 200)}
         grid = {"ef": list(search_grid.get("ef", EF_GRID))}
         if "hnswlib" in peers:
             out.append(HnswlibAlgorithm(bp, grid, threads))

@@ -154,7 +154,7 @@ class LeanVecIndex(GraphIndex, type_name="leanvec"):
 
     @classmethod
     def suggested_params(cls, n: int, dim: int) -> dict[str, Any]:
-        return {"M": 16, "ef_construction": 200}
+        return {"M": LEANVEC_DEFAULT_M, "ef_construction": 200}
 
     @classmethod
     def search_grid(cls) -> dict[str, list[Any]]:
