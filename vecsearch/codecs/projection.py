@@ -15,33 +15,20 @@ reusable: ``to_arrays()`` / ``from_arrays()`` give its plain-array form for pers
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .pq import single_threaded_blas
+
 MAX_SAMPLE = 100_000
 
 
-_BLAS_CONTROLLER = None
 # Query batches of at least this many rows are projected on one BLAS thread (entering the limit costs
-# ~10 us: more than a single query's product, nothing next to a batch's walk).
+# ~10-20 us: more than a single query's product, nothing next to a batch's walk). OpenBLAS's threads,
+# left spinning after a batch's product, took cores from the graph walk.
 ONE_THREAD_MIN_ROWS = 32
-
-
-def _single_threaded_blas():
-    """Run BLAS on one thread inside the block: the D x D matrix work of training (at D=384 threads only
-    add sync cost, and on a busy machine OpenBLAS's spinning threads made Frank-Wolfe 13x slower) and
-    the projection of a query batch (the spinning threads took cores from the graph walk after it)."""
-    global _BLAS_CONTROLLER
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # a dependency, but the projection still works without it
-        return contextlib.nullcontext()
-    if _BLAS_CONTROLLER is None:
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
 
 
 @dataclass
@@ -78,7 +65,7 @@ class LeanVecProjection:
         if self.kind == "id" and metric == "l2":
             q = q - self.mu
         if q.ndim == 2 and q.shape[0] >= ONE_THREAD_MIN_ROWS:
-            with _single_threaded_blas():
+            with single_threaded_blas():
                 return np.ascontiguousarray(q @ self.query_matrix, dtype=np.float32)
         return np.ascontiguousarray(q @ self.query_matrix, dtype=np.float32)
 
@@ -148,7 +135,7 @@ def train_leanvec_id(
 ) -> LeanVecProjection:
     """LeanVec-ID: PCA of ``x - mu`` on a sample of at most ``max_sample`` rows."""
     x = _check_inputs(x, reduced_dim)
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _train_id(x, reduced_dim, max_sample, seed)
 
 
@@ -198,7 +185,7 @@ def train_leanvec_ood(
         raise ValueError(
             f"queries: expected a non-empty (m, {x.shape[1]}) query sample, got shape {q.shape}"
         )
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _train_ood(x, q, reduced_dim, max_iter, tol, max_sample, seed)
 
 
