@@ -114,9 +114,10 @@ class IVFPQSearchParams(StrictModel):
 
 # ---- LeanVec / LVQ ----------------------------------------------------------------------------
 # LeanVec's graph degree: a walk over reduced codes pays less per link than one over float32, so a denser
-# graph that reaches the recall with a narrower beam wins. WordNet 384-d, one-word queries, reduced to 256,
-# QPS at recall@10 0.95 over hnswlib (M=16), thread CPU time, 5 interleaved rounds: held-out part M=16
-# 1.84x, 20 2.05x, 24 2.09-2.16x, 32 1.97x; tuning part M=16 2.25x, 24 2.67x.
+# graph that reaches the recall with a narrower beam wins. bench/bench_leanvec_degree.py (WordNet 384-d,
+# one-word queries, reduced to 256, QPS at recall@10 0.95 over hnswlib M=16, thread CPU time, 5
+# interleaved rounds; bench/results/leanvec_degree_*.json): held-out part M=16 1.99x, 20 2.18x,
+# 24 2.16x, 32 2.13x; tuning part M=16 2.43x, 24 2.96x.
 LEANVEC_DEFAULT_M = 24
 
 

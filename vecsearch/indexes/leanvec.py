@@ -49,8 +49,8 @@ _ROW_ARRAYS = ("_prim_rows", "_prim_f32", "_sqnorms", "_sec_f32", "_sec_f16", "_
 # one thread, QPS at recall@10 0.95 against hnswlib; bench/results/leanvec_dims_*.json): see the
 # README's LeanVec section for the figures. Dimensions that are not a multiple of 64 pay for a scalar
 # tail in the LVQ8 inner product (LLVM's vector loop takes 64 codes a step): on the held-out part 252
-# dims ran 1.50x hnswlib at ef 56, 240 1.64x, 288 1.73x, 256 1.96x. Up to NO_REDUCTION_UP_TO dimensions
-# there is too little to cut: full-dimension LVQ8.
+# dims measured 1.62x hnswlib, 288 1.79x, 256 2.07x (bench/results/leanvec_dims_held_out.json). Up to
+# NO_REDUCTION_UP_TO dimensions there is too little to cut: full-dimension LVQ8.
 REDUCED_SHARE = 2 / 3
 VECTOR_BLOCK = 64
 NO_REDUCTION_UP_TO = 192

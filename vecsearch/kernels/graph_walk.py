@@ -65,7 +65,8 @@ POLICY_PLAIN = 0
 POLICY_ACORN = 1
 POLICY_COLLECT = 2
 
-# Software-pipelined loads (WordNet held-out part, 23k x 384, default HNSW, ef 56, one thread): a walk
+# Software-pipelined loads (an A/B harness outside bench/, WordNet held-out part, 23k x 384, default HNSW,
+# ef 56, one thread, 5 rounds against hnswlib in the same process): a walk
 # over codes scores a list's new nodes while the code rows PREFETCH_AHEAD nodes ahead load (1.80x hnswlib
 # against 1.70x loading the whole list first; 8 and 12 ahead 1.71-1.77x); the re-rank loads every line
 # of the float32 rows RERANK_PREFETCH_AHEAD ahead (LeanVec re-ranking 56 rows: 104 -> 94 us per query;
