@@ -138,6 +138,8 @@ def custom_fde(vecs, offs, cfg, codes_fn, psi_fn, is_query):
         cfg.fill_empty,
         cfg.normalize_doc_blocks,
         out,
+        0,
+        len(offs) - 1,
     )
     return out
 

@@ -40,10 +40,10 @@ from pydantic import Field, model_validator
 from ..kernels.fde_encode import (
     count_sketch,
     fde_aggregate,
-    fde_aggregate_serial,
     project_rows,
     sign_codes,
 )
+from ..parallel import run_shared, workers_for
 from ..params import StrictModel, parse_params
 
 # Tokens per encoding chunk: bounds the temporary psi array (chunk x reps x d_proj float32).
@@ -51,6 +51,8 @@ _CHUNK_ELEMENTS = 1 << 23
 # At most this many tokens (a query or a few) are encoded on the calling thread, no BLAS or numba
 # threads: waking them took ~8 ms per call on a busy 2-core machine, more than the work.
 SERIAL_MAX_TOKENS = 256
+# Token sets per chunk a thread takes when aggregating FDEs (a set is tens of tokens).
+AGGREGATE_GRAIN = 64
 
 
 class FDEConfig(StrictModel):
@@ -272,17 +274,12 @@ def encode_token_sets(
             psi = tokens.reshape(hi - lo, 1, dim)
         else:
             psi = _product(tokens, random_state.projection, serial).reshape(hi - lo, R, dp)
-        aggregate = fde_aggregate_serial if serial else fde_aggregate
-        aggregate(
-            codes,
-            psi,
-            offsets[i : j + 1] - lo,
-            B,
-            is_query,
-            config.fill_empty,
-            config.normalize_doc_blocks,
-            raw[i:j],
-        )
+        def aggregate(start: int, stop: int, _worker: int, codes=codes, psi=psi, set_offsets=offsets[i : j + 1] - lo,
+                      set_out=raw[i:j]) -> None:
+            fde_aggregate(codes, psi, set_offsets, B, is_query, config.fill_empty, config.normalize_doc_blocks,
+                          set_out, start, stop)
+
+        run_shared(aggregate, j - i, 1 if serial else workers_for(j - i), grain=AGGREGATE_GRAIN)
         i = j
     if config.final_dim is None:
         return raw

@@ -93,8 +93,8 @@ def _aggregate_set(
                         row[o + j] *= inv_norm
 
 
-@jit_parallel
-def fde_aggregate(codes, psi, offsets, n_buckets, is_query, fill_empty, normalize_blocks, out):
+@jit
+def fde_aggregate(codes, psi, offsets, n_buckets, is_query, fill_empty, normalize_blocks, out, start, stop):
     """Aggregate token sets into FDEs.
 
     ``codes`` (N, R) int32 bucket id of each token in each repetition; ``psi`` (N, Rp, dp) float32
@@ -105,44 +105,13 @@ def fde_aggregate(codes, psi, offsets, n_buckets, is_query, fill_empty, normaliz
     documents take the MEAN and, when ``fill_empty``, copy ``psi`` of the token with the smallest
     Hamming distance ``popcount(b ^ code)`` into empty buckets (first token on ties). With
     ``normalize_blocks`` every non-zero document block is then scaled to unit L2 norm.
-    Parallel over sets.
+    Sets ``start .. stop - 1`` on the calling thread: the caller hands set ranges to its threads
+    (:func:`vecsearch.parallel.run_shared`; a ``prange`` twin of this kernel cost seconds of compilation).
     """
-    for i in prange(offsets.shape[0] - 1):
-        counts = np.zeros(n_buckets, np.int64)
-        _aggregate_set(
-            codes,
-            psi,
-            offsets[i],
-            offsets[i + 1],
-            n_buckets,
-            is_query,
-            fill_empty,
-            normalize_blocks,
-            out[i],
-            counts,
-        )
-
-
-@jit
-def fde_aggregate_serial(
-    codes, psi, offsets, n_buckets, is_query, fill_empty, normalize_blocks, out
-):
-    """:func:`fde_aggregate` on the calling thread: a query or a few sets, where waking numba's
-    threads costs more than the work (milliseconds on a busy machine)."""
     counts = np.zeros(n_buckets, np.int64)
-    for i in range(offsets.shape[0] - 1):
-        _aggregate_set(
-            codes,
-            psi,
-            offsets[i],
-            offsets[i + 1],
-            n_buckets,
-            is_query,
-            fill_empty,
-            normalize_blocks,
-            out[i],
-            counts,
-        )
+    for i in range(start, stop):
+        _aggregate_set(codes, psi, offsets[i], offsets[i + 1], n_buckets, is_query, fill_empty, normalize_blocks,
+                       out[i], counts)
 
 
 @jit
