@@ -125,11 +125,24 @@ def choose_rank(centroids: np.ndarray, c_sq_norms: np.ndarray, metric_code: int,
     least ``LIST_RECALL_TARGET`` of the exact top-nprobe lists of the ``sample`` rows f32
     ``(n, d)`` at every nprobe of ``CHECK_NPROBES`` (up to nlist / 4), or 0 (exact probe) when none
     does or ``nlist < MIN_NLIST``. Also returns the worst list recall measured per rank tried."""
+    rank, measured, _ = _measure_ranks(centroids, c_sq_norms, metric_code, sample, tiles)
+    return rank, measured
+
+
+def measured_probe(centroids: np.ndarray, c_sq_norms: np.ndarray, metric_code: int, sample: np.ndarray,
+                   tiles: np.ndarray) -> ReducedProbe | None:
+    """The two-stage probe at the rank :func:`choose_rank` picks (the one it measured: the principal
+    axes and the reduced centroids are computed once), or None for the exact probe."""
+    return _measure_ranks(centroids, c_sq_norms, metric_code, sample, tiles)[2]
+
+
+def _measure_ranks(centroids: np.ndarray, c_sq_norms: np.ndarray, metric_code: int, sample: np.ndarray,
+                   tiles: np.ndarray) -> tuple[int, dict[int, float], ReducedProbe | None]:
     nlist, d = centroids.shape
     ranks = [r for r in RANKS if 2 * r <= d]
     nprobes = [n for n in CHECK_NPROBES if 4 * n <= nlist]
-    if nlist < MIN_NLIST or not ranks or not nprobes or sample.shape[0] == 0:
-        return 0, {}
+    if nlist < MIN_NLIST or not ranks or not nprobes or sample is None or sample.shape[0] == 0:
+        return 0, {}, None
     sample = np.ascontiguousarray(sample, np.float32)
     exact, _ = nearest_centroids(sample, tiles, c_sq_norms, metric_code, max(nprobes))
     basis = principal_axes(centroids, centroids.mean(axis=0, dtype=np.float64))
@@ -138,8 +151,8 @@ def choose_rank(centroids: np.ndarray, c_sq_norms: np.ndarray, metric_code: int,
         probe = ReducedProbe(centroids, c_sq_norms, rank, basis)
         measured[rank] = min(share_found(probe.probe(sample, metric_code, n)[0], exact[:, :n]) for n in nprobes)
         if measured[rank] >= LIST_RECALL_TARGET:
-            return rank, measured
-    return 0, measured
+            return rank, measured, probe
+    return 0, measured, None
 
 
 def warmup(data: np.ndarray) -> None:

@@ -40,7 +40,7 @@ from .ivf_coarse import (
     STATE_ARRAYS,
     ReducedProbe,
     candidates,
-    choose_rank,
+    measured_probe,
     saved_probe,
     state_arrays,
 )
@@ -280,9 +280,10 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
             self._l2_terms = np.empty((p.nlist, p.m, KSUB), np.float32)
             l2_list_tables(centroids, self._codec.codebooks_t, self._codec.cb_sq_norms, self._l2_terms)
         self._centroids = centroids
-        if rank is None:
-            rank = choose_rank(centroids, self._c_sq_norms, self._metric_code, sample, self._tiles)[0]
-        self._reduced = ReducedProbe(centroids, self._c_sq_norms, rank, basis) if rank else None
+        if rank is None:  # measured: the probe choose_rank picked, its axes computed once
+            self._reduced = measured_probe(centroids, self._c_sq_norms, self._metric_code, sample, self._tiles)
+        else:
+            self._reduced = ReducedProbe(centroids, self._c_sq_norms, rank, basis) if rank else None
 
     # ---- add / remove / compact ----------------------------------------------------------------
     def _add(self, vectors: np.ndarray, ids: np.ndarray, **kwargs: Any) -> None:
