@@ -2,7 +2,7 @@
 
 The coarse quantizer of IVF-PQ and the sub-quantizers of :class:`vecsearch.ProductQuantizer` are
 trained here. Assignment takes the inner products from the tiled kernel
-(:mod:`vecsearch.kernels.fastscan_coarse`: 16 rows x 16 centroids per register block) when
+(:mod:`vecsearch.kernels.fastscan_coarse`: 12 rows x 32 centroids per register block) when
 ``d * k`` is large and from the direct numba kernel otherwise (see ``TILED_MIN_WORK``);
 :func:`nearest_centroids` also gives the IVF fast-scan index its probes.
 """
