@@ -193,15 +193,16 @@ def test_narrower_x86_shuffles_give_the_same_sums(disabled, width):
 
 
 def test_sum_threshold_admits_exactly_the_sums_that_can_enter_the_heap():
+    """A sum equal to the top may still enter (tie-ordered heaps: by the smaller id), so ``<=``."""
     rng = np.random.default_rng(11)
     # multiples of 1/64: float32 sums and differences of these are exact, like most real keys
-    tops = np.concatenate([rng.integers(0, 70000 * 64, 300) / 64, [np.inf, 0.0, 65534.0, 65535.0, 65536.5]])
-    biases = np.concatenate([rng.integers(0, 3000 * 64, 300) / 64, [0.0, 0.0, 0.0, 0.5, 1.0]])
+    tops = np.concatenate([rng.integers(0, 70000 * 64, 300) / 64, [np.inf, 0.0, 65534.0, 65535.0, 65536.5, 7.0]])
+    biases = np.concatenate([rng.integers(0, 3000 * 64, 300) / 64, [0.0, 0.0, 0.0, 0.5, 1.0, 7.5]])
     for top, bias in zip(tops.astype(np.float32), biases.astype(np.float32)):
         thr = fs.sum_threshold(top, bias)
         assert 0 <= thr <= simd.SUM_LIMIT + 1
         sums = np.arange(0, simd.SUM_LIMIT + 1, dtype=np.float32)
-        enters = sums + bias < top
+        enters = sums + bias <= top
         assert (sums[enters] < thr).all(), (top, bias, thr)  # never drops a candidate
         if 0 < thr <= simd.SUM_LIMIT:
             assert enters[thr - 1], (top, bias, thr)  # and is the tightest such bound
@@ -420,7 +421,7 @@ def test_lists_shorter_than_k_pad_and_rerank_returns_exact_scores(wordnet_train,
 def test_serial_and_parallel_entry_points_agree(pq96, wordnet_queries_ood):
     codec, codes = pq96
     packed = codec.pack(codes)
-    batch = codec.search(wordnet_queries_ood[:8], packed, codes.shape[0], k=10, metric="ip")  # parallel, per query
+    batch = codec.search(wordnet_queries_ood[:8], packed, codes.shape[0], k=10, metric="ip")  # threads, per query
     for qi in range(8):
         one = codec.search(wordnet_queries_ood[qi], packed, codes.shape[0], k=10, metric="ip")  # serial kernel
         # LLVM may contract the float table arithmetic differently in the two callers (last bit)
@@ -438,35 +439,74 @@ def assert_same_results(a, b, rtol=1e-6):
         assert (ra[~finite] == -1).all() and (rb[~finite] == -1).all()
 
 
-@pytest.mark.parametrize("metric, by_residual", [("ip", False), ("ip", True), ("l2", False), ("l2", True)])
-@pytest.mark.parametrize("n_slices", [1, 3])
-def test_grouped_batch_scan_returns_the_per_query_results(metric, by_residual, n_slices, wordnet_train,
+@pytest.mark.parametrize("metric, by_residual", [("ip", False), ("ip", True), ("l2", False)])
+@pytest.mark.parametrize("workers", [1, 3])
+def test_grouped_batch_scan_returns_the_per_query_results(metric, by_residual, workers, wordnet_train,
                                                           wordnet_queries_ood):
     x = wordnet_train[:3000]
-    q = wordnet_queries_ood[:45]  # not a multiple of the query group nor of the slices
+    q = wordnet_queries_ood[:45]  # not a multiple of the query group
     codec, centroids, _, _, lists = _small_ivf(x, metric, 24, by_residual)
     probe_lists, probe_scores = _probe(q, centroids, metric, 5)
     probe_lists[3, 1:] = -1
-    code = METRIC_IP if metric == "ip" else METRIC_L2
-    no_terms = np.zeros((0, codec.m, 16), np.float32)
 
-    def grouped(k, vectors):
-        out = (np.full((45, k), np.inf, np.float32), np.full((45, k), -1, np.int64))
-        fs.fastscan_search(code, by_residual, q, probe_lists, probe_scores, codec.codebooks_t, codec.cb_sq_norms,
-                           centroids, no_terms, lists.packed, lists.slots, lists.block_offsets, lists.slot_offsets,
-                           lists.sizes, 40,
-                           vectors, *out, n_slices)
-        return out
+    def search(k, n_cand, vectors, grouped):
+        return fastscan_search(codec, lists, q, probe_lists, probe_scores, k=k, metric=metric, n_cand=n_cand,
+                               by_residual=by_residual, centroids=centroids, vectors=vectors, grouped=grouped,
+                               workers=workers)
 
-    # the candidates: same keys, same rows up to ties at the cut (which tied code is kept differs)
-    per_query = fastscan_search(codec, lists, q, probe_lists, probe_scores, k=40, metric=metric,
-                                by_residual=by_residual, centroids=centroids, grouped=False)
-    assert_same_results(per_query, type(per_query)(*grouped(40, np.zeros((0, 384), np.float32))))
+    # the candidates: the same, in the same order (ties by row: neither the path nor the threads matter)
+    per_query, grouped = search(40, 40, None, False), search(40, 40, None, True)
+    np.testing.assert_array_equal(per_query.rows, grouped.rows)
+    np.testing.assert_allclose(per_query.scores, grouped.scores, rtol=1e-6)
     # and their exact re-rank
-    scores, rows = grouped(10, x)
+    scores, rows = search(10, 40, x, True)
     exact = -np.einsum("qd,qkd->qk", q, x[rows]) if metric == "ip" else ((x[rows] - q[:, None]) ** 2).sum(-1)
     np.testing.assert_allclose(scores, exact, rtol=1e-5, atol=1e-6)
     assert (np.diff(scores, axis=1) >= 0).all()
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_heaps_of_several_threads_merge_into_the_per_query_results(metric, wordnet_train, wordnet_queries_ood):
+    """The grouped kernels with the units dealt round-robin to 3 heaps (as threads would take them),
+    under the bound they share: the merged candidates are the per-query scan's."""
+    from vecsearch.kernels import fastscan_batch as fb
+
+    x = wordnet_train[:3000]
+    q = wordnet_queries_ood[:45]
+    codec, centroids, _, _, lists = _small_ivf(x, metric, 24, False)
+    probe_lists, probe_scores = _probe(q, centroids, metric, 6)
+    code = METRIC_IP if metric == "ip" else METRIC_L2
+    nq, nprobe = probe_lists.shape
+    no_terms = np.zeros((0, codec.m, 16), np.float32)
+    lut_all = np.empty((nq, codec.m_pad, 16), np.uint8)
+    bias_all = np.empty((nq, nprobe), np.float32)
+    scales, offsets = np.empty(nq, np.float32), np.empty(nq, np.float64)
+    fb.batch_tables(code, False, q, 0, nq, probe_lists, probe_scores, codec.codebooks_t, codec.cb_sq_norms,
+                    centroids, no_terms, lut_all, bias_all, scales, offsets)
+    pair_q, pair_list = np.empty(nq * nprobe, np.int64), np.empty(nq * nprobe, np.int64)
+    pair_bias = np.empty(nq * nprobe, np.float32)
+    n_pairs, n_first = fb.sort_pairs(probe_lists, bias_all, 24, pair_q, pair_list, pair_bias)
+    assert n_pairs == nq * nprobe and n_first == nq
+    assert sorted(pair_q[:n_first].tolist()) == list(range(nq))  # probe 0 of every query first
+    assert (np.diff(pair_list[:n_first]) >= 0).all() and (np.diff(pair_list[n_first:n_pairs]) >= 0).all()
+    bounds = np.empty(4 * 12 + 3, np.int64)
+    n_units = fb.pair_units(pair_list, n_pairs, n_first, lists.sizes, 12, bounds)
+    assert bounds[0] == 0 and bounds[n_units] == n_pairs and (np.diff(bounds[:n_units + 1]) >= 0).all()
+    assert n_first in bounds[:n_units + 1].tolist() and n_units >= 12
+    n_cand = 40
+    heap_s = np.full((3, nq, n_cand), np.inf, np.float32)
+    heap_i = np.full((3, nq, n_cand), -1, np.int64)
+    tops = np.full(nq, np.inf, np.float32)
+    for u in range(n_units):
+        fb.scan_pairs(bounds[u], bounds[u + 1], pair_q, pair_list, pair_bias, lut_all, lists.packed, lists.slots,
+                      lists.block_offsets, lists.slot_offsets, lists.sizes, heap_s[u % 3], heap_i[u % 3], tops)
+    assert (heap_i[1] >= 0).any() and (heap_i[2] >= 0).any()  # the merge has work to do
+    out = (np.full((nq, n_cand), np.inf, np.float32), np.full((nq, n_cand), -1, np.int64))
+    fb.merge_and_finish(code, q, 0, nq, heap_s, heap_i, scales, offsets, np.zeros((0, 384), np.float32), *out)
+    per_query = fastscan_search(codec, lists, q, probe_lists, probe_scores, k=n_cand, metric=metric,
+                                by_residual=False, grouped=False)
+    np.testing.assert_array_equal(per_query.rows, out[1])
+    np.testing.assert_allclose(per_query.scores, out[0], rtol=1e-6)
 
 
 def test_grouped_scan_of_a_list_longer_than_a_chunk_returns_the_per_query_results(wordnet_train,

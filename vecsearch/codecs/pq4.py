@@ -17,28 +17,22 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
 
 from ..kernels.distances import METRIC_IP, METRIC_L2
-from ..kernels.fastscan import fastscan_search as _fastscan_search_kernel
+from ..kernels.fastscan import pack_lists as _pack_lists_kernel
 from ..kernels.fastscan import (
-    fastscan_search_serial,
     packed_sums,
     quantize_tables,
     read_codes,
     write_codes,
 )
-from ..kernels.fastscan import pack_lists as _pack_lists_kernel
 from ..kernels.fastscan_simd import BLOCK, KSUB, SUBQ_ALIGN
+from .fastscan_runner import run_fastscan
 from .pq import ProductQuantizer
 
 NBITS = 4
 METRIC_CODES = {"l2": METRIC_L2, "ip": METRIC_IP}
-# Batches from this many queries use the grouped scan (queries probing the same list share its
-# code loads), in chunks of at most GROUPED_CHUNK queries (their tables are built up front).
-GROUPED_MIN_QUERIES = 64
-GROUPED_CHUNK = 4096
 
 
 class FastScanLists(NamedTuple):
@@ -264,7 +258,8 @@ def pack_lists(codec: PQ4Codec, codes: Any, list_ids: Any, nlist: int) -> FastSc
 
 def fastscan_search(codec: PQ4Codec, lists: FastScanLists, queries: Any, probe_lists: Any, probe_scores: Any, *,
                     k: int, metric: str, by_residual: bool, n_cand: int | None = None, vectors: Any = None,
-                    centroids: Any = None, l2_terms: Any = None, grouped: bool | None = None) -> SearchOutput:
+                    centroids: Any = None, l2_terms: Any = None, grouped: bool | None = None,
+                    workers: int | None = None) -> SearchOutput:
     """Best ``k`` of each query over its probed lists (see :func:`vecsearch.kernels.fastscan.fastscan_search`).
 
     ``probe_lists`` int64 ``(nq, nprobe)`` (-1 = none) and ``probe_scores`` f32 ``(nq, nprobe)``
@@ -272,7 +267,8 @@ def fastscan_search(codec: PQ4Codec, lists: FastScanLists, queries: Any, probe_l
     quantized ADC, re-scored with ``vectors`` f32 ``(n_rows, dim)`` when given. For L2 by
     residual, ``l2_terms`` f32 ``(nlist, m, 16)`` (or None: built per list from ``centroids``).
     ``grouped`` picks the batch kernel (default: the grouped scan from ``GROUPED_MIN_QUERIES``
-    queries on); both give the same results.
+    queries on); both give the same results. ``workers``: threads (default: as many as numba's);
+    see :func:`vecsearch.codecs.fastscan_runner.run_fastscan`.
     """
     codec._require_trained("search")
     code = _metric(metric)
@@ -308,17 +304,7 @@ def fastscan_search(codec: PQ4Codec, lists: FastScanLists, queries: Any, probe_l
         raise ValueError(f"vectors: expected at least {int(lists.slots.max()) + 1} rows, got {vecs.shape[0]}")
     out_scores = np.full((nq, k), np.inf, np.float32)
     out_rows = np.full((nq, k), -1, np.int64)
-    if grouped is None:
-        grouped = nq >= GROUPED_MIN_QUERIES
-    args = (codec.codebooks_t, codec.cb_sq_norms, cent, terms, lists.packed, lists.slots, lists.block_offsets,
-            lists.slot_offsets, lists.sizes, int(n_cand), vecs)
-    if nq == 1:
-        fastscan_search_serial(code, bool(by_residual), q, probe_lists, probe_scores, *args, out_scores, out_rows)
-        return SearchOutput(out_scores, out_rows)
-    n_slices = numba.get_num_threads() if grouped else 0
-    chunk = GROUPED_CHUNK if grouped else max(nq, 1)
-    for start in range(0, nq, chunk):
-        part = slice(start, start + chunk)
-        _fastscan_search_kernel(code, bool(by_residual), q[part], probe_lists[part], probe_scores[part], *args,
-                                out_scores[part], out_rows[part], n_slices)
+    run_fastscan(code, bool(by_residual), q, probe_lists, probe_scores, codec.codebooks_t, codec.cb_sq_norms, cent,
+                 terms, lists.packed, lists.slots, lists.block_offsets, lists.slot_offsets, lists.sizes, int(n_cand),
+                 vecs, out_scores, out_rows, grouped=grouped, workers=workers)
     return SearchOutput(out_scores, out_rows)

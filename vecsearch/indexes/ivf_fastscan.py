@@ -22,16 +22,16 @@ import numpy as np
 from pydantic import Field
 
 from ..base import Index
+from ..codecs.fastscan_runner import GROUPED_MIN_QUERIES, run_fastscan
 from ..codecs.kmeans import assign, centroid_tiles, kmeans, nearest_centroids, sample_training_rows
-from ..codecs.pq4 import GROUPED_CHUNK, GROUPED_MIN_QUERIES, PQ4Codec
+from ..codecs.pq4 import PQ4Codec
 from ..filtering.planner import FilterCapabilities
 from ..io import copy_on_write
 from ..kernels.distances import METRIC_L2
-from ..kernels.fastscan import fastscan_search_serial, search_slice
 from ..kernels.fastscan_ivf import append_codes, relayout_blocks, remove_from_lists
 from ..kernels.fastscan_simd import BLOCK, KSUB
 from ..kernels.ivf import coarse_probes, coarse_probes_serial, l2_list_tables
-from ..parallel import run_serial, run_shared, workers_for
+from ..parallel import run_serial
 from ..params import MAX_WIDTH, StrictModel, parse_params
 from ..validation import check_stored_vectors
 from .ivf_coarse import (
@@ -63,12 +63,7 @@ COMPACT_MIN_REMOVED = 1024
 LIST_GROWTH = 0.25
 # Target dimensions per 4-bit sub-quantizer (faiss PQ96x4fs on 384 dims).
 DIMS_PER_SUBQUANTIZER = 4
-# A batch on several threads is scanned in chunks of queries the threads take in turn, about this
-# many per thread (numba's prange split the batch once: a thread that lost its core held it up);
-# grouped chunks keep at least GROUPED_MIN_CHUNK queries (queries probing one list share its loads).
-SCAN_CHUNKS_PER_THREAD = 4
-GROUPED_MIN_CHUNK = 32
-# Batches of at least this many queries take the coarse scores from the tiled kernel (16 queries
+# Batches of at least this many queries take the coarse scores from the tiled kernel (12 queries
 # per register block: smaller batches would mostly multiply padding rows).
 PROBE_TILED_MIN_QUERIES = 8
 
@@ -105,7 +100,7 @@ def probe_lists(queries: np.ndarray, tiles: np.ndarray, centroids_t: np.ndarray,
     ``centroids_t`` f32 ``(d, nlist)``, ``c_sq_norms`` f32 ``(nlist,)``. Batches of
     ``PROBE_TILED_MIN_QUERIES`` or more: the two-stage probe of ``reduced`` when given and ``nprobe``
     is at most the largest it was checked at (:mod:`.ivf_coarse`), else
-    :func:`vecsearch.codecs.kmeans.nearest_centroids` (the tiled kernel, groups of 64 queries taken
+    :func:`vecsearch.codecs.kmeans.nearest_centroids` (the tiled kernel, groups of 48 queries taken
     by the threads in turn); smaller ones the per-query kernel, on the calling thread for one query.
     """
     nq = queries.shape[0]
@@ -404,31 +399,10 @@ class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):
         nq = queries.shape[0]
         out_scores = np.full((nq, k), np.inf, np.float32)
         out_slots = np.full((nq, k), -1, np.int64)
-        code, by_residual = self._metric_code, self._by_residual
-        args = (self._codec.codebooks_t, self._codec.cb_sq_norms, self._centroids, self._l2_terms, self._packed,
-                self._list_slots, self._block_offsets, self._slot_offsets, self._sizes, n_cand, vectors)
-        # the grouped scan shares tables across queries: not for L2 by residual (a table per list)
-        grouped = nq >= GROUPED_MIN_QUERIES and not (code == METRIC_L2 and by_residual)
-        workers = workers_for(nq)
-        # chunks of queries the threads take in turn (SCAN_CHUNKS_PER_THREAD each on average): a
-        # thread that loses its core on a busy machine does not hold the batch up
-        size = max(1, min(GROUPED_CHUNK, -(-nq // (SCAN_CHUNKS_PER_THREAD * workers)) if workers > 1 else nq))
-        if grouped:
-            size = max(size, min(nq, GROUPED_MIN_CHUNK))
-
-        def scan(lo: int, hi: int, _worker: int) -> None:
-            if grouped:
-                search_slice(code, by_residual, queries, lo, hi, lists, coarse, *args, out_scores, out_slots)
-            else:
-                fastscan_search_serial(code, by_residual, queries[lo:hi], lists[lo:hi], coarse[lo:hi], *args,
-                                       out_scores[lo:hi], out_slots[lo:hi])
-
-        if workers == 1:  # the calling thread: never the pool for a single query
-            for lo in range(0, nq, size):
-                scan(lo, min(nq, lo + size), 0)
-        else:
-            run_shared(scan, nq, workers, grain=size)
-        if code == METRIC_L2:
+        run_fastscan(self._metric_code, self._by_residual, queries, lists, coarse, self._codec.codebooks_t,
+                     self._codec.cb_sq_norms, self._centroids, self._l2_terms, self._packed, self._list_slots,
+                     self._block_offsets, self._slot_offsets, self._sizes, n_cand, vectors, out_scores, out_slots)
+        if self._metric_code == METRIC_L2:
             np.maximum(out_scores, np.float32(0.0), out=out_scores)
         return out_slots, out_scores
 

@@ -42,11 +42,12 @@ itself) computes the 32 sums of a block and the mask of those below a uint16 thr
 from the top of the query's candidate heap, so only codes that can enter the heap leave the SIMD
 registers (faiss' ``HeapHandler``). Per query (:func:`fastscan_query`) the probed lists are
 scanned nearest first; the best ``n_cand`` keys are then re-scored with the float32 vectors
-or dequantized (:func:`finish_query`). Large batches (:func:`search_slice`) scan list by list
-instead, ``QUERY_GROUP`` queries per code load (:func:`group_block_sums`), like faiss'
-``search_implem_12``: at 1M vectors a list no longer stays in cache between queries.
-Entry points: :func:`fastscan_search_serial` (calling thread) and :func:`fastscan_search`
-(``prange`` over queries, or over slices of queries when grouped).
+or dequantized (:func:`finish_query`). Large batches scan list by list instead, ``QUERY_GROUP``
+queries per code load (:func:`scan_group` over :func:`group_block_sums`), like faiss'
+``search_implem_12``: at 1M vectors a list no longer stays in cache between queries. The batch
+kernels, whose units threads take in turn, are in :mod:`vecsearch.kernels.fastscan_batch`.
+Entry point of the per-query scan: :func:`fastscan_search_serial` (queries in turn, on the calling
+thread; callers run slices of a batch on the thread runner).
 
 Scores are smaller-is-better (``METRIC_L2`` squared L2, ``METRIC_IP`` negative inner product),
 as everywhere in :mod:`vecsearch.kernels`.
@@ -61,14 +62,13 @@ from ._jit import jit, jit_parallel
 from .distances import METRIC_L2
 from .fastscan_simd import (
     BLOCK,
-    KSUB,
     QUERY_GROUP,
     SUM_LIMIT,
     block_sums,
     group_block_sums,
     lowest_bit,
 )
-from .heaps import maxheap_replace_top, maxheap_sort
+from .heaps import maxheap_replace_top_tied, maxheap_sort_tied, ranks_before
 from .ivf import list_l2_lut
 from .pq_tables import inner_table_row, scaled_table_row
 from .prefetch import prefetch_row
@@ -231,33 +231,37 @@ def query_table(metric, by_residual, q, codebooks_t, cb_sq_norms, lut):
 
 @jit(inline="always")
 def sum_threshold(top, bias):
-    """Smallest uint16 bound ``thr`` with ``sum < thr`` for every integer ``sum`` with ``sum + bias < top``.
+    """Smallest uint16 bound ``thr`` with ``sum < thr`` for every integer ``sum`` with ``sum + bias <= top``.
 
-    ``sum < top - bias`` holds exactly when ``sum < ceil(top - bias)``; capped at 65535, which
-    every sum passes (see :data:`SUM_LIMIT`).
+    ``sum <= top - bias`` holds exactly when ``sum < floor(top - bias) + 1`` (a sum equal to the
+    top may still enter a tie-ordered heap, by its smaller id); capped at 65535, which every sum
+    passes (see :data:`SUM_LIMIT`).
     """
     limit = top - bias
-    if limit > SUM_LIMIT:
+    if limit >= SUM_LIMIT:
         return SUM_LIMIT + 1
-    if limit <= 0:
+    if limit < 0:
         return 0
-    return int(np.ceil(limit))
+    return int(np.floor(limit)) + 1
 
 
 # ---- scans ------------------------------------------------------------------------------------
 @jit
-def scan_blocks(lut_q, lut_offset, packed, first_block, n_codes, bias, slots, first_slot, heap_s, heap_i, sums):
+def scan_blocks(lut_q, lut_offset, packed, first_block, n_codes, bias, slots, first_slot, heap_s, heap_i, sums, tops,
+                qi):
     """Push the codes of ``n_codes`` positions from block ``first_block`` on into the max-heap
     ``heap_s`` f32 / ``heap_i`` int64 (keys ``sum + bias``, ids ``slots[first_slot + i]`` for the
     ``i``-th position scanned).
 
-    Only sums below the heap's current top (as a uint16 threshold, rechecked per block) leave
-    the SIMD compare; faiss' ``HeapHandler`` does the same.
+    Only sums below the bound ``min(heap_s[0], tops[qi])`` (as a uint16 threshold, rechecked per
+    block) leave the SIMD compare, as faiss' ``HeapHandler``; ``tops`` f32 is lowered to the heap's
+    top after each block (the bound threads share, :mod:`vecsearch.kernels.fastscan_batch`; a
+    single heap passes its own one-entry array).
     """
     n_cand = heap_s.shape[0]
     n_blocks = (n_codes + BLOCK - 1) // BLOCK
     for b in range(n_blocks):
-        thr = sum_threshold(heap_s[0], bias)
+        thr = sum_threshold(min(heap_s[0], tops[qi]), bias)
         if thr == 0:
             return  # the list's bias alone is worse than every kept candidate
         block = first_block + b
@@ -265,12 +269,17 @@ def scan_blocks(lut_q, lut_offset, packed, first_block, n_codes, bias, slots, fi
         n_here = n_codes - b * BLOCK
         if n_here < BLOCK:
             mask &= np.uint64((1 << n_here) - 1)
+        if mask == 0:
+            continue
         while mask != 0:
             t = lowest_bit(mask)
             mask &= mask - np.uint64(1)
             key = np.float32(sums[t]) + bias
-            if key < heap_s[0]:
-                maxheap_replace_top(heap_s, heap_i, n_cand, key, np.int64(slots[first_slot + b * BLOCK + t]))
+            slot = np.int64(slots[first_slot + b * BLOCK + t])
+            if ranks_before(key, slot, heap_s[0], heap_i[0]):
+                maxheap_replace_top_tied(heap_s, heap_i, n_cand, key, slot)
+        if heap_s[0] < tops[qi]:
+            tops[qi] = heap_s[0]
 
 
 @jit
@@ -279,7 +288,7 @@ def query_luts(metric, by_residual, q, probe_lists, probe_scores, codebooks_t, c
     """Quantized tables of one query for its probed lists; returns ``(scale, offset)`` (:func:`quantize_tables`).
 
     ``lut_q`` uint8 ``(n_tab, m_pad, 16)`` with ``n_tab = nprobe`` for L2 by residual (one table
-    per probed list), else 1 (shared); ``bias_q`` f32 ``(nprobe,)``. Arguments as :func:`fastscan_search`.
+    per probed list), else 1 (shared); ``bias_q`` f32 ``(nprobe,)``. Arguments as :func:`fastscan_search_serial`.
     """
     m, _, ksub = codebooks_t.shape
     nprobe = probe_lists.shape[0]
@@ -304,7 +313,7 @@ def query_luts(metric, by_residual, q, probe_lists, probe_scores, codebooks_t, c
 @jit
 def fastscan_query(metric, by_residual, q, probe_lists, probe_scores, codebooks_t, cb_sq_norms, centroids,
                    l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors, out_scores, out_slots):
-    """One query of :func:`fastscan_search`: tables, list scans, then re-rank or dequantization."""
+    """One query of :func:`fastscan_search_serial`: tables, list scans, then re-rank or dequantization."""
     ksub = codebooks_t.shape[2]
     m_pad = packed.shape[1]
     nprobe = probe_lists.shape[0]
@@ -316,13 +325,14 @@ def fastscan_query(metric, by_residual, q, probe_lists, probe_scores, codebooks_
     heap_s = np.full(n_cand, np.inf, np.float32)
     heap_i = np.full(n_cand, -1, np.int64)
     sums = np.empty(BLOCK, np.uint16)
+    top = np.full(1, np.inf, np.float32)  # this heap alone: no bound shared with other threads
     for p in range(nprobe):
         lst = probe_lists[p]
         if lst < 0:
             continue
         tab = p if per_list else 0
         scan_blocks(lut_q, tab * m_pad * ksub, packed, block_offsets[lst], sizes[lst], bias_q[p], slots,
-                    slot_offsets[lst], heap_s, heap_i, sums)
+                    slot_offsets[lst], heap_s, heap_i, sums, top, 0)
     finish_query(metric, q, heap_s, heap_i, scale, offset, vectors, out_scores, out_slots)
 
 
@@ -335,17 +345,18 @@ def finish_query(metric, q, heap_s, heap_i, scale, offset, vectors, out_scores, 
     ``(k,)`` pre-filled +inf / -1, best first. The heap is consumed.
     """
     n_cand = heap_s.shape[0]
-    if vectors.shape[0] > 0:  # the re-rank keeps its own top k: the candidates need no order
-        n_found = 0
+    if vectors.shape[0] > 0:  # the re-rank keeps its own top k: the candidates in row order
+        n_found = 0  # (exact ties then resolve alike whatever order the heap was filled in)
         for c in range(n_cand):
             if heap_i[c] >= 0:
                 heap_i[n_found] = heap_i[c]
                 n_found += 1
+        heap_i[:n_found].sort()
         for c in range(n_found):  # start every candidate's load before the first is scored: 53 -> 49 us
             prefetch_row(vectors, heap_i[c])  # per query (116k x 384, 100 candidates, 1 thread)
         rerank_exact(metric, q, vectors, heap_i, n_found, out_slots, out_scores)
         return
-    maxheap_sort(heap_s, heap_i, n_cand)
+    maxheap_sort_tied(heap_s, heap_i, n_cand)
     n_found = 0
     while n_found < n_cand and heap_i[n_found] >= 0:
         n_found += 1
@@ -359,146 +370,7 @@ def finish_query(metric, q, heap_s, heap_i, scale, offset, vectors, out_scores, 
 def fastscan_search_serial(metric, by_residual, queries, probe_lists, probe_scores, codebooks_t, cb_sq_norms,
                            centroids, l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors,
                            out_scores, out_slots):
-    """:func:`fastscan_search` on the calling thread (single queries: no parallel region to start)."""
-    for qi in range(queries.shape[0]):
-        fastscan_query(metric, by_residual, queries[qi], probe_lists[qi], probe_scores[qi], codebooks_t, cb_sq_norms,
-                       centroids, l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors,
-                       out_scores[qi], out_slots[qi])
-
-
-# ---- grouped batch scan -----------------------------------------------------------------------
-@jit
-def scan_group(lut_all, packed, first_block, n_codes, slots, first_slot, queries_g, biases_g, heap_s, heap_i,
-               offsets_g, thresholds_g, sums_g, masks_g):
-    """:func:`scan_blocks` for ``QUERY_GROUP`` queries of a batch probing the same list: each
-    code load serves all of them. ``queries_g`` int64 / ``biases_g`` f32 ``(QUERY_GROUP,)`` are
-    the queries (rows of ``heap_s`` / ``heap_i`` ``(nq, n_cand)``) and their list biases;
-    ``offsets_g`` int64 receives their table offsets in ``lut_all`` uint8 ``(nq, m_pad, 16)``;
-    ``thresholds_g``, ``sums_g`` uint16 ``(QUERY_GROUP, 32)``, ``masks_g`` uint64 are scratch.
-    """
-    n_cand = heap_s.shape[1]
-    table_bytes = lut_all.shape[1] * lut_all.shape[2]
-    for g in range(QUERY_GROUP):
-        offsets_g[g] = queries_g[g] * table_bytes
-    n_blocks = (n_codes + BLOCK - 1) // BLOCK
-    for b in range(n_blocks):
-        block = first_block + b
-        for g in range(QUERY_GROUP):
-            thresholds_g[g] = sum_threshold(heap_s[queries_g[g], 0], biases_g[g])
-        group_block_sums(lut_all, offsets_g, packed, block, thresholds_g, sums_g, masks_g)
-        n_here = n_codes - b * BLOCK
-        for g in range(QUERY_GROUP):
-            mask = masks_g[g]
-            if n_here < BLOCK:
-                mask &= np.uint64((1 << n_here) - 1)
-            qi = queries_g[g]
-            while mask != 0:
-                t = lowest_bit(mask)
-                mask &= mask - np.uint64(1)
-                key = np.float32(sums_g[g, t]) + biases_g[g]
-                if key < heap_s[qi, 0]:
-                    maxheap_replace_top(heap_s[qi], heap_i[qi], n_cand, key,
-                                        np.int64(slots[first_slot + b * BLOCK + t]))
-
-
-@jit
-def scan_slice(probe_lists, bias_all, lut_all, packed, slots, block_offsets, slot_offsets, sizes, heap_s, heap_i):
-    """Scan the probed lists of a slice of queries list by list, ``QUERY_GROUP`` queries at a time.
-
-    ``probe_lists`` int64 ``(n, nprobe)``, their biases ``bias_all`` f32 ``(n, nprobe)`` and tables
-    ``lut_all`` uint8 ``(n, m_pad, 16)``; heaps ``heap_s`` f32 / ``heap_i`` int64 ``(n, n_cand)``.
-    (query, probe) pairs are bucketed by list (counting sort), so each list's codes are read from
-    memory once per group of queries instead of once per query (faiss' ``search_implem_12``);
-    a long list is cut into ``CHUNK_BYTES`` parts that every group reads while they are cached.
-    The pairs of each query's nearest list go first (a list probed first by some queries and
-    later by others is read twice).
-    """
-    nlist = sizes.shape[0]
-    nprobe = probe_lists.shape[1]
-    n = probe_lists.shape[0]
-    # bucket = list, first for each query's nearest list (its candidates set tight thresholds
-    # early), then for the other probes: 36 -> 29 us per query (116k, nprobe 32, n_cand 100)
-    n_buckets = 2 * nlist
-    starts = np.zeros(n_buckets + 1, np.int64)
-    for qi in range(n):
-        for p in range(nprobe):
-            if probe_lists[qi, p] >= 0:
-                starts[probe_lists[qi, p] + (0 if p == 0 else nlist) + 1] += 1
-    for bucket in range(n_buckets):
-        starts[bucket + 1] += starts[bucket]
-    fill = starts[:n_buckets].copy()
-    pair_q = np.empty(starts[n_buckets], np.int64)
-    pair_bias = np.empty(starts[n_buckets], np.float32)
-    for qi in range(n):
-        for p in range(nprobe):
-            lst = probe_lists[qi, p]
-            if lst >= 0:
-                bucket = lst + (0 if p == 0 else nlist)
-                pair_q[fill[bucket]] = qi
-                pair_bias[fill[bucket]] = bias_all[qi, p]
-                fill[bucket] += 1
-    queries_g = np.empty(QUERY_GROUP, np.int64)
-    biases_g = np.empty(QUERY_GROUP, np.float32)
-    offsets_g = np.empty(QUERY_GROUP, np.int64)
-    thresholds_g = np.empty(QUERY_GROUP, np.int64)
-    sums_g = np.empty((QUERY_GROUP, BLOCK), np.uint16)
-    masks_g = np.empty(QUERY_GROUP, np.uint64)
-    table_bytes = lut_all.shape[1] * lut_all.shape[2]
-    chunk_blocks = max(1, CHUNK_BYTES // table_bytes)
-    for bucket in range(n_buckets):
-        if starts[bucket + 1] == starts[bucket]:
-            continue
-        lst = bucket % nlist
-        n_blocks = (sizes[lst] + BLOCK - 1) // BLOCK
-        # a long list (a flat scan is one list) in cache-sized chunks, each read by every query group
-        for first in range(0, n_blocks, chunk_blocks):
-            n_codes = min(sizes[lst] - first * BLOCK, chunk_blocks * BLOCK)
-            i = starts[bucket]
-            stop = starts[bucket + 1]
-            while i + QUERY_GROUP <= stop:
-                for g in range(QUERY_GROUP):
-                    queries_g[g] = pair_q[i + g]
-                    biases_g[g] = pair_bias[i + g]
-                scan_group(lut_all, packed, block_offsets[lst] + first, n_codes, slots,
-                           slot_offsets[lst] + first * BLOCK, queries_g, biases_g, heap_s, heap_i, offsets_g,
-                           thresholds_g, sums_g, masks_g)
-                i += QUERY_GROUP
-            while i < stop:  # fewer than a group left: one query at a time
-                qi = pair_q[i]
-                scan_blocks(lut_all, qi * table_bytes, packed, block_offsets[lst] + first, n_codes, pair_bias[i],
-                            slots, slot_offsets[lst] + first * BLOCK, heap_s[qi], heap_i[qi], sums_g[0])
-                i += 1
-
-
-@jit
-def search_slice(metric, by_residual, queries, q0, q1, probe_lists, probe_scores, codebooks_t, cb_sq_norms, centroids,
-                 l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors, out_scores, out_slots):
-    """Queries ``q0 .. q1 - 1`` of the grouped :func:`fastscan_search`: their tables, :func:`scan_slice`,
-    then re-rank or dequantization. Shared tables only (not L2 by residual)."""
-    n = q1 - q0
-    m_pad = packed.shape[1]
-    lut_all = np.empty((n, m_pad, KSUB), np.uint8)
-    bias_all = np.empty((n, probe_lists.shape[1]), np.float32)
-    scales = np.empty(n, np.float32)
-    offsets = np.empty(n, np.float64)
-    for i in range(n):
-        scales[i], offsets[i] = query_luts(metric, by_residual, queries[q0 + i], probe_lists[q0 + i],
-                                           probe_scores[q0 + i], codebooks_t, cb_sq_norms, centroids, l2_terms,
-                                           lut_all[i:i + 1], bias_all[i])
-    heap_s = np.full((n, n_cand), np.inf, np.float32)
-    heap_i = np.full((n, n_cand), -1, np.int64)
-    scan_slice(probe_lists[q0:q1], bias_all, lut_all, packed, slots, block_offsets, slot_offsets, sizes, heap_s,
-               heap_i)
-    for i in range(n):
-        finish_query(metric, queries[q0 + i], heap_s[i], heap_i[i], scales[i], offsets[i], vectors,
-                     out_scores[q0 + i], out_slots[q0 + i])
-
-
-@jit_parallel
-def fastscan_search(metric, by_residual, queries, probe_lists, probe_scores, codebooks_t, cb_sq_norms, centroids,
-                    l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors, out_scores, out_slots,
-                    n_slices):
-    """Fast-scan search over inverted lists in the packed layout; parallel over queries.
+    """Fast-scan search over inverted lists in the packed layout, query by query on the calling thread.
 
     ``metric`` METRIC_L2 / METRIC_IP; ``by_residual``: codes encode ``x - centroid`` of their list
     (the list's coarse score is added; for L2 each probed list gets its own table), else ``x``.
@@ -514,26 +386,52 @@ def fastscan_search(metric, by_residual, queries, probe_lists, probe_scores, cod
     The best ``n_cand`` keys are kept per query; with ``vectors`` f32 ``(n_slots, d)`` non-empty
     they are re-scored exactly and the best ``k`` kept, else the best ``k`` keys are dequantized.
     Writes ``out_scores`` f32 / ``out_slots`` int64 ``(nq, k)``, pre-filled +inf / -1, best first.
-
-    ``n_slices = 0``: parallel over queries, one :func:`fastscan_query` each. ``n_slices >= 1``
-    (large batches, one slice per thread): the tables of all queries are built first
-    (``nq * m_pad * 16`` bytes: callers split very large batches), then each slice of queries is
-    scanned list by list with ``QUERY_GROUP`` queries per code load (:func:`scan_slice`; the
-    same results up to the order of ties). L2 by residual (a table per probed list) always runs
-    query by query.
     """
-    nq = queries.shape[0]
-    per_query = n_slices == 0 or (metric == METRIC_L2 and by_residual)
-    n_items = nq if per_query else max(1, min(nq, n_slices))
-    for item in prange(n_items):  # one parallel loop: each one costs seconds of compile time
-        if per_query:
-            fastscan_query(metric, by_residual, queries[item], probe_lists[item], probe_scores[item], codebooks_t,
-                           cb_sq_norms, centroids, l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand,
-                           vectors, out_scores[item], out_slots[item])
-        else:
-            search_slice(metric, by_residual, queries, item * nq // n_items, (item + 1) * nq // n_items,
-                         probe_lists, probe_scores, codebooks_t, cb_sq_norms, centroids, l2_terms, packed, slots,
-                         block_offsets, slot_offsets, sizes, n_cand, vectors, out_scores, out_slots)
+    for qi in range(queries.shape[0]):
+        fastscan_query(metric, by_residual, queries[qi], probe_lists[qi], probe_scores[qi], codebooks_t, cb_sq_norms,
+                       centroids, l2_terms, packed, slots, block_offsets, slot_offsets, sizes, n_cand, vectors,
+                       out_scores[qi], out_slots[qi])
+
+
+# ---- grouped batch scan (driven by :mod:`vecsearch.kernels.fastscan_batch`) ---------------------
+@jit
+def scan_group(lut_all, packed, first_block, n_codes, slots, first_slot, queries_g, biases_g, heap_s, heap_i, tops,
+               offsets_g, thresholds_g, sums_g, masks_g):
+    """:func:`scan_blocks` for ``QUERY_GROUP`` queries probing the same list: each code load serves
+    all of them. ``queries_g`` int64 / ``biases_g`` f32 ``(QUERY_GROUP,)`` are the queries (rows of
+    ``heap_s`` / ``heap_i`` ``(nq, n_cand)`` and of the shared bounds ``tops`` f32 ``(nq,)``) and
+    their list biases; ``offsets_g`` int64 receives their table offsets in ``lut_all`` uint8
+    ``(nq, m_pad, 16)``; ``thresholds_g``, ``sums_g`` uint16 ``(QUERY_GROUP, 32)``, ``masks_g``
+    uint64 are scratch.
+    """
+    n_cand = heap_s.shape[1]
+    table_bytes = lut_all.shape[1] * lut_all.shape[2]
+    for g in range(QUERY_GROUP):
+        offsets_g[g] = queries_g[g] * table_bytes
+    n_blocks = (n_codes + BLOCK - 1) // BLOCK
+    for b in range(n_blocks):
+        block = first_block + b
+        for g in range(QUERY_GROUP):
+            qi = queries_g[g]
+            thresholds_g[g] = sum_threshold(min(heap_s[qi, 0], tops[qi]), biases_g[g])
+        group_block_sums(lut_all, offsets_g, packed, block, thresholds_g, sums_g, masks_g)
+        n_here = n_codes - b * BLOCK
+        for g in range(QUERY_GROUP):
+            mask = masks_g[g]
+            if n_here < BLOCK:
+                mask &= np.uint64((1 << n_here) - 1)
+            if mask == 0:
+                continue
+            qi = queries_g[g]
+            while mask != 0:
+                t = lowest_bit(mask)
+                mask &= mask - np.uint64(1)
+                key = np.float32(sums_g[g, t]) + biases_g[g]
+                slot = np.int64(slots[first_slot + b * BLOCK + t])
+                if ranks_before(key, slot, heap_s[qi, 0], heap_i[qi, 0]):
+                    maxheap_replace_top_tied(heap_s[qi], heap_i[qi], n_cand, key, slot)
+            if heap_s[qi, 0] < tops[qi]:
+                tops[qi] = heap_s[qi, 0]
 
 
 @jit_parallel
