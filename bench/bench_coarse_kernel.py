@@ -47,9 +47,10 @@ def kernel_module_at(commit: str):
     """``vecsearch/kernels/fastscan_coarse.py`` of ``commit``, imported as a sibling module."""
     source = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:vecsearch/kernels/fastscan_coarse.py"],
                             check=True, capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "fastscan_coarse_before.py"
+    name = f"fastscan_coarse_{commit.lower()}"
+    path = Path(tempfile.mkdtemp()) / f"{name}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("vecsearch.kernels.fastscan_coarse_before", path)
+    spec = importlib.util.spec_from_file_location(f"vecsearch.kernels.{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

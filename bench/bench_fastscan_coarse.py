@@ -28,13 +28,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_coarse_kernel import kernel_module_at
 from bench_scale import load_f32, prepare_data
 
 from vecsearch.benchmark.evaluation import recall_at_k
@@ -64,15 +62,7 @@ BLAS_IDLE_S = 0.5
 
 def head_kernel():
     """``coarse_probes_tiled`` of the committed ``fastscan_coarse.py`` (git HEAD), loaded as a sibling module."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", "HEAD:vecsearch/kernels/fastscan_coarse.py"],
-                            check=True, capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "fastscan_coarse_head.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("vecsearch.kernels.fastscan_coarse_head", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.coarse_probes_tiled
+    return kernel_module_at("HEAD").coarse_probes_tiled
 
 
 def exact_head(kernel, queries, tiles, c_sq, code, nprobe):

@@ -393,7 +393,7 @@ def test_single_queries_never_enter_a_parallel_region(built, queries, monkeypatc
     def parallel_kernel(*args, **kwargs):
         raise AssertionError("a single query left the calling thread")
 
-    for name in ("coarse_probes", "nearest_centroids"):
+    for name in ("nearest_centroids",):
         monkeypatch.setattr(module, name, parallel_kernel)
     monkeypatch.setattr(parallel, "_pool", parallel_kernel)  # no thread of the pool either
     singles = [index.search(one, K) for q in queries[:20] for one in (q, q[None, :])]

@@ -21,6 +21,7 @@ from vecsearch.benchmark.evaluation import recall_at_k
 from vecsearch.codecs.pq4 import PQ4Codec, fastscan_search, pack_lists, padded_m
 from vecsearch.kernels import fastscan as fs
 from vecsearch.kernels import fastscan_simd as simd
+from vecsearch.kernels.candidates import EMPTY
 from vecsearch.kernels.distances import METRIC_IP, METRIC_L2
 
 
@@ -494,15 +495,14 @@ def test_heaps_of_several_threads_merge_into_the_per_query_results(metric, wordn
     assert bounds[0] == 0 and bounds[n_units] == n_pairs and (np.diff(bounds[:n_units + 1]) >= 0).all()
     assert n_first in bounds[:n_units + 1].tolist() and n_units >= 12
     n_cand = 40
-    heap_s = np.full((3, nq, n_cand), np.inf, np.float32)
-    heap_i = np.full((3, nq, n_cand), -1, np.int64)
+    heaps = np.full((3, nq, n_cand), EMPTY, np.int64)
     tops = np.full(nq, np.inf, np.float32)
     for u in range(n_units):
         fb.scan_pairs(bounds[u], bounds[u + 1], pair_q, pair_list, pair_bias, lut_all, lists.packed, lists.slots,
-                      lists.block_offsets, lists.slot_offsets, lists.sizes, heap_s[u % 3], heap_i[u % 3], tops)
-    assert (heap_i[1] >= 0).any() and (heap_i[2] >= 0).any()  # the merge has work to do
+                      lists.block_offsets, lists.slot_offsets, lists.sizes, heaps[u % 3], tops)
+    assert (heaps[1] != EMPTY).any() and (heaps[2] != EMPTY).any()  # the merge has work to do
     out = (np.full((nq, n_cand), np.inf, np.float32), np.full((nq, n_cand), -1, np.int64))
-    fb.merge_and_finish(code, q, 0, nq, heap_s, heap_i, scales, offsets, np.zeros((0, 384), np.float32), *out)
+    fb.merge_and_finish(code, q, 0, nq, heaps, scales, offsets, np.zeros((0, 384), np.float32), *out)
     per_query = fastscan_search(codec, lists, q, probe_lists, probe_scores, k=n_cand, metric=metric,
                                 by_residual=False, grouped=False)
     np.testing.assert_array_equal(per_query.rows, out[1])

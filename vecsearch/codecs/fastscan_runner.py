@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.candidates import EMPTY
 from ..kernels.distances import METRIC_L2
 from ..kernels.fastscan import fastscan_search_serial
 from ..kernels.fastscan_batch import (
@@ -64,7 +65,7 @@ def run_fastscan(metric: int, by_residual: bool, queries: np.ndarray, probe_list
 
         run_shared(scan, nq, workers, grain=max(1, -(-nq // (SLICES_PER_THREAD * workers))))
         return
-    part = max(GROUPED_MIN_QUERIES, min(GROUPED_CHUNK, GROUPED_HEAP_BYTES // (12 * workers * n_cand)))
+    part = max(GROUPED_MIN_QUERIES, min(GROUPED_CHUNK, GROUPED_HEAP_BYTES // (8 * workers * n_cand)))
     for lo in range(0, nq, part):
         hi = min(nq, lo + part)
         _grouped_part(metric, by_residual, queries[lo:hi], probe_lists[lo:hi], probe_scores[lo:hi], codec_lists,
@@ -94,18 +95,17 @@ def _grouped_part(metric: int, by_residual: bool, queries: np.ndarray, probe_lis
     n_units = UNITS_PER_THREAD * workers
     bounds = np.empty(4 * n_units + 3, np.int64)
     n_units = pair_units(pair_list, n_pairs, n_first, sizes, n_units, bounds)
-    heap_s = np.full((workers, nq, n_cand), np.inf, np.float32)
-    heap_i = np.full((workers, nq, n_cand), -1, np.int64)
+    heaps = np.full((workers, nq, n_cand), EMPTY, np.int64)  # candidate heaps, one set per thread
     tops = np.full(nq, np.inf, np.float32)
 
     def scan(u0: int, u1: int, worker: int) -> None:
         for u in range(u0, u1):
             scan_pairs(bounds[u], bounds[u + 1], pair_q, pair_list, pair_bias, lut_all, packed, slots, block_offsets,
-                       slot_offsets, sizes, heap_s[worker], heap_i[worker], tops)
+                       slot_offsets, sizes, heaps[worker], tops)
 
     run_shared(scan, n_units, workers, grain=1)
 
     def finish(lo: int, hi: int, _worker: int) -> None:
-        merge_and_finish(metric, queries, lo, hi, heap_s, heap_i, scales, offsets, vectors, out_scores, out_slots)
+        merge_and_finish(metric, queries, lo, hi, heaps, scales, offsets, vectors, out_scores, out_slots)
 
     run_shared(finish, nq, workers, grain=QUERY_SLICE)

@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 
 from ..kernels.clustering import (
-    assign_direct,
+    ASSIGN_BLOCK,
+    assign_direct_serial,
     centroid_sq_norms,
     kmeanspp_init,
     split_empty_clusters,
     update_centroids,
 )
 from ..kernels.fastscan_coarse import GROUP_QUERIES, TILE, coarse_probes_tiled, fill_tiles
+from ..kernels.ivf import coarse_probes_serial
 from ..parallel import run_shared, workers_for
 from ..validation import metric_code
 
@@ -65,6 +67,22 @@ def nearest_centroids(x: np.ndarray, tiles: np.ndarray, c_sq_norms: np.ndarray, 
     return lists, scores
 
 
+def probes_per_query(queries: np.ndarray, centroids_t: np.ndarray, c_sq_norms: np.ndarray, code: int,
+                     nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_centroids` for a few queries, one at a time (no tiles, no padding rows):
+    ``centroids_t`` f32 (d, k); slices of queries taken by the threads in turn, a single query on
+    the calling thread."""
+    nq = queries.shape[0]
+    lists = np.full((nq, nprobe), -1, np.int64)
+    scores = np.full((nq, nprobe), np.inf, np.float32)
+
+    def work(lo: int, hi: int, _worker: int) -> None:
+        coarse_probes_serial(queries[lo:hi], centroids_t, c_sq_norms, code, lists[lo:hi], scores[lo:hi])
+
+    run_shared(work, nq, workers_for(nq), grain=1)
+    return lists, scores
+
+
 def sample_training_rows(
     n: int, k: int, max_points_per_centroid: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -92,7 +110,12 @@ def assign(
     c_sq = np.empty(k, np.float32)
     centroid_sq_norms(centroids, c_sq)
     if d * k < TILED_MIN_WORK:
-        assign_direct(x, np.ascontiguousarray(centroids.T), c_sq, code, labels, scores)
+        centroids_t = np.ascontiguousarray(centroids.T)
+
+        def work(lo: int, hi: int, _worker: int) -> None:
+            assign_direct_serial(x[lo:hi], centroids_t, c_sq, code, labels[lo:hi], scores[lo:hi])
+
+        run_shared(work, n, workers_for(n), grain=ASSIGN_BLOCK)
         return labels, scores
     nearest, best = nearest_centroids(x, centroid_tiles(centroids), c_sq, code, 1)
     return nearest[:, 0].copy(), best[:, 0].copy()

@@ -260,7 +260,7 @@ def fastscan_search(codec: PQ4Codec, lists: FastScanLists, queries: Any, probe_l
                     k: int, metric: str, by_residual: bool, n_cand: int | None = None, vectors: Any = None,
                     centroids: Any = None, l2_terms: Any = None, grouped: bool | None = None,
                     workers: int | None = None) -> SearchOutput:
-    """Best ``k`` of each query over its probed lists (see :func:`vecsearch.kernels.fastscan.fastscan_search`).
+    """Best ``k`` of each query over its probed lists (see :func:`vecsearch.kernels.fastscan.fastscan_search_serial`).
 
     ``probe_lists`` int64 ``(nq, nprobe)`` (-1 = none) and ``probe_scores`` f32 ``(nq, nprobe)``
     (the coarse scores, used when ``by_residual``); ``n_cand`` (>= k, default k) candidates by

@@ -23,15 +23,21 @@ from pydantic import Field
 
 from ..base import Index
 from ..codecs.fastscan_runner import GROUPED_MIN_QUERIES, run_fastscan
-from ..codecs.kmeans import assign, centroid_tiles, kmeans, nearest_centroids, sample_training_rows
+from ..codecs.kmeans import (
+    assign,
+    centroid_tiles,
+    kmeans,
+    nearest_centroids,
+    probes_per_query,
+    sample_training_rows,
+)
 from ..codecs.pq4 import PQ4Codec
 from ..filtering.planner import FilterCapabilities
 from ..io import copy_on_write
 from ..kernels.distances import METRIC_L2
 from ..kernels.fastscan_ivf import append_codes, relayout_blocks, remove_from_lists
 from ..kernels.fastscan_simd import BLOCK, KSUB
-from ..kernels.ivf import coarse_probes, coarse_probes_serial, l2_list_tables
-from ..parallel import run_serial
+from ..kernels.ivf import l2_list_tables
 from ..params import MAX_WIDTH, StrictModel, parse_params
 from ..validation import check_stored_vectors
 from .ivf_coarse import (
@@ -108,11 +114,7 @@ def probe_lists(queries: np.ndarray, tiles: np.ndarray, centroids_t: np.ndarray,
         if reduced is not None and nprobe <= max(CHECK_NPROBES) and candidates(nprobe) < c_sq_norms.shape[0]:
             return reduced.probe(queries, metric_code, nprobe)
         return nearest_centroids(queries, tiles, c_sq_norms, metric_code, nprobe)
-    lists = np.full((nq, nprobe), -1, np.int64)
-    scores = np.full((nq, nprobe), np.inf, np.float32)
-    kernel = coarse_probes_serial if run_serial(nq) else coarse_probes
-    kernel(queries, centroids_t, c_sq_norms, metric_code, lists, scores)
-    return lists, scores
+    return probes_per_query(queries, centroids_t, c_sq_norms, metric_code, nprobe)
 
 
 class IVFFastScanIndex(IVFListsMixin, Index, type_name="ivf_fastscan"):

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..base import Index
-from ..codecs.kmeans import assign, kmeans, sample_training_rows
+from ..codecs.kmeans import assign, kmeans, probes_per_query, sample_training_rows
 from ..codecs.pq import (
     ProductQuantizer,
     blas_limit_available,
@@ -27,8 +27,6 @@ from ..kernels.distances import METRIC_L2
 from ..kernels.heaps import empty_heaps
 from ..kernels.ivf import (
     append_to_lists,
-    coarse_probes,
-    coarse_probes_serial,
     compact_lists,
     ivfpq_search,
     l2_list_tables,
@@ -36,7 +34,7 @@ from ..kernels.ivf import (
     select_probes,
 )
 from ..kernels.ivf_masked import ivfpq_search_masked
-from ..parallel import run_serial, run_shared, workers_for
+from ..parallel import run_shared, workers_for
 from ..params import IVFPQBuildParams, IVFPQSearchParams, parse_params
 from ..validation import check_stored_vectors
 from .checks import check_ivf_lists
@@ -340,12 +338,10 @@ class IVFPQIndex(IVFListsMixin, Index, type_name="ivfpq"):
         numba's threads for the cores: 10x slower on a busy 2-core box). Otherwise a numba kernel.
         """
         nq = queries.shape[0]
+        if nq < BLAS_PROBE_MIN_QUERIES or not blas_limit_available():
+            return probes_per_query(queries, self._centroids_t, self._c_sq_norms, self._metric_code, nprobe)
         lists = np.full((nq, nprobe), -1, np.int64)
         scores = np.full((nq, nprobe), np.inf, np.float32)
-        if nq < BLAS_PROBE_MIN_QUERIES or not blas_limit_available():
-            kernel = coarse_probes_serial if run_serial(nq) else coarse_probes
-            kernel(queries, self._centroids_t, self._c_sq_norms, self._metric_code, lists, scores)
-            return lists, scores
         for start in range(0, nq, COARSE_BLOCK):
             qb = queries[start : start + COARSE_BLOCK]
             with single_threaded_blas():

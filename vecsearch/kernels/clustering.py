@@ -5,7 +5,7 @@ negative inner product):
 
 * :func:`assign_from_dots` finishes the BLAS trick ``||x||^2 - 2 x.c + ||c||^2`` from a block of
   dot products computed by a matrix product outside numba (fast for large ``d``);
-* :func:`assign_direct` computes the scores itself with centroids stored transposed ``(d, k)`` so
+* :func:`assign_direct_serial` computes the scores itself with centroids stored transposed ``(d, k)`` so
   the inner loop runs over centroids (SIMD-friendly; fast for the small ``d`` of PQ sub-spaces).
 
 :func:`train_subspaces` runs complete Lloyd loops of many independent small-``d`` problems (the
@@ -20,7 +20,7 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .distances import METRIC_L2
 
-# Rows per parallel work item of assign_direct (amortizes the per-block scratch allocation).
+# Rows per work item of assign_direct_serial on the thread runner (amortizes the per-block scratch allocation).
 ASSIGN_BLOCK = 256
 # Relative perturbation when an empty cluster takes over half of the largest one (as faiss).
 SPLIT_EPS = np.float32(1.0 / 1024.0)
@@ -133,19 +133,6 @@ def assign_direct_serial(x, centroids_t, c_sq_norms, metric, labels, scores):
                 low = max(np.float32(2.0) * low + acc, np.float32(0.0))
             labels[row0 + a] = best
             scores[row0 + a] = low
-
-
-@jit_parallel
-def assign_direct(x, centroids_t, c_sq_norms, metric, labels, scores):
-    """Parallel :func:`assign_direct_serial` over blocks of ``ASSIGN_BLOCK`` rows."""
-    n = x.shape[0]
-    n_blocks = (n + ASSIGN_BLOCK - 1) // ASSIGN_BLOCK
-    for b in prange(n_blocks):
-        start = b * ASSIGN_BLOCK
-        stop = min(n, start + ASSIGN_BLOCK)
-        assign_direct_serial(
-            x[start:stop], centroids_t, c_sq_norms, metric, labels[start:stop], scores[start:stop]
-        )
 
 
 @jit_parallel

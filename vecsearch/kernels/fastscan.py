@@ -33,7 +33,8 @@ with one ``scale`` per query (``255 / max span`` of any sub-space, lowered if ne
 ``m_pad`` entries stays below 65535). A probed list ``p`` adds the float ``bias_q[p]``
 (its coarse term plus its table's minima, in table units relative to the smallest), so the
 *key* of a code is ``sum_j lut_q[t, j, code_j] + bias_q[p]`` and its distance estimate is
-``key / scale + offset``. Keys of all probed lists are on one scale, so one heap ranks them.
+``key / scale + offset``. Keys of all probed lists are on one scale, so one heap ranks them
+(:mod:`vecsearch.kernels.candidates`: a candidate is one int64, its key and slot).
 
 Scans
 -----
@@ -59,6 +60,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, jit_parallel
+from .candidates import EMPTY, candidate_key, candidate_slot, heap_replace_top, pack_candidate
 from .distances import METRIC_L2
 from .fastscan_simd import (
     BLOCK,
@@ -68,7 +70,6 @@ from .fastscan_simd import (
     group_block_sums,
     lowest_bit,
 )
-from .heaps import maxheap_replace_top_tied, maxheap_sort_tied, ranks_before
 from .ivf import list_l2_lut
 from .pq_tables import inner_table_row, scaled_table_row
 from .prefetch import prefetch_row
@@ -234,7 +235,7 @@ def sum_threshold(top, bias):
     """Smallest uint16 bound ``thr`` with ``sum < thr`` for every integer ``sum`` with ``sum + bias <= top``.
 
     ``sum <= top - bias`` holds exactly when ``sum < floor(top - bias) + 1`` (a sum equal to the
-    top may still enter a tie-ordered heap, by its smaller id); capped at 65535, which every sum
+    top may still enter the heap, by its smaller slot); capped at 65535, which every sum
     passes (see :data:`SUM_LIMIT`).
     """
     limit = top - bias
@@ -247,21 +248,20 @@ def sum_threshold(top, bias):
 
 # ---- scans ------------------------------------------------------------------------------------
 @jit
-def scan_blocks(lut_q, lut_offset, packed, first_block, n_codes, bias, slots, first_slot, heap_s, heap_i, sums, tops,
-                qi):
-    """Push the codes of ``n_codes`` positions from block ``first_block`` on into the max-heap
-    ``heap_s`` f32 / ``heap_i`` int64 (keys ``sum + bias``, ids ``slots[first_slot + i]`` for the
-    ``i``-th position scanned).
+def scan_blocks(lut_q, lut_offset, packed, first_block, n_codes, bias, slots, first_slot, heap, sums, tops, qi):
+    """Push the codes of ``n_codes`` positions from block ``first_block`` on into the candidate max-heap
+    ``heap`` int64 ``(n_cand,)`` (packed (key, slot), :mod:`vecsearch.kernels.candidates`; keys
+    ``sum + bias``, slots ``slots[first_slot + i]`` for the ``i``-th position scanned).
 
-    Only sums below the bound ``min(heap_s[0], tops[qi])`` (as a uint16 threshold, rechecked per
-    block) leave the SIMD compare, as faiss' ``HeapHandler``; ``tops`` f32 is lowered to the heap's
-    top after each block (the bound threads share, :mod:`vecsearch.kernels.fastscan_batch`; a
+    Only sums whose key can reach ``min(top key, tops[qi])`` (as a uint16 threshold, rechecked per
+    block) leave the SIMD compare, as faiss' ``HeapHandler``; ``tops`` f32 is lowered to the top
+    key after each block (the bound threads share, :mod:`vecsearch.kernels.fastscan_batch`; a
     single heap passes its own one-entry array).
     """
-    n_cand = heap_s.shape[0]
+    n_cand = heap.shape[0]
     n_blocks = (n_codes + BLOCK - 1) // BLOCK
     for b in range(n_blocks):
-        thr = sum_threshold(min(heap_s[0], tops[qi]), bias)
+        thr = sum_threshold(min(candidate_key(heap[0]), tops[qi]), bias)
         if thr == 0:
             return  # the list's bias alone is worse than every kept candidate
         block = first_block + b
@@ -274,12 +274,12 @@ def scan_blocks(lut_q, lut_offset, packed, first_block, n_codes, bias, slots, fi
         while mask != 0:
             t = lowest_bit(mask)
             mask &= mask - np.uint64(1)
-            key = np.float32(sums[t]) + bias
-            slot = np.int64(slots[first_slot + b * BLOCK + t])
-            if ranks_before(key, slot, heap_s[0], heap_i[0]):
-                maxheap_replace_top_tied(heap_s, heap_i, n_cand, key, slot)
-        if heap_s[0] < tops[qi]:
-            tops[qi] = heap_s[0]
+            cand = pack_candidate(np.float32(sums[t]) + bias, slots[first_slot + b * BLOCK + t])
+            if cand < heap[0]:
+                heap_replace_top(heap, n_cand, cand)
+        top = candidate_key(heap[0])
+        if top < tops[qi]:
+            tops[qi] = top
 
 
 @jit
@@ -322,8 +322,7 @@ def fastscan_query(metric, by_residual, q, probe_lists, probe_scores, codebooks_
     bias_q = np.empty(nprobe, np.float32)
     scale, offset = query_luts(metric, by_residual, q, probe_lists, probe_scores, codebooks_t, cb_sq_norms,
                                centroids, l2_terms, lut_q, bias_q)
-    heap_s = np.full(n_cand, np.inf, np.float32)
-    heap_i = np.full(n_cand, -1, np.int64)
+    heap = np.full(n_cand, EMPTY, np.int64)
     sums = np.empty(BLOCK, np.uint16)
     top = np.full(1, np.inf, np.float32)  # this heap alone: no bound shared with other threads
     for p in range(nprobe):
@@ -332,38 +331,37 @@ def fastscan_query(metric, by_residual, q, probe_lists, probe_scores, codebooks_
             continue
         tab = p if per_list else 0
         scan_blocks(lut_q, tab * m_pad * ksub, packed, block_offsets[lst], sizes[lst], bias_q[p], slots,
-                    slot_offsets[lst], heap_s, heap_i, sums, top, 0)
-    finish_query(metric, q, heap_s, heap_i, scale, offset, vectors, out_scores, out_slots)
+                    slot_offsets[lst], heap, sums, top, 0)
+    finish_query(metric, q, heap, scale, offset, vectors, out_scores, out_slots)
 
 
 @jit
-def finish_query(metric, q, heap_s, heap_i, scale, offset, vectors, out_scores, out_slots):
-    """Results of one query from its candidate max-heap ``heap_s`` f32 / ``heap_i`` int64 ``(n_cand,)``.
+def finish_query(metric, q, heap, scale, offset, vectors, out_scores, out_slots):
+    """Results of one query from its candidate heap ``heap`` int64 ``(n_cand,)`` (packed, ``EMPTY``
+    where unfilled; :mod:`vecsearch.kernels.candidates`).
 
-    With ``vectors`` non-empty the candidates are re-scored exactly (best ``k`` kept), else the
-    best ``k`` keys are dequantized (``key / scale + offset``). ``out_scores`` / ``out_slots``
-    ``(k,)`` pre-filled +inf / -1, best first. The heap is consumed.
+    With ``vectors`` non-empty the candidates are re-scored exactly (best ``k`` kept, exact ties by
+    slot, so their order does not matter), else the best ``k`` keys are dequantized
+    (``key / scale + offset``). ``out_scores`` / ``out_slots`` ``(k,)`` pre-filled +inf / -1, best
+    first. The heap is consumed.
     """
-    n_cand = heap_s.shape[0]
-    if vectors.shape[0] > 0:  # the re-rank keeps its own top k: the candidates in row order
-        n_found = 0  # (exact ties then resolve alike whatever order the heap was filled in)
-        for c in range(n_cand):
-            if heap_i[c] >= 0:
-                heap_i[n_found] = heap_i[c]
-                n_found += 1
-        heap_i[:n_found].sort()
-        for c in range(n_found):  # start every candidate's load before the first is scored: 53 -> 49 us
-            prefetch_row(vectors, heap_i[c])  # per query (116k x 384, 100 candidates, 1 thread)
-        rerank_exact(metric, q, vectors, heap_i, n_found, out_slots, out_scores)
-        return
-    maxheap_sort_tied(heap_s, heap_i, n_cand)
+    n_cand = heap.shape[0]
+    ids = np.empty(n_cand, np.int64)
     n_found = 0
-    while n_found < n_cand and heap_i[n_found] >= 0:
-        n_found += 1
+    for c in range(n_cand):
+        if heap[c] != EMPTY:
+            ids[n_found] = candidate_slot(heap[c])
+            n_found += 1
+    if vectors.shape[0] > 0:
+        for c in range(n_found):  # start every candidate's load before the first is scored: 53 -> 49 us
+            prefetch_row(vectors, ids[c])  # per query (116k x 384, 100 candidates, 1 thread)
+        rerank_exact(metric, q, vectors, ids, n_found, out_slots, out_scores)
+        return
+    heap.sort()  # ascending (key, slot); EMPTY entries last
     inv_scale = np.float32(1.0) / scale
     for c in range(min(out_scores.shape[0], n_found)):
-        out_scores[c] = np.float32(heap_s[c] * inv_scale + offset)
-        out_slots[c] = heap_i[c]
+        out_scores[c] = np.float32(candidate_key(heap[c]) * inv_scale + offset)
+        out_slots[c] = candidate_slot(heap[c])
 
 
 @jit
@@ -395,16 +393,16 @@ def fastscan_search_serial(metric, by_residual, queries, probe_lists, probe_scor
 
 # ---- grouped batch scan (driven by :mod:`vecsearch.kernels.fastscan_batch`) ---------------------
 @jit
-def scan_group(lut_all, packed, first_block, n_codes, slots, first_slot, queries_g, biases_g, heap_s, heap_i, tops,
-               offsets_g, thresholds_g, sums_g, masks_g):
+def scan_group(lut_all, packed, first_block, n_codes, slots, first_slot, queries_g, biases_g, heaps, tops, offsets_g,
+               thresholds_g, sums_g, masks_g):
     """:func:`scan_blocks` for ``QUERY_GROUP`` queries probing the same list: each code load serves
     all of them. ``queries_g`` int64 / ``biases_g`` f32 ``(QUERY_GROUP,)`` are the queries (rows of
-    ``heap_s`` / ``heap_i`` ``(nq, n_cand)`` and of the shared bounds ``tops`` f32 ``(nq,)``) and
-    their list biases; ``offsets_g`` int64 receives their table offsets in ``lut_all`` uint8
-    ``(nq, m_pad, 16)``; ``thresholds_g``, ``sums_g`` uint16 ``(QUERY_GROUP, 32)``, ``masks_g``
+    the candidate heaps ``heaps`` int64 ``(nq, n_cand)`` and of the shared bounds ``tops`` f32
+    ``(nq,)``) and their list biases; ``offsets_g`` int64 receives their table offsets in ``lut_all``
+    uint8 ``(nq, m_pad, 16)``; ``thresholds_g``, ``sums_g`` uint16 ``(QUERY_GROUP, 32)``, ``masks_g``
     uint64 are scratch.
     """
-    n_cand = heap_s.shape[1]
+    n_cand = heaps.shape[1]
     table_bytes = lut_all.shape[1] * lut_all.shape[2]
     for g in range(QUERY_GROUP):
         offsets_g[g] = queries_g[g] * table_bytes
@@ -413,7 +411,7 @@ def scan_group(lut_all, packed, first_block, n_codes, slots, first_slot, queries
         block = first_block + b
         for g in range(QUERY_GROUP):
             qi = queries_g[g]
-            thresholds_g[g] = sum_threshold(min(heap_s[qi, 0], tops[qi]), biases_g[g])
+            thresholds_g[g] = sum_threshold(min(candidate_key(heaps[qi, 0]), tops[qi]), biases_g[g])
         group_block_sums(lut_all, offsets_g, packed, block, thresholds_g, sums_g, masks_g)
         n_here = n_codes - b * BLOCK
         for g in range(QUERY_GROUP):
@@ -423,15 +421,16 @@ def scan_group(lut_all, packed, first_block, n_codes, slots, first_slot, queries
             if mask == 0:
                 continue
             qi = queries_g[g]
+            heap = heaps[qi]
             while mask != 0:
                 t = lowest_bit(mask)
                 mask &= mask - np.uint64(1)
-                key = np.float32(sums_g[g, t]) + biases_g[g]
-                slot = np.int64(slots[first_slot + b * BLOCK + t])
-                if ranks_before(key, slot, heap_s[qi, 0], heap_i[qi, 0]):
-                    maxheap_replace_top_tied(heap_s[qi], heap_i[qi], n_cand, key, slot)
-            if heap_s[qi, 0] < tops[qi]:
-                tops[qi] = heap_s[qi, 0]
+                cand = pack_candidate(np.float32(sums_g[g, t]) + biases_g[g], slots[first_slot + b * BLOCK + t])
+                if cand < heap[0]:
+                    heap_replace_top(heap, n_cand, cand)
+            top = candidate_key(heap[0])
+            if top < tops[qi]:
+                tops[qi] = top
 
 
 @jit_parallel

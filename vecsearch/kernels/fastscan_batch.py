@@ -11,13 +11,14 @@ queries per list: on 1M token vectors (nlist 4096, nprobe 32) the scan of 1,000 
 So the batch is not cut by queries. The caller cuts the sorted pairs into units of about equal
 work (:func:`pair_units`) that threads take in turn (:func:`scan_pairs`); a list's pairs may be
 split between units (a flat index is one list). Each thread keeps its own candidate heaps
-``heap_s`` f32 / ``heap_i`` int64 ``(n_threads, nq, n_cand)``, so no heap is written by two
-threads; :func:`merge_and_finish` merges a query's heaps and re-ranks. The threads share one
+``heaps`` int64 ``(n_threads, nq, n_cand)`` (:mod:`vecsearch.kernels.candidates`), so no heap is
+written by two threads; :func:`merge_and_finish` merges a query's heaps and re-ranks. The threads share one
 bound per query, ``tops`` f32 ``(nq,)``: a thread lowers ``tops[q]`` to its heap's top after each
 block and skips sums not below ``min(own top, tops[q])``. Any value written there is the top of
 some thread's full heap, so ``n_cand`` kept candidates are at least as good: a code at or above it
 cannot be among the best ``n_cand`` of the merged heaps, whatever order the threads run in (a
-stale read only admits more codes). Results equal the per-query scan's up to the order of ties.
+stale read only admits more codes). Candidates rank by (key, slot), so the result is the per-query
+scan's, on any number of threads.
 
 Pairs of each query's nearest list come first (their candidates set tight bounds early):
 the first ``n_first`` sorted pairs are the nearest-list pairs, then the others.
@@ -28,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
+from .candidates import heap_replace_top
 from .fastscan import CHUNK_BYTES, finish_query, query_luts, scan_blocks, scan_group
 from .fastscan_simd import BLOCK, QUERY_GROUP
-from .heaps import maxheap_replace_top_tied, ranks_before
 
 
 @jit
@@ -115,9 +116,10 @@ def pair_units(pair_list, n_pairs, n_first, sizes, n_units, bounds):
 
 @jit
 def scan_pairs(p0, p1, pair_q, pair_list, pair_bias, lut_all, packed, slots, block_offsets, slot_offsets, sizes,
-               heap_s, heap_i, tops):
-    """Scan sorted pairs ``p0 .. p1 - 1`` into one thread's heaps ``heap_s`` f32 / ``heap_i`` int64
-    ``(nq, n_cand)`` under the shared bounds ``tops`` f32 ``(nq,)`` (module docstring).
+               heaps, tops):
+    """Scan sorted pairs ``p0 .. p1 - 1`` into one thread's candidate heaps ``heaps`` int64
+    ``(nq, n_cand)`` (:mod:`vecsearch.kernels.candidates`) under the shared bounds ``tops`` f32
+    ``(nq,)`` (module docstring).
 
     Consecutive pairs of one list share its code loads, ``QUERY_GROUP`` queries at a time (fewer
     left: one query at a time); a long list is read in ``CHUNK_BYTES`` parts, each by every group.
@@ -146,29 +148,28 @@ def scan_pairs(p0, p1, pair_q, pair_list, pair_bias, lut_all, packed, slots, blo
                     queries_g[g] = pair_q[i + g]
                     biases_g[g] = pair_bias[i + g]
                 scan_group(lut_all, packed, block_offsets[lst] + first, n_codes, slots,
-                           slot_offsets[lst] + first * BLOCK, queries_g, biases_g, heap_s, heap_i, tops, offsets_g,
+                           slot_offsets[lst] + first * BLOCK, queries_g, biases_g, heaps, tops, offsets_g,
                            thresholds_g, sums_g, masks_g)
                 i += QUERY_GROUP
             while i < stop:
                 qi = pair_q[i]
                 scan_blocks(lut_all, qi * table_bytes, packed, block_offsets[lst] + first, n_codes, pair_bias[i],
-                            slots, slot_offsets[lst] + first * BLOCK, heap_s[qi], heap_i[qi], sums_g[0], tops, qi)
+                            slots, slot_offsets[lst] + first * BLOCK, heaps[qi], sums_g[0], tops, qi)
                 i += 1
         start = stop
 
 
 @jit
-def merge_and_finish(metric, queries, lo, hi, heap_s, heap_i, scales, offsets, vectors, out_scores, out_slots):
-    """Queries ``lo .. hi - 1``: merge the threads' heaps ``heap_s`` f32 / ``heap_i`` int64
-    ``(n_threads, nq, n_cand)`` into thread 0's, then re-rank or dequantize
-    (:func:`vecsearch.kernels.fastscan.finish_query`) into ``out_scores`` / ``out_slots`` ``(nq, k)``.
+def merge_and_finish(metric, queries, lo, hi, heaps, scales, offsets, vectors, out_scores, out_slots):
+    """Queries ``lo .. hi - 1``: merge the threads' candidate heaps ``heaps`` int64 ``(n_threads, nq,
+    n_cand)`` into thread 0's, then re-rank or dequantize (:func:`vecsearch.kernels.fastscan.finish_query`)
+    into ``out_scores`` / ``out_slots`` ``(nq, k)``.
     """
-    n_threads, _, n_cand = heap_s.shape
+    n_threads, _, n_cand = heaps.shape
     for qi in range(lo, hi):
-        keys = heap_s[0, qi]
-        ids = heap_i[0, qi]
+        heap = heaps[0, qi]
         for w in range(1, n_threads):
             for c in range(n_cand):
-                if heap_i[w, qi, c] >= 0 and ranks_before(heap_s[w, qi, c], heap_i[w, qi, c], keys[0], ids[0]):
-                    maxheap_replace_top_tied(keys, ids, n_cand, heap_s[w, qi, c], heap_i[w, qi, c])
-        finish_query(metric, queries[qi], keys, ids, scales[qi], offsets[qi], vectors, out_scores[qi], out_slots[qi])
+                if heaps[w, qi, c] < heap[0]:
+                    heap_replace_top(heap, n_cand, heaps[w, qi, c])
+        finish_query(metric, queries[qi], heap, scales[qi], offsets[qi], vectors, out_scores[qi], out_slots[qi])

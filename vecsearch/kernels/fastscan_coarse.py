@@ -173,7 +173,7 @@ def coarse_probes_tiled(queries, q0, q1, tiles, c_sq_norms, metric, block, dots,
     Scratch: ``block`` f32 ``(GROUP_QUERIES, d)``, ``dots`` f32 ``(GROUP_QUERIES, 16 * n_tiles)``.
     Writes ``out_lists`` int64 / ``out_scores`` f32 ``(nq, nprobe)`` rows ``q0 .. q1 - 1``
     (``||q - c||^2`` or ``-<q, c>``, best first, -1 / +inf when nlist < nprobe), as
-    :func:`vecsearch.kernels.ivf.coarse_probes` does.
+    :func:`vecsearch.kernels.ivf.coarse_probes_serial` does.
     """
     nlist = c_sq_norms.shape[0]
     n_tiles, d, _ = tiles.shape

@@ -25,7 +25,6 @@ from .storage import row_as_query, score_row, storage_score
 from .visited import next_epoch
 
 
-
 @jit
 def write_list(g, node, level, src, n):
     """Set ``node``'s list at ``level`` to ``src[:n]`` (int32). Every write to the graph goes through

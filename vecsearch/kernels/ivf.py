@@ -117,22 +117,16 @@ def _coarse_probe_query(q, centroids_t, c_sq_norms, metric, hi, hs):
     take_best_lists(buf, hi, hs)
 
 
-@jit_parallel
-def coarse_probes(queries, centroids_t, c_sq_norms, metric, out_lists, out_scores):
-    """The ``nprobe`` nearest centroids of each query, computed directly (no BLAS).
+@jit
+def coarse_probes_serial(queries, centroids_t, c_sq_norms, metric, out_lists, out_scores):
+    """The ``nprobe`` nearest centroids of each query, computed directly (no BLAS), one query at a time.
 
     ``queries`` (nq, d) f32; ``centroids_t`` (d, nlist) f32 (transposed: the inner loop runs over
     centroids); ``c_sq_norms`` (nlist,) f32. Writes ``out_lists`` (nq, nprobe) int64 and
     ``out_scores`` (nq, nprobe) f32 (``||q - c||^2`` or ``-<q, c>``), best first; both pre-filled
-    with -1 / +inf. Parallel over queries.
+    with -1 / +inf. Callers run slices of a batch on the thread runner
+    (:func:`vecsearch.codecs.kmeans.probes_per_query`).
     """
-    for qi in prange(queries.shape[0]):
-        _coarse_probe_query(queries[qi], centroids_t, c_sq_norms, metric, out_lists[qi], out_scores[qi])
-
-
-@jit
-def coarse_probes_serial(queries, centroids_t, c_sq_norms, metric, out_lists, out_scores):
-    """:func:`coarse_probes` on the calling thread: the single-query path (no parallel region to start)."""
     for qi in range(queries.shape[0]):
         _coarse_probe_query(queries[qi], centroids_t, c_sq_norms, metric, out_lists[qi], out_scores[qi])
 

@@ -12,13 +12,24 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .graph_walk import rerank_into
-from .heaps import maxheap_replace_top, maxheap_sort
 from .distances import score
-from .storage import STORE_NONE, f32_score, lvq8_score, query_terms, score_row, storage_score, walk_flags
-
-
-
+from .graph_walk import rerank_into
+from .heaps import (
+    maxheap_replace_top,
+    maxheap_replace_top_tied,
+    maxheap_sort,
+    maxheap_sort_tied,
+    ranks_before,
+)
+from .storage import (
+    STORE_NONE,
+    f32_score,
+    lvq8_score,
+    query_terms,
+    score_row,
+    storage_score,
+    walk_flags,
+)
 
 
 @jit
@@ -107,11 +118,12 @@ def rescore_sorted(st, queries, rows, scores):
 @jit(inline="always")
 def rerank_exact(metric, query, vectors, cand_i, n_cand, out_slots, out_scores):
     """Re-score ``cand_i[:n_cand]`` exactly with the float32 ``vectors`` (n, d) under ``metric``; best ``k``
-    into ``out_slots``/``out_scores`` (k,) pre-filled -1 / +inf, sorted best first."""
+    into ``out_slots``/``out_scores`` (k,) pre-filled -1 / +inf, sorted best first (equal scores by
+    slot, so the order of the candidates does not matter)."""
     k = out_slots.shape[0]
     for j in range(n_cand):
         node = cand_i[j]
         s = score(metric, query, vectors[node])
-        if s < out_scores[0]:
-            maxheap_replace_top(out_scores, out_slots, k, s, node)
-    maxheap_sort(out_scores, out_slots, k)
+        if ranks_before(s, node, out_scores[0], out_slots[0]):
+            maxheap_replace_top_tied(out_scores, out_slots, k, s, node)
+    maxheap_sort_tied(out_scores, out_slots, k)
