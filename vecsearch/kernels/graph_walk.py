@@ -74,6 +74,12 @@ POLICY_COLLECT = 2
 # rows 1, 2 or 4 ahead: 0.87-0.92x hnswlib against 0.93x).
 PREFETCH_AHEAD = 4
 RERANK_PREFETCH_AHEAD = 2
+# Codes beyond FAR_CODE_BYTES mostly come from DRAM, not cache: then PREFETCH_AHEAD_FAR rows ahead
+# (more loads in flight). Same kind of A/B, 1M MiniLM token vectors (384 MB of LVQ8 codes), 2
+# threads, 1,000 queries: 4 ahead 29.6-32.6k QPS at ef 10, 8-64 ahead 32.9-35.1k (16: 33.0-34.4k);
+# at 100k (38 MB) 4 and 16 ahead within noise of each other; at 23k (9 MB) 4 is best (above).
+FAR_CODE_BYTES = 128 << 20
+PREFETCH_AHEAD_FAR = 16
 
 # POLICY_COLLECT's free first look (``pre_probe``) at the share of passing nodes two hops around its
 # level-0 entry counts at least this many ids (about 16 passing ones at 5% selectivity; a random
@@ -183,6 +189,7 @@ def best_first(g, level, st, q, qm, q_sum, q_mu, ep, d_ep, ef, deleted, skip_del
     kind, mode, f32, u16, codes, _mu, norms, f16 = st
     fast, l2, lvq8, via_ip, qv = walk_flags(kind, mode, q, qm)
     on_codes = kind >= STORE_LVQ8
+    ahead = PREFETCH_AHEAD_FAR if codes.nbytes > FAR_CODE_BYTES else PREFETCH_AHEAD
     # The level's list arrays, chosen once: an inlined accessor choosing per node kept numba's
     # reference counting of the arrays it did not use in the loop.
     at_base = level == 0
@@ -206,7 +213,7 @@ def best_first(g, level, st, q, qm, q_sum, q_mu, ep, d_ep, ef, deleted, skip_del
         r = c if at_base else upper_start[c] + level - 1
         row = lists[r]
         cnt = lens[r]
-        # Mark the list's new nodes, then score them with the rows PREFETCH_AHEAD nodes ahead loading:
+        # Mark the list's new nodes, then score them with the rows `ahead` nodes ahead loading:
         # loading all of them first measured ~6% slower per query (the loads queue behind each other).
         n_new = 0
         for t in range(cnt):
@@ -216,14 +223,14 @@ def best_first(g, level, st, q, qm, q_sum, q_mu, ep, d_ep, ef, deleted, skip_del
                 fresh[n_new] = nb
                 n_new += 1
         if on_codes:
-            for t in range(min(PREFETCH_AHEAD, n_new)):
+            for t in range(min(ahead, n_new)):
                 prefetch_codes(codes, fresh[t])
         else:  # float32 rows: the first line of each at once (pipelined whole rows measured slower)
             for t in range(n_new):
                 prefetch_at(f32, fresh[t], 0)
         for t in range(n_new):
-            if on_codes and t + PREFETCH_AHEAD < n_new:
-                prefetch_codes(codes, fresh[t + PREFETCH_AHEAD])
+            if on_codes and t + ahead < n_new:
+                prefetch_codes(codes, fresh[t + ahead])
             nb = fresh[t]
             if fast:
                 d = f32_score(l2, q, f32[nb])
