@@ -13,7 +13,7 @@ Scenarios:
   at start-up), sharing the work with a helper process on a machine with 2+ CPUs (its CPU seconds
   are recorded as ``helper_cpu_s``);
 * ``warmup-1-process``: ``vs.warmup(processes=1)``, everything compiled in the calling process;
-* ``flat``, ``ivfpq``, ``leanvec``: the first add + searches of each of those index types.
+* ``flat``, ``ivfpq``, ``ivf-fastscan``, ``leanvec``: the first add + searches of each of those index types.
 
     python bench/bench_compile.py                      # every scenario
     python bench/bench_compile.py --scenarios hnsw-first-add-search,warmup
@@ -37,7 +37,7 @@ from vecsearch.benchmark.report import format_table
 from vecsearch.benchmark.results import ResultsFile
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("hnsw-first-add-search", "warmup", "warmup-1-process", "flat", "ivfpq", "leanvec")
+SCENARIOS = ("hnsw-first-add-search", "warmup", "warmup-1-process", "flat", "ivfpq", "ivf-fastscan", "leanvec")
 
 # The child: times its scenario with perf_counter/process_time and prints one JSON line.
 CHILD = r"""
@@ -58,6 +58,9 @@ else:
         index = vs.FlatIndex(384, "cosine")
     elif scenario == "ivfpq":
         index = vs.IVFPQIndex(384, "cosine", nlist=16, m=48, keep_vectors=True)
+        index.train(x)
+    elif scenario == "ivf-fastscan":  # the batch of 64 takes the grouped scan, the single query the per-query one
+        index = vs.IVFFastScanIndex(384, "cosine", nlist=16, m=96, keep_vectors=True)
         index.train(x)
     else:
         index = vs.LeanVecIndex(384, "cosine")
