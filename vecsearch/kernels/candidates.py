@@ -4,9 +4,10 @@ A candidate is ``key bits << 32 | slot``: the float32 key is >= 0 (sums >= 0 plu
 relative to the smallest, :func:`vecsearch.kernels.fastscan.quantize_tables`), and such floats
 order as their bits do, so the int64 order is (key, then slot). A heap of these needs one integer
 compare per level, where a (float key, id) heap with ties by id needs two compares and two arrays
-(the scan of 1,000 queries at 200 candidates each spent most of its time there), and every
-candidate set is the unique best ``n`` by (key, slot), whatever order the codes came in, the
-threads that scanned them, or the path (per query or grouped by list).
+(on 1M vectors a batch scan at 200 candidates per query took 40 ms against 17 at 40, the
+difference being heap work; packed: 36.5 ms). And every candidate set is the unique best ``n``
+by (key, slot), whatever order the codes came in, the threads that scanned them, or the path (per
+query or grouped by list).
 
 ``EMPTY`` (key +inf, slot 2^32 - 1) fills an empty heap entry: it ranks after every candidate and
 its key reads as +inf.
