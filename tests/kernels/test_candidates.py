@@ -1,4 +1,4 @@
-"""Packed fast-scan candidates: one int64 orders as (key, then slot); the heap keeps the best n of any arrival order."""
+"""Packed candidates: one int64 orders as (key, then slot), negative keys too; the heap keeps the best n of any arrival order."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def _push_all(keys, slots, heap):
 
 def test_packed_candidates_order_by_key_then_slot_and_unpack_exactly():
     rng = np.random.default_rng(0)
-    keys = np.concatenate([rng.random(500) * 70000, [0.0, 0.0, 1.5, 1.5, 65535.0]]).astype(np.float32)
+    keys = np.concatenate([(rng.random(500) - 0.5) * 70000, [0.0, 0.0, 1.5, 1.5, -1.5, -1.5, 65535.0, -3e38]]
+                          ).astype(np.float32)  # negative scores too (the exact re-rank's inner products)
     slots = rng.integers(0, 2**31 - 1, keys.shape[0]).astype(np.int64)
     packed = np.empty(keys.shape[0], np.int64)
     _pack_all(keys, slots, packed)

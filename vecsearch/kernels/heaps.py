@@ -35,47 +35,6 @@ def maxheap_replace_top(heap_scores, heap_ids, size, new_score, new_id):
 
 
 @jit(inline="always")
-def ranks_before(score_a, id_a, score_b, id_b):
-    """``(score_a, id_a)`` comes first in the total order of the tie-ordered heaps: smaller score, then smaller id."""
-    return score_a < score_b or (score_a == score_b and id_a < id_b)
-
-
-@jit(inline="always")
-def maxheap_replace_top_tied(heap_scores, heap_ids, size, new_score, new_id):
-    """:func:`maxheap_replace_top` under the order of :func:`ranks_before` (among equal scores the
-    larger id is worse), so the items kept do not depend on the order they came in."""
-    pos = 0
-    while True:
-        left = 2 * pos + 1
-        if left >= size:
-            break
-        right = left + 1
-        child = left
-        if right < size and ranks_before(heap_scores[left], heap_ids[left], heap_scores[right], heap_ids[right]):
-            child = right
-        if not ranks_before(new_score, new_id, heap_scores[child], heap_ids[child]):
-            break
-        heap_scores[pos] = heap_scores[child]
-        heap_ids[pos] = heap_ids[child]
-        pos = child
-    heap_scores[pos] = new_score
-    heap_ids[pos] = new_id
-
-
-@jit(inline="always")
-def maxheap_sort_tied(heap_scores, heap_ids, size):
-    """:func:`maxheap_sort` of a heap kept by :func:`maxheap_replace_top_tied` (equal scores by id)."""
-    n = size
-    while n > 1:
-        top_score = heap_scores[0]
-        top_id = heap_ids[0]
-        n -= 1
-        maxheap_replace_top_tied(heap_scores, heap_ids, n, heap_scores[n], heap_ids[n])
-        heap_scores[n] = top_score
-        heap_ids[n] = top_id
-
-
-@jit(inline="always")
 def maxheap_push(heap_scores, heap_ids, size, new_score, new_id):
     """Push into a max-heap holding ``size`` items (capacity > size); returns the new size."""
     pos = size

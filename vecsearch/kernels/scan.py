@@ -12,15 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
+from .candidates import EMPTY, candidate_key, candidate_slot, heap_replace_top, pack_candidate
 from .distances import score
 from .graph_walk import rerank_into
-from .heaps import (
-    maxheap_replace_top,
-    maxheap_replace_top_tied,
-    maxheap_sort,
-    maxheap_sort_tied,
-    ranks_before,
-)
+from .heaps import maxheap_replace_top, maxheap_sort
 from .storage import (
     STORE_NONE,
     f32_score,
@@ -121,9 +116,15 @@ def rerank_exact(metric, query, vectors, cand_i, n_cand, out_slots, out_scores):
     into ``out_slots``/``out_scores`` (k,) pre-filled -1 / +inf, sorted best first (equal scores by
     slot, so the order of the candidates does not matter)."""
     k = out_slots.shape[0]
+    heap = np.full(k, EMPTY, np.int64)  # (score, slot) packed: equal scores by slot
     for j in range(n_cand):
         node = cand_i[j]
-        s = score(metric, query, vectors[node])
-        if ranks_before(s, node, out_scores[0], out_slots[0]):
-            maxheap_replace_top_tied(out_scores, out_slots, k, s, node)
-    maxheap_sort_tied(out_scores, out_slots, k)
+        cand = pack_candidate(score(metric, query, vectors[node]), node)
+        if cand < heap[0]:
+            heap_replace_top(heap, k, cand)
+    heap.sort()
+    for j in range(k):
+        if heap[j] == EMPTY:
+            break
+        out_scores[j] = candidate_key(heap[j])
+        out_slots[j] = candidate_slot(heap[j])
