@@ -6,7 +6,8 @@ scanned list by list instead (faiss' ``search_implem_12``): the ``(query, probe)
 whole batch are sorted by list (:func:`sort_pairs`) and ``QUERY_GROUP`` queries probing a list
 share each code load (:func:`vecsearch.kernels.fastscan.scan_group`). Sharing grows with the
 queries per list: on 1M token vectors (nlist 4096, nprobe 32) the scan of 1,000 queries took
-29 ms cut into slices of 125 queries, 22 ms in slices of 500.
+29 ms cut into slices of 125 queries, 22 ms in slices of 500 (a scratch timing outside bench/; the
+end-to-end figures are ``bench/bench_scale.py``'s).
 
 So the batch is not cut by queries. The caller cuts the sorted pairs into units of about equal
 work (:func:`pair_units`) that threads take in turn (:func:`scan_pairs`); a list's pairs may be
